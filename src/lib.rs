@@ -1,0 +1,49 @@
+//! # tapegrad
+//!
+//! Define-by-run reverse-mode automatic differentiation over `ndarray` tensors.
+//!
+//! Every operation on a [`Var`] records a node on a [`Tape`]; [`Var::backward`] walks the tape
+//! in reverse and returns exact gradients. Backward rules are themselves written with
+//! differentiable operations, so gradients can be differentiated again ([`Tape::grad`] with
+//! `create_graph`), and every op's gradient is checked against central differences by the same
+//! public [`gradcheck`] users call.
+//!
+//! ```
+//! use tapegrad::Tape;
+//!
+//! let tape = Tape::<f64>::new();
+//! let apple = tape.var(100.0);
+//! let num = tape.var(2.0);
+//! let tax = tape.var(1.1);
+//! let price = apple * num * tax;
+//! let grads = price.backward();
+//! assert!((price.scalar() - 220.0).abs() < 1e-9);
+//! assert!((grads[tax].scalar().unwrap() - 200.0).abs() < 1e-12);
+//! ```
+//!
+//! Layers, from the ground up: [`Float`] and [`Error`]; [`Value`]; the [`tape`](Tape) (nodes,
+//! [`Var`], backward) and the [`op`] protocol; the [`ops`] families, which define all math on
+//! `Var`; [`gradcheck`].
+#![warn(missing_docs)]
+
+mod dot;
+mod error;
+mod float;
+mod gradcheck;
+pub mod op;
+pub mod ops;
+mod tape;
+mod value;
+
+pub use dot::DotOptions;
+pub use error::{Error, Result};
+pub use float::Float;
+pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, numerical_gradient};
+pub use op::{Context, Grads, IntoGrad, Op, Operand, Tensor};
+pub use ops::reduce::Norm;
+pub use ops::shape::{concat, stack, where_cond};
+pub use tape::{GradOptions, Gradients, NoGradGuard, NodeId, Tape, Var};
+pub use value::{Shape, Value, broadcast_shape};
+
+/// `s![..]` slicing arguments for [`Var::slice`], re-exported from ndarray.
+pub use ndarray::s;

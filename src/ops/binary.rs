@@ -1,0 +1,440 @@
+//! Elementwise binary operations with NumPy broadcasting, and the same with a scalar constant on
+//! either side; the arithmetic operators (`+ − × ÷`, unary `−`) on [`Var`] and [`Tensor`].
+//!
+//! Every rule reduces its gradients back to each input's shape with the one
+//! [`sum_to`](crate::Var::sum_to) helper, which undoes broadcasting.
+
+use crate::error::Result;
+use crate::float::Float;
+use crate::op::{Context, Grads, Op, Operand, Tensor, apply, methods};
+use crate::tape::Var;
+use crate::value::Value;
+
+/// Defines elementwise binary ops, one row each: the op struct, its forward `f(a, b)`, the
+/// gradient for each input before reduction to the input's shape, and the property-test
+/// strategy. Rules see `a`, `b`, the output `y` and the incoming gradient `gy` as [`Tensor`]s.
+macro_rules! binary_ops {
+    ($(
+        $(#[$meta:meta])*
+        $Op:ident $name:literal, |$fa:ident, $fb:ident| $f:expr,
+        |$a:ident, $b:ident, $y:ident, $gy:ident| $da:expr, $db:expr,
+        test $strategy:expr;
+    )*) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $Op;
+
+            impl<F: Float> Op<F> for $Op {
+                fn name(&self) -> &'static str { $name }
+                fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+                    Value::zip($name, x[0], x[1], |$fa: F, $fb: F| $f)
+                }
+                #[allow(unused_variables, clippy::redundant_clone)]
+                fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+                    let both = cx.needs_grad(0) && cx.needs_grad(1);
+                    let mut gy = Some(gy);
+                    let da = cx.grad_if(0, || {
+                        let $gy = if both { gy.clone().expect("set") } else { gy.take().expect("set") };
+                        let ($a, $b, $y) = (cx.input(0), cx.input(1), cx.output());
+                        ($da).sum_to(&cx.input_shape(0))
+                    });
+                    let db = cx.grad_if(1, || {
+                        let $gy = gy.take().expect("set");
+                        let ($a, $b, $y) = (cx.input(0), cx.input(1), cx.output());
+                        ($db).sum_to(&cx.input_shape(1))
+                    });
+                    crate::grads![da, db]
+                }
+            }
+        )*
+
+        #[cfg(test)]
+        pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
+            vec![$(crate::case!($name, $strategy, |x, _p| apply($Op, [x[0], x[1]]))),*]
+        }
+    };
+}
+
+binary_ops! {
+    /// `a + b`.
+    Add "add", |a, b| a + b,
+    // da = gy, db = gy
+    |a, b, y, gy| gy, gy,
+    test binary(ANY, ANY);
+
+    /// `a − b`.
+    Sub "sub", |a, b| a - b,
+    // da = gy, db = −gy
+    |a, b, y, gy| gy, -gy,
+    test binary(ANY, ANY);
+
+    /// `a · b`.
+    Mul "mul", |a, b| a * b,
+    // da = gy·b, db = gy·a
+    |a, b, y, gy| gy * b, gy * a,
+    test binary(ANY, ANY);
+
+    /// `a / b`.
+    Div "div", |a, b| a / b,
+    // da = gy/b, db = −gy·y/b
+    |a, b, y, gy| gy / b, -gy * y / b,
+    test binary(ANY, NONZERO);
+
+    /// `aᵇ`.
+    Pow "pow", |a, b| a.powf(b),
+    // da = gy·b·aᵇ⁻¹, db = gy·y·ln a
+    |a, b, y, gy| gy * b.clone() * a.pow(b - 1.0), gy * y * a.ln(),
+    test binary(POSITIVE, ANY);
+
+    /// The larger of `a` and `b`. NOTE: on a tie the gradient is split evenly between them.
+    Maximum "maximum", |a, b| a.max(b),
+    // da = gy·[a>b] + ½gy·[a=b], db = gy·[b>a] + ½gy·[a=b]
+    |a, b, y, gy| gy * a.zip_constant(&b, |a, b| tie_mask(a, b)),
+                  gy * b.zip_constant(&a, |b, a| tie_mask(b, a)),
+    test binary(GRID, GRID_SHIFTED);
+
+    /// The smaller of `a` and `b`. NOTE: on a tie the gradient is split evenly between them.
+    Minimum "minimum", |a, b| a.min(b),
+    // da = gy·[a<b] + ½gy·[a=b], db = gy·[b<a] + ½gy·[a=b]
+    |a, b, y, gy| gy * b.zip_constant(&a, |b, a| tie_mask(b, a)),
+                  gy * a.zip_constant(&b, |a, b| tie_mask(a, b)),
+    test binary(GRID, GRID_SHIFTED);
+}
+
+/// 1 where `a > b`, ½ where they tie, 0 elsewhere.
+fn tie_mask<F: Float>(a: F, b: F) -> F {
+    if a > b {
+        F::one()
+    } else if a == b {
+        F::of(0.5)
+    } else {
+        F::zero()
+    }
+}
+
+methods! {
+    /// `aᵇ` elementwise, both differentiable (`a > 0` for a real gradient in `b`).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let (a, b) = (tape.var(2.0), tape.var(3.0));
+    /// let y = a.pow(b);
+    /// let g = y.backward();
+    /// assert_eq!(y.scalar(), 8.0);
+    /// assert_eq!(g[a].scalar(), Some(12.0));                       // b·aᵇ⁻¹
+    /// assert!((g[b].scalar().unwrap() - 8.0 * 2f64.ln()).abs() < 1e-12); // aᵇ·ln a
+    /// ```
+    fn pow / try_pow(self, exponent: Self) -> Result<Self> {
+        crate::op::try_apply(Pow, [self, exponent])
+    }
+
+    /// The elementwise larger of two values, broadcasting; ties split the gradient evenly.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let (a, b) = (tape.var(vec![1.0, 5.0, 2.0]), tape.var(2.0));
+    /// let y = a.maximum(b);
+    /// assert_eq!(y.to_array().into_raw_vec_and_offset().0, vec![2.0, 5.0, 2.0]);
+    /// let g = y.sum().backward();
+    /// assert_eq!(g[a].to_array().into_raw_vec_and_offset().0, vec![0.0, 1.0, 0.5]);
+    /// assert_eq!(g[b].scalar(), Some(1.5));
+    /// ```
+    fn maximum / try_maximum(self, other: Self) -> Result<Self> {
+        crate::op::try_apply(Maximum, [self, other])
+    }
+
+    /// The elementwise smaller of two values, broadcasting; ties split the gradient evenly.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let a = tape.var(vec![1.0, 5.0]);
+    /// assert_eq!(a.minimum(tape.constant(3.0)).to_array().into_raw_vec_and_offset().0, vec![1.0, 3.0]);
+    /// ```
+    fn minimum / try_minimum(self, other: Self) -> Result<Self> {
+        crate::op::try_apply(Minimum, [self, other])
+    }
+}
+
+impl<'t, F: Float> Var<'t, F> {
+    /// `a + b`, returning the error instead of panicking when the shapes do not broadcast.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let (a, b) = (tape.var(vec![1.0, 2.0]), tape.var(vec![1.0, 2.0, 3.0]));
+    /// let err = a.try_add(b).unwrap_err();
+    /// assert!(err.to_string().starts_with("add: got shapes [2] and [3]"));
+    /// ```
+    pub fn try_add(self, other: Self) -> Result<Self> {
+        crate::op::try_apply(Add, [self, other])
+    }
+    /// `a − b`, returning the error; see [`try_add`](Self::try_add).
+    pub fn try_sub(self, other: Self) -> Result<Self> {
+        crate::op::try_apply(Sub, [self, other])
+    }
+    /// `a · b`, returning the error; see [`try_add`](Self::try_add).
+    pub fn try_mul(self, other: Self) -> Result<Self> {
+        crate::op::try_apply(Mul, [self, other])
+    }
+    /// `a / b`, returning the error; see [`try_add`](Self::try_add).
+    pub fn try_div(self, other: Self) -> Result<Self> {
+        crate::op::try_apply(Div, [self, other])
+    }
+}
+
+/// Defines elementwise ops of one value and a scalar constant `c`, one row each.
+macro_rules! scalar_ops {
+    ($(
+        $(#[$meta:meta])*
+        $Op:ident $name:literal $label:literal, |$fx:ident, $fc:ident| $f:expr,
+        |$x:ident, $c:ident, $y:ident, $gy:ident| $dx:expr,
+        test $strategy:expr;
+    )*) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $Op<F>(pub F);
+
+            impl<F: Float> Op<F> for $Op<F> {
+                fn name(&self) -> &'static str { $name }
+                fn label(&self) -> String { format!($label, self.0) }
+                fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+                    let $fc = self.0;
+                    Ok(x[0].map(|$fx: F| $f))
+                }
+                #[allow(unused_variables)]
+                fn backward<'a>(&self, cx: &Context<'a, F>, $gy: Tensor<'a, F>) -> Grads<'a, F> {
+                    let ($x, $y, $c) = (cx.input(0), cx.output(), self.0);
+                    crate::grads![$dx]
+                }
+            }
+        )*
+
+        #[cfg(test)]
+        pub(crate) fn scalar_cases() -> Vec<crate::ops::cases::Case> {
+            vec![$(crate::case!($name, $strategy, |x, p| apply($Op(num_traits::cast(p.scalar).unwrap()), [x[0]]))),*]
+        }
+    };
+}
+
+scalar_ops! {
+    /// `x + c`.
+    AddScalar "add_scalar" "+ {}", |x, c| x + c,
+    // dx = gy
+    |x, c, y, gy| gy,
+    test with_scalar(ANY, -3.0, 3.0);
+
+    /// `x · c`.
+    MulScalar "mul_scalar" "× {}", |x, c| x * c,
+    // dx = gy·c
+    |x, c, y, gy| gy * c.as_f64(),
+    test with_scalar(ANY, -3.0, 3.0);
+
+    /// `c − x`.
+    RSubScalar "rsub_scalar" "{} −", |x, c| c - x,
+    // dx = −gy
+    |x, c, y, gy| -gy,
+    test with_scalar(ANY, -3.0, 3.0);
+
+    /// `x / c`.
+    DivScalar "div_scalar" "÷ {}", |x, c| x / c,
+    // dx = gy/c
+    |x, c, y, gy| gy / c.as_f64(),
+    test with_scalar(ANY, 0.5, 3.0);
+
+    /// `c / x`.
+    RDivScalar "rdiv_scalar" "{} ÷", |x, c| c / x,
+    // dx = −gy·y/x
+    |x, c, y, gy| -gy * y / x,
+    test with_scalar(NONZERO, -3.0, 3.0);
+
+    /// `xᶜ` for a constant exponent.
+    Powf "powf" "^ {}", |x, c| x.powf(c),
+    // dx = gy·c·xᶜ⁻¹
+    |x, c, y, gy| gy * c.as_f64() * x.powf(c - F::one()),
+    test with_scalar(POSITIVE, -2.5, 2.5);
+
+    /// `cˣ` for a constant base `c > 0`.
+    RPowScalar "rpow_scalar" "{} ^", |x, c| c.powf(x),
+    // dx = gy·y·ln c
+    |x, c, y, gy| gy * y * c.ln().as_f64(),
+    test with_scalar(ANY, 0.5, 3.0);
+
+    /// `x` where positive, `c·x` elsewhere. NOTE: at 0 the gradient is `c`.
+    LeakyRelu "leaky_relu" "leaky_relu {}", |x, c| if x > F::zero() { x } else { c * x },
+    // dx = gy·(1 if x > 0 else c)
+    |x, c, y, gy| gy * x.map_constant(|x| if x > F::zero() { F::one() } else { c }),
+    test with_scalar(NONZERO, 0.01, 0.3);
+}
+
+methods! {
+    /// `xᶜ` for a constant exponent.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(4.0);
+    /// let y = x.powf(1.5);
+    /// assert_eq!(y.scalar(), 8.0);
+    /// assert_eq!(y.backward()[x].scalar(), Some(3.0));  // 1.5·√4
+    /// ```
+    fn powf(self, exponent: F) -> Self {
+        apply(Powf(exponent), [self])
+    }
+
+    /// `cˣ` for a constant base `c`: `x.rpow(2.0)` is `2ˣ`.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// assert_eq!(tape.var(3.0).rpow(2.0).scalar(), 8.0);
+    /// ```
+    fn rpow(self, base: F) -> Self {
+        apply(RPowScalar(base), [self])
+    }
+
+    /// Leaky ReLU: `x` where positive, `slope·x` elsewhere (the gradient at 0 is `slope`).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(vec![-2.0, 3.0]);
+    /// assert_eq!(x.leaky_relu(0.1).to_array().into_raw_vec_and_offset().0, vec![-0.2, 3.0]);
+    /// ```
+    fn leaky_relu(self, slope: F) -> Self {
+        apply(LeakyRelu(slope), [self])
+    }
+}
+
+/// `−x`.
+#[derive(Debug, Clone, Copy)]
+pub struct Negate;
+
+impl<F: Float> Op<F> for Negate {
+    fn name(&self) -> &'static str {
+        "neg"
+    }
+    fn label(&self) -> String {
+        "−".into()
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        Ok(x[0].map(|x| -x))
+    }
+    // dx = −gy
+    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+        crate::grads![-gy]
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn neg_cases() -> Vec<crate::ops::cases::Case> {
+    vec![crate::case!("neg", unary(ANY), |x, _p| -x[0])]
+}
+
+#[track_caller]
+fn add_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+    apply(AddScalar(c), [x])
+}
+#[track_caller]
+fn add_scalar_left<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+    apply(AddScalar(c), [x])
+}
+#[track_caller]
+fn sub_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+    apply(AddScalar(-c), [x])
+}
+#[track_caller]
+fn rsub_scalar<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+    apply(RSubScalar(c), [x])
+}
+#[track_caller]
+fn mul_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+    apply(MulScalar(c), [x])
+}
+#[track_caller]
+fn mul_scalar_left<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+    apply(MulScalar(c), [x])
+}
+#[track_caller]
+fn div_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+    apply(DivScalar(c), [x])
+}
+#[track_caller]
+fn rdiv_scalar<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+    apply(RDivScalar(c), [x])
+}
+
+/// The arithmetic operators for one operand type: with itself, with `f32`/`f64` on either side,
+/// and negation.
+macro_rules! operators {
+    ($T:ident) => {
+        operators!(@binary $T, Add, add, Add, add_scalar, add_scalar_left);
+        operators!(@binary $T, Sub, sub, Sub, sub_scalar, rsub_scalar);
+        operators!(@binary $T, Mul, mul, Mul, mul_scalar, mul_scalar_left);
+        operators!(@binary $T, Div, div, Div, div_scalar, rdiv_scalar);
+
+        impl<'t, F: Float> std::ops::Neg for $T<'t, F> {
+            type Output = Self;
+            #[track_caller]
+            fn neg(self) -> Self {
+                apply(Negate, [self])
+            }
+        }
+    };
+    (@binary $T:ident, $Trait:ident, $method:ident, $Op:ident, $with_scalar:ident, $scalar_with:ident) => {
+        impl<'t, F: Float> std::ops::$Trait for $T<'t, F> {
+            type Output = Self;
+            #[track_caller]
+            fn $method(self, rhs: Self) -> Self {
+                apply($Op, [self, rhs])
+            }
+        }
+        operators!(@scalar $T, $Trait, $method, f32, $with_scalar, $scalar_with);
+        operators!(@scalar $T, $Trait, $method, f64, $with_scalar, $scalar_with);
+    };
+    (@scalar $T:ident, $Trait:ident, $method:ident, $S:ty, $with_scalar:ident, $scalar_with:ident) => {
+        impl<'t, F: Float> std::ops::$Trait<$S> for $T<'t, F> {
+            type Output = Self;
+            #[track_caller]
+            fn $method(self, c: $S) -> Self {
+                ($with_scalar)(self, F::of(c as f64))
+            }
+        }
+        impl<'t, F: Float> std::ops::$Trait<$T<'t, F>> for $S {
+            type Output = $T<'t, F>;
+            #[track_caller]
+            fn $method(self, x: $T<'t, F>) -> $T<'t, F> {
+                ($scalar_with)(F::of(self as f64), x)
+            }
+        }
+    };
+}
+
+operators!(Var);
+operators!(Tensor);
+
+macro_rules! assign_operators {
+    ($($Trait:ident $method:ident $op:tt),*) => {$(
+        impl<'t, F: Float> std::ops::$Trait for Var<'t, F> {
+            #[track_caller]
+            fn $method(&mut self, rhs: Self) {
+                *self = *self $op rhs;
+            }
+        }
+        impl<'t, F: Float> std::ops::$Trait<f64> for Var<'t, F> {
+            #[track_caller]
+            fn $method(&mut self, rhs: f64) {
+                *self = *self $op rhs;
+            }
+        }
+    )*};
+}
+
+assign_operators!(AddAssign add_assign +, SubAssign sub_assign -, MulAssign mul_assign *, DivAssign div_assign /);
+
+#[cfg(test)]
+use crate::ops::cases::*;

@@ -1,0 +1,403 @@
+//! The op registry for property tests: every op family lists its cases (an input strategy and
+//! a function of the inputs); the tests here run [`gradcheck`](crate::gradcheck) and an f32/f64
+//! agreement check over all of them, and fail if an op in the source has no case.
+
+use ndarray::{ArrayD, IxDyn, SliceInfoElem};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+use crate::{GradcheckOptions, Tape, Var, gradcheck};
+
+/// One property-test entry: inputs drawn from `strategy`, an expression `f` of them, written
+/// once and instantiated for both element types.
+pub(crate) struct Case {
+    pub name: &'static str,
+    pub strategy: fn() -> BoxedStrategy<Sample>,
+    pub f64: for<'t> fn(&[Var<'t, f64>], &Sample) -> Var<'t, f64>,
+    pub f32: for<'t> fn(&[Var<'t, f32>], &Sample) -> Var<'t, f32>,
+}
+
+/// Builds a [`Case`]: `case!(name, strategy, |x, p| expression)`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! case {
+    ($name:expr, $strategy:expr, |$x:ident, $p:ident| $body:expr) => {
+        $crate::ops::cases::Case {
+            name: $name,
+            strategy: || proptest::strategy::Strategy::boxed($strategy),
+            f64: |$x, $p| $body,
+            f32: |$x, $p| $body,
+        }
+    };
+}
+
+/// Inputs and parameters of one test: the arrays, plus integers (axes, indices, flags), a
+/// scalar, and a slice or a mask where the op takes one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sample {
+    pub inputs: Vec<ArrayD<f64>>,
+    pub ints: Vec<usize>,
+    pub scalar: f64,
+    pub slice: Vec<SliceInfoElem>,
+    pub mask: Option<ArrayD<bool>>,
+}
+
+impl Sample {
+    fn new(inputs: Vec<ArrayD<f64>>) -> Self {
+        Sample { inputs, scalar: 1.5, ..Sample::default() }
+    }
+
+    pub fn slice(&self) -> Vec<SliceInfoElem> {
+        self.slice.clone()
+    }
+
+    pub fn mask(&self) -> ArrayD<bool> {
+        self.mask.clone().expect("a mask")
+    }
+
+    /// For `broadcast_to`: the input takes the (smaller) target shape and `ints` the full one.
+    pub fn swap_shape(self) -> Self {
+        let full = self.inputs[0].shape().to_vec();
+        let n = self.ints.iter().product();
+        let values = self.inputs[0].iter().take(n).copied().collect();
+        let small = ArrayD::from_shape_vec(IxDyn(&self.ints), values).expect("enough values");
+        Sample { inputs: vec![small], ints: full, ..self }
+    }
+}
+
+/// Where an op's inputs are drawn from, away from its kinks and poles.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Domain {
+    Uniform(f64, f64),
+    /// `[-hi, -gap] ∪ [gap, hi]`.
+    AwayFromZero(f64, f64),
+    /// Multiples of 0.5 plus an offset in `[-2, 2]`: two grids with different offsets never tie.
+    Grid(f64),
+}
+
+pub(crate) const ANY: Domain = Domain::Uniform(-2.0, 2.0);
+pub(crate) const WIDE: Domain = Domain::Uniform(-6.0, 6.0);
+pub(crate) const POSITIVE: Domain = Domain::Uniform(0.2, 3.0);
+pub(crate) const NONZERO: Domain = Domain::AwayFromZero(2.0, 0.1);
+pub(crate) const GRID: Domain = Domain::Grid(0.0);
+pub(crate) const GRID_SHIFTED: Domain = Domain::Grid(0.25);
+
+fn value(d: Domain) -> BoxedStrategy<f64> {
+    match d {
+        Domain::Uniform(lo, hi) => (lo..hi).boxed(),
+        Domain::AwayFromZero(hi, gap) => {
+            (gap..hi, any::<bool>()).prop_map(|(v, s)| if s { v } else { -v }).boxed()
+        }
+        Domain::Grid(offset) => (-4i32..=4).prop_map(move |k| k as f64 * 0.5 + offset).boxed(),
+    }
+}
+
+fn array(shape: Vec<usize>, d: Domain) -> impl Strategy<Value = ArrayD<f64>> {
+    let n: usize = shape.iter().product();
+    vec(value(d), n).prop_map(move |v| ArrayD::from_shape_vec(IxDyn(&shape), v).expect("n values"))
+}
+
+fn shape(ranks: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<usize>> {
+    vec(1usize..=3, ranks)
+}
+
+/// A full shape and one that broadcasts to it (a suffix, some axes set to 1).
+fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    shape(0..=4)
+        .prop_flat_map(|s| {
+            let n = s.len();
+            (Just(s), 0..=n, vec(any::<bool>(), n))
+        })
+        .prop_map(|(full, keep, ones)| {
+            let small = (full.len() - keep..full.len()).map(|i| if ones[i] { 1 } else { full[i] }).collect();
+            (full, small)
+        })
+}
+
+pub(crate) fn unary(d: Domain) -> impl Strategy<Value = Sample> {
+    shape(0..=4).prop_flat_map(move |s| array(s, d)).prop_map(|a| Sample::new(vec![a]))
+}
+
+pub(crate) fn with_scalar(d: Domain, lo: f64, hi: f64) -> impl Strategy<Value = Sample> {
+    (unary(d), lo..hi).prop_map(|(s, c)| Sample { scalar: c, ..s })
+}
+
+pub(crate) fn binary(da: Domain, db: Domain) -> impl Strategy<Value = Sample> {
+    (broadcast_pair(), any::<bool>())
+        .prop_flat_map(move |((full, small), swap)| {
+            let (sa, sb) = if swap { (small, full) } else { (full, small) };
+            (array(sa, da), array(sb, db))
+        })
+        .prop_map(|(a, b)| Sample::new(vec![a, b]))
+}
+
+/// An array of a full shape, with `ints` a shape it sums down to.
+pub(crate) fn broadcast_source(d: Domain) -> impl Strategy<Value = Sample> {
+    broadcast_pair()
+        .prop_flat_map(move |(full, small)| (array(full, d), Just(small)))
+        .prop_map(|(a, small)| Sample { ints: small, ..Sample::new(vec![a]) })
+}
+
+pub(crate) fn permutation(d: Domain) -> impl Strategy<Value = Sample> {
+    shape(0..=4)
+        .prop_flat_map(move |s| {
+            let axes: Vec<usize> = (0..s.len()).collect();
+            (array(s, d), Just(axes).prop_shuffle())
+        })
+        .prop_map(|(a, axes)| Sample { ints: axes, ..Sample::new(vec![a]) })
+}
+
+/// Per-axis slices with steps, negative starts and single indices, and sometimes a new axis.
+pub(crate) fn slicing(d: Domain) -> impl Strategy<Value = Sample> {
+    shape(1..=3)
+        .prop_flat_map(move |s| {
+            let per_axis: Vec<_> = s.iter().map(|&n| (0..n, 0..n, 1isize..=2, 0u8..4)).collect();
+            (array(s, d), per_axis, any::<bool>())
+        })
+        .prop_map(|(a, per_axis, new_axis)| {
+            let mut slice: Vec<SliceInfoElem> = per_axis
+                .iter()
+                .zip(a.shape())
+                .map(|(&(i, j, step, kind), &n)| {
+                    let (start, end) = (i.min(j) as isize, (i.max(j) + 1) as isize);
+                    match kind {
+                        0 => SliceInfoElem::Index(i as isize),
+                        1 => SliceInfoElem::Slice { start: start - n as isize, end: None, step },
+                        _ => SliceInfoElem::Slice { start, end: Some(end), step },
+                    }
+                })
+                .collect();
+            if new_axis {
+                slice.insert(0, SliceInfoElem::NewAxis);
+            }
+            Sample { slice, ..Sample::new(vec![a]) }
+        })
+}
+
+/// An axis and indices along it (repeats allowed): `ints = [axis, indices…]`.
+pub(crate) fn selection(d: Domain) -> impl Strategy<Value = Sample> {
+    shape(1..=3)
+        .prop_flat_map(move |s| {
+            let r = s.len();
+            (Just(s.clone()), array(s, d), 0..r)
+        })
+        .prop_flat_map(|(s, a, axis)| (Just(a), Just(axis), vec(0..s[axis], 1..=4)))
+        .prop_map(|(a, axis, indices)| {
+            let ints = std::iter::once(axis).chain(indices).collect();
+            Sample { ints, ..Sample::new(vec![a]) }
+        })
+}
+
+/// Two broadcasting operands and a boolean mask of their broadcast shape.
+pub(crate) fn masked(d: Domain) -> impl Strategy<Value = Sample> {
+    binary(d, d).prop_flat_map(|s| {
+        let shape =
+            crate::broadcast_shape(s.inputs[0].shape(), s.inputs[1].shape()).expect("broadcasts").to_vec();
+        let n: usize = shape.iter().product();
+        vec(any::<bool>(), n).prop_map(move |m| {
+            let mask = ArrayD::from_shape_vec(IxDyn(&shape), m).expect("n flags");
+            Sample { mask: Some(mask), ..s.clone() }
+        })
+    })
+}
+
+/// Two or three arrays that differ only in the length of axis `ints[0]`.
+pub(crate) fn joinable(d: Domain) -> impl Strategy<Value = Sample> {
+    (shape(1..=3), vec(1usize..=3, 2..=3))
+        .prop_flat_map(|(s, lens)| {
+            let r = s.len();
+            (Just(s), Just(lens), 0..r)
+        })
+        .prop_flat_map(move |(s, lens, axis)| {
+            let arrays: Vec<_> = lens
+                .iter()
+                .map(|&len| {
+                    let mut shape = s.clone();
+                    shape[axis] = len;
+                    array(shape, d)
+                })
+                .collect();
+            (arrays, Just(axis))
+        })
+        .prop_map(|(inputs, axis)| Sample { ints: vec![axis], ..Sample::new(inputs) })
+}
+
+/// Two or three arrays of one shape and a new-axis position `ints[0]`.
+pub(crate) fn stackable(d: Domain) -> impl Strategy<Value = Sample> {
+    (shape(0..=3), 2usize..=3)
+        .prop_flat_map(move |(s, k)| {
+            let r = s.len();
+            (vec(array(s, d), k), 0..=r)
+        })
+        .prop_map(|(inputs, axis)| Sample { ints: vec![axis], ..Sample::new(inputs) })
+}
+
+/// An array of rank ≥ 1, with `ints = [keepdims, axes…]` (a non-empty ascending set of axes)
+/// and `scalar` in `[0, 3)`.
+pub(crate) fn axes_and_keepdims(d: Domain) -> impl Strategy<Value = Sample> {
+    shape(1..=4)
+        .prop_flat_map(move |s| {
+            let r = s.len();
+            (array(s, d), vec(any::<bool>(), r), 0..r, any::<bool>(), 0.0..3.0)
+        })
+        .prop_map(|(a, chosen, first, keepdims, scalar)| {
+            let axes = (0..chosen.len()).filter(|&i| chosen[i] || i == first);
+            let ints = std::iter::once(keepdims as usize).chain(axes).collect();
+            Sample { ints, scalar, ..Sample::new(vec![a]) }
+        })
+}
+
+/// Like [`axes_and_keepdims`], with values distinct in absolute value (no ties for max, min or
+/// the ∞-norm).
+pub(crate) fn distinct_with_axes() -> impl Strategy<Value = Sample> {
+    axes_and_keepdims(ANY).prop_flat_map(|s| {
+        let n = s.inputs[0].len();
+        let magnitudes: Vec<usize> = (1..=n).collect();
+        (Just(s), Just(magnitudes).prop_shuffle(), vec(any::<bool>(), n)).prop_map(|(s, m, signs)| {
+            let values =
+                m.iter().zip(signs).map(|(&k, pos)| if pos { 0.3 * k as f64 } else { -0.3 * k as f64 });
+            let a = ArrayD::from_shape_vec(s.inputs[0].raw_dim(), values.collect()).expect("n values");
+            Sample { inputs: vec![a], ..s }
+        })
+    })
+}
+
+/// Operands of the `MatMul` primitive: 2-D or 3-D (batch shared when one side is 2-D), with
+/// transpose flags `ints = [ta, tb]` and the operands stored accordingly.
+pub(crate) fn matmul_operands(d: Domain) -> impl Strategy<Value = Sample> {
+    (1usize..=3, 1usize..=3, 1usize..=3, 1usize..=3, 0u8..4, any::<bool>(), any::<bool>())
+        .prop_flat_map(move |(b, m, k, n, ranks, ta, tb)| {
+            let shape = |batch: bool, r: usize, c: usize, t: bool| {
+                let (r, c) = if t { (c, r) } else { (r, c) };
+                if batch { vec![b, r, c] } else { vec![r, c] }
+            };
+            let (a3, b3) = (ranks & 1 == 1, ranks & 2 == 2);
+            (
+                array(shape(a3, m, k, ta), d),
+                array(shape(b3, k, n, tb), d),
+                Just(vec![ta as usize, tb as usize]),
+            )
+        })
+        .prop_map(|(a, b, ints)| Sample { ints, ..Sample::new(vec![a, b]) })
+}
+
+/// Operands of `matmul` where one or both sides are vectors.
+pub(crate) fn vector_operands(d: Domain) -> impl Strategy<Value = Sample> {
+    (1usize..=3, 1usize..=3, 1usize..=3, 0u8..5)
+        .prop_flat_map(move |(b, k, n, kind)| {
+            let (sa, sb) = match kind {
+                0 => (vec![k], vec![k]),
+                1 => (vec![k], vec![k, n]),
+                2 => (vec![n, k], vec![k]),
+                3 => (vec![k], vec![b, k, n]),
+                _ => (vec![b, n, k], vec![k]),
+            };
+            (array(sa, d), array(sb, d))
+        })
+        .prop_map(|(a, b)| Sample::new(vec![a, b]))
+}
+
+/// Every case of every family.
+pub(crate) fn all() -> Vec<Case> {
+    use crate::ops::*;
+    [
+        binary::cases(),
+        binary::scalar_cases(),
+        binary::neg_cases(),
+        unary::cases(),
+        reduce::cases(),
+        shape::cases(),
+        linalg::cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn runner(cases: u32) -> TestRunner {
+    TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() })
+}
+
+#[test]
+fn every_op_matches_central_differences() {
+    for case in all() {
+        let result = runner(64).run(&(case.strategy)(), |s| {
+            gradcheck(|x| (case.f64)(x, &s), &s.inputs, GradcheckOptions::default())
+                .map_err(|e| TestCaseError::fail(e.to_string()))
+        });
+        if let Err(e) = result {
+            panic!("{}: {e}", case.name);
+        }
+    }
+}
+
+#[test]
+fn f32_forward_agrees_with_f64() {
+    for case in all() {
+        let result = runner(32).run(&(case.strategy)(), |s| {
+            let t64 = Tape::<f64>::new();
+            let y64 = (case.f64)(&s.inputs.iter().map(|a| t64.constant(a.clone())).collect::<Vec<_>>(), &s)
+                .to_array();
+            let t32 = Tape::<f32>::new();
+            let x32: Vec<_> = s.inputs.iter().map(|a| t32.constant(a.mapv(|v| v as f32))).collect();
+            let y32 = (case.f32)(&x32, &s).to_array();
+            prop_assert_eq!(y64.shape(), y32.shape());
+            for (a, b) in y64.iter().zip(&y32) {
+                prop_assert!((a - *b as f64).abs() <= 1e-5 * (1.0 + a.abs()), "f64 {} vs f32 {}", a, b);
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{}: {e}", case.name);
+        }
+    }
+}
+
+/// Each type that implements `Op` in `src/ops` (written out, or as a row of an op table) must
+/// be exercised by some case.
+#[test]
+fn every_op_has_a_property_test_entry() {
+    let mut exercised = std::collections::BTreeSet::new();
+    for case in all() {
+        let sample = (case.strategy)().new_tree(&mut runner(1)).expect("a sample").current();
+        let tape = Tape::<f64>::new();
+        let x: Vec<_> = sample.inputs.iter().map(|a| tape.var(a.clone())).collect();
+        (case.f64)(&x, &sample);
+        let inner = tape.inner.borrow();
+        for node in inner.nodes.values() {
+            if let Some(op) = &node.op {
+                exercised.insert(
+                    op.type_name().rsplit("::").next().unwrap().split('<').next().unwrap().to_string(),
+                );
+            }
+        }
+    }
+    let mut declared = std::collections::BTreeSet::new();
+    for file in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/ops")).unwrap() {
+        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+        let mut in_table = false;
+        for line in text.lines() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("impl<F: Float> Op<F> for ") {
+                let name = rest.split(|c: char| !c.is_alphanumeric()).next().unwrap();
+                if !name.is_empty() {
+                    declared.insert(name.to_string());
+                }
+            }
+            if line.ends_with("_ops! {") && !line.starts_with("macro_rules") {
+                in_table = true;
+            } else if line == "}" {
+                in_table = false;
+            } else if in_table {
+                let first = line.split_whitespace().next().unwrap_or("");
+                if first.starts_with(char::is_uppercase) && first.chars().all(char::is_alphanumeric) {
+                    declared.insert(first.to_string());
+                }
+            }
+        }
+    }
+    assert!(declared.len() > 30, "the scan found only {declared:?}");
+    let missing: Vec<_> = declared.difference(&exercised).collect();
+    assert!(missing.is_empty(), "ops without a property-test entry: {missing:?}");
+}

@@ -1,0 +1,148 @@
+//! Matrix products: 2-D·2-D, batched 3-D (with a 2-D operand broadcast over the batch), and
+//! through reshaping 1-D·2-D, 2-D·1-D and the dot product 1-D·1-D.
+//!
+//! The primitive carries transpose flags, so the backward products `gy·Bᵀ` and `Aᵀ·gy` read
+//! their operands through strided views instead of copying a transpose.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array3, ArrayView2, Axis, Ix2};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::op::{Context, Grads, Op, Tensor, methods, try_apply};
+use crate::value::Value;
+
+/// `op(A)·op(B)` where `op` transposes the last two axes when the flag is set. Operands are 2-D
+/// or 3-D (a batch); a 2-D operand is shared by every matrix of a 3-D one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MatMul {
+    /// Transpose `A`.
+    pub ta: bool,
+    /// Transpose `B`.
+    pub tb: bool,
+}
+
+impl<F: Float> Op<F> for MatMul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+    fn label(&self) -> String {
+        format!("matmul{}{}", if self.ta { " Aᵀ" } else { "" }, if self.tb { " Bᵀ" } else { "" })
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let (a, b) = (x[0].view(), x[1].view());
+        let (sa, sb) = (a.shape(), b.shape());
+        let fits = matches!((sa.len(), sb.len()), (2 | 3, 2 | 3));
+        let dims = |s: &[usize], t: bool| {
+            let (r, c) = (s[s.len() - 2], s[s.len() - 1]);
+            if t { (c, r) } else { (r, c) }
+        };
+        if !fits {
+            return Err(Error::shape(
+                "matmul",
+                &[sa, sb],
+                "2-D or 3-D operands ([m, k]·[k, n] or batches [b, m, k]·[b, k, n])",
+            ));
+        }
+        let ((m, k), (k2, n)) = (dims(sa, self.ta), dims(sb, self.tb));
+        if k != k2 {
+            let expected = format!("[m, k]·[k, n] with equal k ({k} ≠ {k2})");
+            return Err(Error::shape("matmul", &[sa, sb], expected));
+        }
+        if sa.len() == 2 && sb.len() == 2 {
+            return Ok(Value::from(matrix(a, self.ta).dot(&matrix(b, self.tb))));
+        }
+        let batch = |s: &[usize]| if s.len() == 3 { Some(s[0]) } else { None };
+        let nb = match (batch(sa), batch(sb)) {
+            (Some(p), Some(q)) if p != q => {
+                let expected = format!("equal batch sizes ({p} ≠ {q})");
+                return Err(Error::shape("matmul", &[sa, sb], expected));
+            }
+            (p, q) => p.or(q).expect("one operand is 3-D"),
+        };
+        let mut out = Array3::zeros((nb, m, n));
+        for (i, mut c) in out.axis_iter_mut(Axis(0)).enumerate() {
+            general_mat_mul(F::one(), &at(&a, i, self.ta), &at(&b, i, self.tb), F::zero(), &mut c);
+        }
+        Ok(Value::from(out))
+    }
+    // Y = A·B: dA = gy·Bᵀ, dB = Aᵀ·gy (with the flags: the same identities, transposed to fit)
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+        let (a, b) = (cx.input(0), cx.input(1));
+        let mm = |x: Tensor<'a, F>, y: Tensor<'a, F>, ta, tb| crate::op::apply(MatMul { ta, tb }, [x, y]);
+        let da = cx.grad_if(0, || {
+            let d = if self.ta {
+                mm(b.clone(), gy.clone(), self.tb, true)
+            } else {
+                mm(gy.clone(), b.clone(), false, !self.tb)
+            };
+            d.sum_to(&cx.input_shape(0))
+        });
+        let db = cx.grad_if(1, || {
+            let d = if self.tb {
+                mm(gy.clone(), a.clone(), true, self.ta)
+            } else {
+                mm(a.clone(), gy.clone(), !self.ta, false)
+            };
+            d.sum_to(&cx.input_shape(1))
+        });
+        crate::grads![da, db]
+    }
+}
+
+/// Matrix `i` of a batch (or the one matrix of a 2-D operand), transposed when `t`.
+fn at<'v, F: Float>(v: &'v ndarray::ArrayViewD<'_, F>, i: usize, t: bool) -> ArrayView2<'v, F> {
+    let m = if v.ndim() == 3 { v.index_axis(Axis(0), i) } else { v.view() };
+    matrix(m, t)
+}
+
+/// A 2-D view, transposed when `t`.
+fn matrix<F: Float>(v: ndarray::ArrayViewD<'_, F>, t: bool) -> ArrayView2<'_, F> {
+    let v = v.into_dimensionality::<Ix2>().expect("2-D");
+    if t { v.reversed_axes() } else { v }
+}
+
+methods! {
+    /// The matrix product, NumPy's `@`: `[m, k]·[k, n] → [m, n]`; batches
+    /// `[b, m, k]·[b, k, n] → [b, m, n]` (either side may be a single 2-D matrix shared by the
+    /// batch); `[k]·[k, n] → [n]`, `[m, k]·[k] → [m]` and the dot product `[k]·[k] → []`.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// use ndarray::array;
+    /// let tape = Tape::<f64>::new();
+    /// let a = tape.var(array![[1.0, 2.0], [3.0, 4.0]]);
+    /// let b = tape.var(array![[5.0], [6.0]]);
+    /// let y = a.matmul(b);
+    /// assert_eq!(y.to_array(), array![[17.0], [39.0]].into_dyn());
+    /// let g = y.sum().backward();
+    /// assert_eq!(g[a].to_array(), array![[5.0, 6.0], [5.0, 6.0]].into_dyn()); // gy·Bᵀ
+    /// assert_eq!(g[b].to_array(), array![[4.0], [6.0]].into_dyn());           // Aᵀ·gy
+    ///
+    /// let e = a.try_matmul(tape.var(ndarray::Array2::<f64>::zeros((3, 2)))).unwrap_err();
+    /// assert_eq!(e.to_string(), "matmul: got shapes [2, 2] and [3, 2], expected [m, k]·[k, n] with equal k (2 ≠ 3)");
+    /// ```
+    fn matmul / try_matmul(self, other: Self) -> Result<Self> {
+        let (ra, rb) = (self.ndim(), other.ndim());
+        match (ra, rb) {
+            (1, 1) => {
+                let y = try_apply(MatMul::default(), [self.try_unsqueeze(0)?, other.try_unsqueeze(1)?])?;
+                y.try_reshape(&[])
+            }
+            (1, _) => try_apply(MatMul::default(), [self.try_unsqueeze(0)?, other])?.try_squeeze(ra + rb - 3),
+            (_, 1) => try_apply(MatMul::default(), [self, other.try_unsqueeze(1)?])?.try_squeeze(ra + rb - 2),
+            _ => try_apply(MatMul::default(), [self, other]),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
+    use crate::ops::cases::*;
+    vec![
+        crate::case!("matmul", matmul_operands(ANY), |x, p| {
+            crate::op::apply(MatMul { ta: p.ints[0] == 1, tb: p.ints[1] == 1 }, [x[0], x[1]])
+        }),
+        crate::case!("matmul_vectors", vector_operands(ANY), |x, _p| x[0].matmul(x[1])),
+    ]
+}

@@ -1,0 +1,515 @@
+//! Reductions: sums and means over all or some axes, max/min, `logsumexp`, `softmax`,
+//! `log_softmax`, and norms and distances. `logsumexp`, `softmax` and `log_softmax` shift by the
+//! maximum, so `softmax([1000, 1000])` is `[0.5, 0.5]` and nothing overflows.
+
+use ndarray::{ArrayD, Axis};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::op::{Context, Grads, Op, Tensor, apply, check_axis, methods, try_apply};
+use crate::value::{Shape, Value};
+
+/// Sums over `axes` (all axes when empty is not meant: pass every axis), keeping them as length
+/// 1 when `keepdims`.
+#[derive(Debug, Clone)]
+pub struct SumAxes {
+    /// The axes summed, ascending.
+    pub axes: Shape,
+    /// Keep the summed axes with length 1.
+    pub keepdims: bool,
+}
+
+impl<F: Float> Op<F> for SumAxes {
+    fn name(&self) -> &'static str {
+        "sum"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        check_axes("sum", &self.axes, x[0].ndim())?;
+        if let (Value::Array(a), true) = (x[0], self.axes.len() == x[0].ndim() && !self.keepdims) {
+            return Ok(Value::Scalar(a.sum()));
+        }
+        Ok(reduce(x[0], &self.axes, self.keepdims, |a, axis| a.sum_axis(axis)))
+    }
+    // dx = broadcast_to(gy with the axes kept, shape(x))
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+        let shape = cx.input_shape(0);
+        crate::grads![gy.reshape(&kept_shape(&shape, &self.axes)).broadcast_to(&shape)]
+    }
+}
+
+/// The maximum (`is_max`) or minimum over `axes`. NOTE: when several entries tie for the
+/// extreme, the gradient is split evenly among them.
+#[derive(Debug, Clone)]
+pub struct Extremum {
+    /// The axes reduced, ascending.
+    pub axes: Shape,
+    /// Keep the reduced axes with length 1.
+    pub keepdims: bool,
+    /// Maximum rather than minimum.
+    pub is_max: bool,
+}
+
+impl<F: Float> Op<F> for Extremum {
+    fn name(&self) -> &'static str {
+        if self.is_max { "max" } else { "min" }
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        check_axes(Op::<F>::name(self), &self.axes, x[0].ndim())?;
+        if x[0].is_empty() {
+            return Err(Error::argument(Op::<F>::name(self), "the value has no elements"));
+        }
+        let pick = if self.is_max { F::max } else { F::min };
+        let start = if self.is_max { F::neg_infinity() } else { F::infinity() };
+        Ok(reduce(x[0], &self.axes, self.keepdims, |a, axis| a.fold_axis(axis, start, |&m, &v| pick(m, v))))
+    }
+    // dx = gy·[x = y] / (number of ties)
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+        let (x, shape) = (cx.input(0), cx.input_shape(0));
+        let kept = kept_shape(&shape, &self.axes);
+        let at_extreme =
+            x.zip_constant(&cx.output().reshape(&kept), |x, y| if x == y { F::one() } else { F::zero() });
+        let ties = at_extreme.clone().sum_axes(&self.axes, true);
+        let share = at_extreme.zip_constant(&ties, |m, n| m / n);
+        crate::grads![gy.reshape(&kept) * share]
+    }
+}
+
+/// `ln Σ eˣ` along one axis, shifted by the maximum so it never overflows.
+#[derive(Debug, Clone, Copy)]
+pub struct LogSumExp {
+    /// The axis reduced.
+    pub axis: usize,
+    /// Keep it with length 1.
+    pub keepdims: bool,
+}
+
+impl<F: Float> Op<F> for LogSumExp {
+    fn name(&self) -> &'static str {
+        "logsumexp"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        check_axis("logsumexp", self.axis, x[0].ndim())?;
+        let lse = log_sum_exp(&x[0].view(), self.axis);
+        Ok(Value::from(if self.keepdims { lse } else { lse.remove_axis(Axis(self.axis)) }))
+    }
+    // dx = gy·e^(x − y), with gy and y broadcast along the axis
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+        let kept = kept_shape(&cx.input_shape(0), &[self.axis]);
+        crate::grads![gy.reshape(&kept) * (cx.input(0) - cx.output().reshape(&kept)).exp()]
+    }
+}
+
+/// `ln Σ eˣ` along `axis`, with the axis kept (length 1); `-∞` for a row of `-∞`, never NaN.
+fn log_sum_exp<F: Float>(x: &ndarray::ArrayViewD<'_, F>, axis: usize) -> ArrayD<F> {
+    let (shifted, max) = shift_by_max(x, axis);
+    log_sum(&shifted, axis) + max
+}
+
+/// `x − max(x)` along `axis`, and the maximum (axis kept); a row of `-∞` is shifted by 0.
+fn shift_by_max<F: Float>(x: &ndarray::ArrayViewD<'_, F>, axis: usize) -> (ArrayD<F>, ArrayD<F>) {
+    let max = x.fold_axis(Axis(axis), F::neg_infinity(), |&m, &v| m.max(v)).insert_axis(Axis(axis));
+    let max = max.mapv(|m| if m.is_finite() { m } else { F::zero() });
+    (x - &max, max)
+}
+
+/// `ln Σ eˣ` along `axis` for values already shifted by their maximum (axis kept).
+fn log_sum<F: Float>(shifted: &ArrayD<F>, axis: usize) -> ArrayD<F> {
+    shifted.mapv(F::exp).sum_axis(Axis(axis)).insert_axis(Axis(axis)).mapv(F::ln)
+}
+
+/// `eˣ / Σ eˣ` along one axis.
+#[derive(Debug, Clone, Copy)]
+pub struct Softmax(pub usize);
+
+impl<F: Float> Op<F> for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        check_axis("softmax", self.0, x[0].ndim())?;
+        let (shifted, _) = shift_by_max(&x[0].view(), self.0);
+        let exp = shifted.mapv(F::exp);
+        let sum = exp.sum_axis(Axis(self.0)).insert_axis(Axis(self.0));
+        Ok(Value::from(exp / sum))
+    }
+    // dx = y·(gy − Σ gy·y) along the axis
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+        let y = cx.output();
+        let dot = (gy.clone() * y.clone()).sum_axes(&[self.0], true);
+        crate::grads![y * (gy - dot)]
+    }
+}
+
+/// `x − ln Σ eˣ` along one axis: the log of [`Softmax`], computed without taking a log of 0.
+#[derive(Debug, Clone, Copy)]
+pub struct LogSoftmax(pub usize);
+
+impl<F: Float> Op<F> for LogSoftmax {
+    fn name(&self) -> &'static str {
+        "log_softmax"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        check_axis("log_softmax", self.0, x[0].ndim())?;
+        let (shifted, _) = shift_by_max(&x[0].view(), self.0);
+        let log_sum = log_sum(&shifted, self.0);
+        Ok(Value::from(shifted - log_sum))
+    }
+    // dx = gy − e^y·Σ gy along the axis
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+        let total = gy.clone().sum_axes(&[self.0], true);
+        crate::grads![gy - cx.output().exp() * total]
+    }
+}
+
+/// Applies `f` (a one-axis reduction that drops the axis) over `axes`, keeping them if asked.
+fn reduce<F: Float>(
+    x: &Value<F>,
+    axes: &[usize],
+    keepdims: bool,
+    f: impl Fn(&ArrayD<F>, Axis) -> ArrayD<F>,
+) -> Value<F> {
+    let mut out = x.view().to_owned();
+    for &axis in axes.iter().rev() {
+        out = f(&out, Axis(axis));
+        if keepdims {
+            out = out.insert_axis(Axis(axis));
+        }
+    }
+    Value::from(out)
+}
+
+/// `shape` with each of `axes` set to 1.
+fn kept_shape(shape: &[usize], axes: &[usize]) -> Shape {
+    let mut kept = Shape::from_slice(shape);
+    for &a in axes {
+        kept[a] = 1;
+    }
+    kept
+}
+
+fn check_axes(op: &'static str, axes: &[usize], ndim: usize) -> Result<()> {
+    for &a in axes {
+        check_axis(op, a, ndim)?;
+    }
+    if axes.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::argument(op, format!("axes {axes:?} must be ascending and distinct")));
+    }
+    Ok(())
+}
+
+fn sorted_axes(op: &'static str, axes: &[usize], ndim: usize) -> Result<Shape> {
+    let mut sorted = Shape::from_slice(axes);
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::argument(op, format!("axis listed twice in {axes:?}")));
+    }
+    check_axes(op, &sorted, ndim)?;
+    Ok(sorted)
+}
+
+/// Which norm [`Var::norm`] computes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Norm {
+    /// `Σ |x|`.
+    L1,
+    /// `√(Σ x²)`, the Euclidean norm. NOTE: its gradient at 0 is taken as 0.
+    L2,
+    /// `max |x|`; ties split the gradient evenly.
+    Inf,
+    /// `(Σ |x|ᵖ)^(1/p)` for `p ≥ 1`.
+    P(f64),
+}
+
+methods! {
+    /// The sum of all elements: a scalar.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
+    /// assert_eq!(x.sum().scalar(), 10.0);
+    /// ```
+    fn sum(self) -> Self {
+        let axes: Shape = (0..self.ndim()).collect();
+        apply(SumAxes { axes, keepdims: false }, [self])
+    }
+
+    /// Sums over `axes`, keeping them as length 1 when `keepdims`.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
+    /// assert_eq!(x.sum_axes(&[0], false).to_array(), ndarray::array![4.0, 6.0].into_dyn());
+    /// assert_eq!(x.sum_axes(&[1], true).to_array(), ndarray::array![[3.0], [7.0]].into_dyn());
+    /// ```
+    fn sum_axes / try_sum_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
+        let axes = sorted_axes("sum", axes, self.ndim())?;
+        try_apply(SumAxes { axes, keepdims }, [self])
+    }
+
+    /// The mean of all elements.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(vec![1.0, 2.0, 6.0]);
+    /// assert_eq!(x.mean().scalar(), 3.0);
+    /// ```
+    fn mean(self) -> Self {
+        let n = self.shape().iter().product::<usize>();
+        self.sum() / n as f64
+    }
+
+    /// The mean over `axes`, keeping them as length 1 when `keepdims`.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
+    /// assert_eq!(x.mean_axes(&[0], false).to_array(), ndarray::array![2.0, 3.0].into_dyn());
+    /// ```
+    fn mean_axes / try_mean_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
+        let shape = self.shape();
+        let n: usize = axes.iter().map(|&a| shape.get(a).copied().unwrap_or(1)).product();
+        Ok(self.try_sum_axes(axes, keepdims)? / n as f64)
+    }
+
+    /// The largest element. Ties split the gradient evenly.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(vec![1.0, 3.0, 3.0]);
+    /// let m = x.max();
+    /// assert_eq!(m.scalar(), 3.0);
+    /// assert_eq!(m.backward()[x].to_array().into_raw_vec_and_offset().0, vec![0.0, 0.5, 0.5]);
+    /// ```
+    fn max(self) -> Self {
+        let axes: Shape = (0..self.ndim()).collect();
+        apply(Extremum { axes, keepdims: false, is_max: true }, [self])
+    }
+
+    /// The smallest element. Ties split the gradient evenly.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// assert_eq!(tape.var(vec![1.0, -3.0]).min().scalar(), -3.0);
+    /// ```
+    fn min(self) -> Self {
+        let axes: Shape = (0..self.ndim()).collect();
+        apply(Extremum { axes, keepdims: false, is_max: false }, [self])
+    }
+
+    /// The maximum along `axis`. Ties split the gradient evenly.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(ndarray::array![[1.0, 5.0], [7.0, 2.0]]);
+    /// assert_eq!(x.max_axis(1, false).to_array(), ndarray::array![5.0, 7.0].into_dyn());
+    /// ```
+    fn max_axis / try_max_axis(self, axis: usize, keepdims: bool) -> Result<Self> {
+        try_apply(Extremum { axes: Shape::from_slice(&[axis]), keepdims, is_max: true }, [self])
+    }
+
+    /// The minimum along `axis`. Ties split the gradient evenly.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(ndarray::array![[1.0, 5.0], [7.0, 2.0]]);
+    /// assert_eq!(x.min_axis(0, true).to_array(), ndarray::array![[1.0, 2.0]].into_dyn());
+    /// ```
+    fn min_axis / try_min_axis(self, axis: usize, keepdims: bool) -> Result<Self> {
+        try_apply(Extremum { axes: Shape::from_slice(&[axis]), keepdims, is_max: false }, [self])
+    }
+
+    /// `ln Σ eˣ` along `axis`, computed without overflow.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(vec![1000.0, 1000.0]);
+    /// assert!((x.logsumexp(0, false).scalar() - (1000.0 + 2f64.ln())).abs() < 1e-9);
+    /// ```
+    fn logsumexp / try_logsumexp(self, axis: usize, keepdims: bool) -> Result<Self> {
+        try_apply(LogSumExp { axis, keepdims }, [self])
+    }
+
+    /// `eˣ / Σ eˣ` along `axis`, computed without overflow.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(vec![1000.0, 1000.0]);
+    /// assert_eq!(x.softmax(0).to_array().into_raw_vec_and_offset().0, vec![0.5, 0.5]);
+    /// ```
+    fn softmax / try_softmax(self, axis: usize) -> Result<Self> {
+        try_apply(Softmax(axis), [self])
+    }
+
+    /// `ln softmax(x)` along `axis`, computed without taking the log of 0.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let y = tape.var(vec![0.0, -1000.0]).log_softmax(0).to_array();
+    /// assert_eq!(y[[1]], -1000.0);
+    /// ```
+    fn log_softmax / try_log_softmax(self, axis: usize) -> Result<Self> {
+        try_apply(LogSoftmax(axis), [self])
+    }
+
+    /// The norm of all elements.
+    ///
+    /// ```
+    /// use tapegrad::{Norm, Tape};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(vec![3.0, -4.0]);
+    /// assert_eq!(x.norm(Norm::L1).scalar(), 7.0);
+    /// assert_eq!(x.norm(Norm::L2).scalar(), 5.0);
+    /// assert_eq!(x.norm(Norm::Inf).scalar(), 4.0);
+    /// assert!((x.norm(Norm::P(3.0)).scalar() - 91f64.cbrt()).abs() < 1e-12);
+    /// ```
+    fn norm / try_norm(self, p: Norm) -> Result<Self> {
+        let axes: Shape = (0..self.ndim()).collect();
+        self.try_norm_axes(p, &axes, false)
+    }
+
+    /// The norm over `axes` (per row of a batch with `&[1]`).
+    ///
+    /// ```
+    /// use tapegrad::{Norm, Tape};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(ndarray::array![[3.0, 4.0], [6.0, 8.0]]);
+    /// assert_eq!(x.norm_axes(Norm::L2, &[1], false).to_array(), ndarray::array![5.0, 10.0].into_dyn());
+    /// ```
+    fn norm_axes / try_norm_axes(self, p: Norm, axes: &[usize], keepdims: bool) -> Result<Self> {
+        let axes = sorted_axes("norm", axes, self.ndim())?;
+        Ok(match p {
+            Norm::L1 => self.abs().try_sum_axes(&axes, keepdims)?,
+            // NOTE: √ has no gradient at 0; the mask makes the gradient of the zero vector 0.
+            Norm::L2 => {
+                let sq = self.square().try_sum_axes(&axes, keepdims)?;
+                let zero = sq.map_constant(|s| if s == F::zero() { F::one() } else { F::zero() });
+                (sq + zero.clone()).sqrt() - zero
+            }
+            Norm::Inf => try_apply(Extremum { axes, keepdims, is_max: true }, [self.abs()])?,
+            Norm::P(p) if p >= 1.0 => {
+                self.abs().powf(F::of(p)).try_sum_axes(&axes, keepdims)?.powf(F::of(1.0 / p))
+            }
+            Norm::P(p) => return Err(Error::argument("norm", format!("p = {p}; expected p ≥ 1"))),
+        })
+    }
+
+    /// The distance `‖a − b‖` in the given norm (shapes broadcast).
+    ///
+    /// ```
+    /// use tapegrad::{Norm, Tape};
+    /// let tape = Tape::<f64>::new();
+    /// let (a, b) = (tape.var(vec![1.0, 1.0]), tape.var(vec![4.0, 5.0]));
+    /// assert_eq!(a.distance(b, Norm::L2).scalar(), 5.0);
+    /// assert_eq!(a.distance(b, Norm::L1).scalar(), 7.0);
+    /// ```
+    fn distance / try_distance(self, other: Self, p: Norm) -> Result<Self> {
+        let diff = try_apply(crate::ops::binary::Sub, [self, other])?;
+        diff.try_norm(p)
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
+    use crate::ops::cases::*;
+    vec![
+        crate::case!("sum", axes_and_keepdims(ANY), |x, p| x[0].sum_axes(&p.ints[1..], p.ints[0] == 1)),
+        crate::case!("sum_all", unary(ANY), |x, _p| x[0].sum()),
+        crate::case!("mean", axes_and_keepdims(ANY), |x, p| x[0].mean_axes(&p.ints[1..], p.ints[0] == 1)),
+        crate::case!("max", distinct_with_axes(), |x, p| {
+            apply(
+                Extremum { axes: Shape::from_slice(&p.ints[1..]), keepdims: p.ints[0] == 1, is_max: true },
+                [x[0]],
+            )
+        }),
+        crate::case!("min", distinct_with_axes(), |x, p| {
+            apply(
+                Extremum { axes: Shape::from_slice(&p.ints[1..]), keepdims: p.ints[0] == 1, is_max: false },
+                [x[0]],
+            )
+        }),
+        crate::case!("logsumexp", axes_and_keepdims(WIDE), |x, p| x[0].logsumexp(p.ints[1], p.ints[0] == 1)),
+        crate::case!("softmax", axes_and_keepdims(WIDE), |x, p| x[0].softmax(p.ints[1])),
+        crate::case!("log_softmax", axes_and_keepdims(WIDE), |x, p| x[0].log_softmax(p.ints[1])),
+        crate::case!("norm_l1", axes_and_keepdims(NONZERO), |x, p| x[0].norm_axes(
+            Norm::L1,
+            &p.ints[1..],
+            p.ints[0] == 1
+        )),
+        crate::case!("norm_l2", axes_and_keepdims(NONZERO), |x, p| x[0].norm_axes(
+            Norm::L2,
+            &p.ints[1..],
+            p.ints[0] == 1
+        )),
+        crate::case!("norm_inf", distinct_with_axes(), |x, p| x[0].norm_axes(
+            Norm::Inf,
+            &p.ints[1..],
+            p.ints[0] == 1
+        )),
+        crate::case!("norm_p", axes_and_keepdims(NONZERO), |x, p| x[0].norm_axes(
+            Norm::P(1.0 + p.scalar.abs()),
+            &p.ints[1..],
+            p.ints[0] == 1
+        )),
+        crate::case!("distance", binary(GRID, GRID_SHIFTED), |x, _p| x[0].distance(x[1], Norm::L2)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Norm, Tape};
+
+    #[test]
+    fn softmax_of_huge_equal_logits_is_uniform() {
+        let tape = Tape::<f32>::new();
+        let x = tape.var(ndarray::array![[1000.0, 1000.0], [-1000.0, -1000.0]]);
+        let y = x.softmax(1).to_array();
+        assert!(y.iter().all(|&v| v == 0.5), "{y}");
+        let l = x.log_softmax(1).to_array();
+        assert!(l.iter().all(|&v| (v + std::f32::consts::LN_2).abs() < 1e-6), "{l}");
+    }
+
+    #[test]
+    fn logsumexp_of_minus_infinity_is_minus_infinity() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(vec![f64::NEG_INFINITY, f64::NEG_INFINITY]);
+        assert_eq!(x.logsumexp(0, false).scalar(), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn max_ties_split_the_gradient_evenly() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(ndarray::array![[2.0, 2.0, 1.0], [0.0, 3.0, 3.0]]);
+        let g = x.max_axis(1, false).sum().backward();
+        assert_eq!(g[x].to_array(), ndarray::array![[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]].into_dyn());
+    }
+
+    #[test]
+    fn l2_norm_of_zero_has_zero_gradient() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(vec![0.0, 0.0]);
+        let n = x.norm(Norm::L2);
+        assert_eq!(n.scalar(), 0.0);
+        assert_eq!(n.backward()[x].to_array().into_raw_vec_and_offset().0, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_axes_and_norm_orders_are_reported() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(ndarray::array![[1.0, 2.0]]);
+        let e = x.try_sum_axes(&[2], false).unwrap_err().to_string();
+        assert_eq!(e, "sum: axis 2 is out of range for a value of rank 2 (axes 0..2)");
+        let e = x.try_norm(Norm::P(0.5)).unwrap_err().to_string();
+        assert_eq!(e, "norm: p = 0.5; expected p ≥ 1");
+    }
+}

@@ -1,0 +1,183 @@
+//! Elementwise functions of one value, one row each: the op, `f(x)`, its gradient rule and its
+//! test domain. Points where a function has a kink are kept out of the test domain; the choice
+//! made there is stated in a `NOTE` and pinned by a unit test.
+
+use crate::error::Result;
+use crate::float::Float;
+use crate::op::{Context, Grads, Op, Tensor, apply};
+use crate::value::Value;
+
+/// Defines elementwise unary ops: the op struct, its forward, its backward (written with the
+/// input `x`, the output `y` and the incoming gradient `gy`), the method on `Var` and `Tensor`
+/// with a runnable example checked against central differences at `at`, and the test entry.
+macro_rules! unary_ops {
+    ($(
+        $(#[$meta:meta])*
+        $Op:ident $name:ident, |$fx:ident| $f:expr,
+        |$x:ident, $y:ident, $gy:ident| $dx:expr,
+        at $at:literal, test $strategy:expr;
+    )*) => {
+        $(
+            #[doc = concat!("The op behind [`Var::", stringify!($name), "`](crate::Var::", stringify!($name), ").")]
+            #[derive(Debug, Clone, Copy)]
+            pub struct $Op;
+
+            impl<F: Float> Op<F> for $Op {
+                fn name(&self) -> &'static str { stringify!($name) }
+                fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+                    Ok(x[0].map(|$fx: F| $f))
+                }
+                #[allow(unused_variables)]
+                fn backward<'a>(&self, cx: &Context<'a, F>, $gy: Tensor<'a, F>) -> Grads<'a, F> {
+                    let ($x, $y) = (cx.input(0), cx.output());
+                    crate::grads![$dx]
+                }
+            }
+
+            crate::op::methods! {
+                $(#[$meta])*
+                ///
+                /// ```
+                #[doc = concat!("use tapegrad::Tape;")]
+                #[doc = concat!("let tape = Tape::<f64>::new();")]
+                #[doc = concat!("let x = tape.var(", stringify!($at), ");")]
+                #[doc = concat!("let dy = x.", stringify!($name), "().backward()[x].scalar().unwrap();")]
+                #[doc = concat!("let f = |x: f64| tape.constant(x).", stringify!($name), "().scalar();")]
+                #[doc = concat!("let h = 1e-6;")]
+                #[doc = concat!("assert!((dy - (f(", stringify!($at), " + h) - f(", stringify!($at), " - h)) / (2.0 * h)).abs() < 1e-6);")]
+                /// ```
+                fn $name(self) -> Self {
+                    apply($Op, [self])
+                }
+            }
+        )*
+
+        #[cfg(test)]
+        pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
+            vec![$(crate::case!(stringify!($name), $strategy, |x, _p| x[0].$name())),*]
+        }
+    };
+}
+
+/// The gradient of a piecewise-constant function: zero, so none is passed on.
+fn zero<'a, F: Float>() -> Option<Tensor<'a, F>> {
+    None
+}
+
+unary_ops! {
+    /// `eˣ`.
+    Exp exp, |x| x.exp(),
+    // dx = gy·y
+    |x, y, gy| gy * y,
+    at 0.7, test unary(ANY);
+
+    /// The natural logarithm `ln x`.
+    Ln ln, |x| x.ln(),
+    // dx = gy/x
+    |x, y, gy| gy / x,
+    at 0.7, test unary(POSITIVE);
+
+    /// `√x`.
+    Sqrt sqrt, |x| x.sqrt(),
+    // dx = gy/(2y)
+    |x, y, gy| gy * 0.5 / y,
+    at 0.7, test unary(POSITIVE);
+
+    /// `x²`.
+    Square square, |x| x * x,
+    // dx = gy·2x
+    |x, y, gy| gy * x * 2.0,
+    at 0.7, test unary(ANY);
+
+    /// `|x|`. NOTE: the gradient at 0 is 0.
+    Abs abs, |x| x.abs(),
+    // dx = gy·sign(x)
+    |x, y, gy| gy * x.sign(),
+    at -0.7, test unary(NONZERO);
+
+    /// `sin x`.
+    Sin sin, |x| x.sin(),
+    // dx = gy·cos x
+    |x, y, gy| gy * x.cos(),
+    at 0.7, test unary(ANY);
+
+    /// `cos x`.
+    Cos cos, |x| x.cos(),
+    // dx = −gy·sin x
+    |x, y, gy| -gy * x.sin(),
+    at 0.7, test unary(ANY);
+
+    /// `tanh x`.
+    Tanh tanh, |x| x.tanh(),
+    // dx = gy·(1 − y²)
+    |x, y, gy| gy * (1.0 - y.square()),
+    at 0.7, test unary(ANY);
+
+    /// The logistic sigmoid `1/(1 + e⁻ˣ)`, computed without overflow for large `|x|`.
+    Sigmoid sigmoid, |x| sigmoid(x),
+    // dx = gy·y·(1 − y)
+    |x, y, gy| gy * y.clone() * (1.0 - y),
+    at 0.7, test unary(ANY);
+
+    /// `max(x, 0)`. NOTE: the gradient at 0 is 0.
+    Relu relu, |x| if x > F::zero() { x } else { F::zero() },
+    // dx = gy·step(x)
+    |x, y, gy| gy * x.step(),
+    at 0.7, test unary(NONZERO);
+
+    /// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^−|x|)` so it never overflows.
+    Softplus softplus, |x| x.max(F::zero()) + (-x.abs()).exp().ln_1p(),
+    // dx = gy·sigmoid(x)
+    |x, y, gy| gy * x.sigmoid(),
+    at 0.7, test unary(ANY);
+
+    /// The Heaviside step: 1 where `x > 0`, 0 elsewhere (the perceptron's activation). Its
+    /// gradient is zero everywhere.
+    Step step, |x| if x > F::zero() { F::one() } else { F::zero() },
+    // dx = 0
+    |x, y, gy| zero(),
+    at 0.7, test unary(NONZERO);
+
+    /// The sign: −1, 0 or 1. Its gradient is zero everywhere.
+    Sign sign, |x| if x > F::zero() { F::one() } else if x < F::zero() { -F::one() } else { F::zero() },
+    // dx = 0
+    |x, y, gy| zero(),
+    at 0.7, test unary(NONZERO);
+}
+
+fn sigmoid<F: Float>(x: F) -> F {
+    if x >= F::zero() {
+        F::one() / (F::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (F::one() + e)
+    }
+}
+
+#[cfg(test)]
+use crate::ops::cases::*;
+
+#[cfg(test)]
+mod tests {
+    use crate::Tape;
+
+    #[test]
+    fn kinks_take_the_documented_gradient() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(0.0);
+        assert_eq!(x.relu().backward()[x].scalar(), Some(0.0));
+        assert_eq!(x.abs().backward()[x].scalar(), Some(0.0));
+        assert_eq!(x.leaky_relu(0.1).backward()[x].scalar(), Some(0.1));
+        assert_eq!(x.step().backward().get(x), None); // zero: no gradient is passed on
+    }
+
+    #[test]
+    fn sigmoid_and_softplus_do_not_overflow() {
+        let tape = Tape::<f32>::new();
+        let x = tape.var(vec![-1000.0, 1000.0]);
+        let s = x.sigmoid().to_array().into_raw_vec_and_offset().0;
+        assert_eq!(s, vec![0.0, 1.0]);
+        let sp = x.softplus().to_array().into_raw_vec_and_offset().0;
+        assert_eq!(sp, vec![0.0, 1000.0]);
+    }
+}

@@ -1,0 +1,235 @@
+//! [`Value`]: what a node holds — a scalar kept inline or an n-dimensional array — and the
+//! elementwise kernels every op family shares (map, broadcasting zip, accumulation).
+//!
+//! Scalars are kept out of the heap on purpose: a chain of scalar operations then records and
+//! differentiates without one allocation per node, which is where a define-by-run engine loses
+//! most of its time against a hand-written loop.
+
+use std::fmt;
+
+use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
+use smallvec::SmallVec;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+
+/// A shape: the length of each axis. Rank 4 and below stays on the stack.
+pub type Shape = SmallVec<[usize; 4]>;
+
+/// A tensor value: a scalar (shape `[]`) stored inline, or an array of any rank.
+///
+/// An `ArrayD` of rank 0 always becomes [`Value::Scalar`], so the two variants never describe the
+/// same thing twice.
+///
+/// ```
+/// use tapegrad::Value;
+/// use ndarray::array;
+/// let s = Value::from(2.5);
+/// assert_eq!(s.shape(), &[] as &[usize]);
+/// let a = Value::from(array![[1.0, 2.0], [3.0, 4.0]]);
+/// assert_eq!(a.shape(), &[2, 2]);
+/// assert_eq!(a.view()[[1, 0]], 3.0);
+/// ```
+#[derive(Clone, PartialEq)]
+pub enum Value<F> {
+    /// A rank-0 value.
+    Scalar(F),
+    /// An array of rank 1 or more.
+    Array(ArrayD<F>),
+}
+
+impl<F: Float> Value<F> {
+    /// The shape; `[]` for a scalar.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Value::Scalar(_) => &[],
+            Value::Array(a) => a.shape(),
+        }
+    }
+
+    /// The number of axes.
+    pub fn ndim(&self) -> usize {
+        self.shape().len()
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Value::Scalar(_) => 1,
+            Value::Array(a) => a.len(),
+        }
+    }
+
+    /// Whether there are no elements (an axis of length 0).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A read-only array view, rank 0 for a scalar.
+    pub fn view(&self) -> ArrayViewD<'_, F> {
+        match self {
+            Value::Scalar(x) => ndarray::aview0(x).into_dyn(),
+            Value::Array(a) => a.view(),
+        }
+    }
+
+    /// The value as an owned array (rank 0 for a scalar).
+    pub fn into_array(self) -> ArrayD<F> {
+        match self {
+            Value::Scalar(x) => ndarray::arr0(x).into_dyn(),
+            Value::Array(a) => a,
+        }
+    }
+
+    /// The value as an owned array, copied.
+    pub fn to_array(&self) -> ArrayD<F> {
+        self.clone().into_array()
+    }
+
+    /// The single element of a scalar or of a one-element array; `None` otherwise.
+    ///
+    /// ```
+    /// use tapegrad::Value;
+    /// assert_eq!(Value::from(3.0).scalar(), Some(3.0));
+    /// assert_eq!(Value::from(vec![1.0, 2.0]).scalar(), None);
+    /// ```
+    pub fn scalar(&self) -> Option<F> {
+        match self {
+            Value::Scalar(x) => Some(*x),
+            Value::Array(a) if a.len() == 1 => a.iter().next().copied(),
+            Value::Array(_) => None,
+        }
+    }
+
+    /// A value of `shape` with every element `x`.
+    pub fn full(shape: &[usize], x: F) -> Self {
+        if shape.is_empty() { Value::Scalar(x) } else { Value::Array(ArrayD::from_elem(IxDyn(shape), x)) }
+    }
+
+    /// Zeros of `shape`.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self::full(shape, F::zero())
+    }
+
+    /// Applies `f` to every element.
+    pub fn map(&self, f: impl Fn(F) -> F) -> Self {
+        match self {
+            Value::Scalar(x) => Value::Scalar(f(*x)),
+            Value::Array(a) => Value::Array(a.mapv(f)),
+        }
+    }
+
+    /// Applies `f` to every element in place.
+    pub fn map_inplace(&mut self, f: impl Fn(F) -> F) {
+        match self {
+            Value::Scalar(x) => *x = f(*x),
+            Value::Array(a) => a.mapv_inplace(f),
+        }
+    }
+
+    /// Combines `a` and `b` elementwise with NumPy broadcasting; `op` names the operation in the
+    /// error when the shapes cannot be broadcast together.
+    pub fn zip(op: &'static str, a: &Self, b: &Self, f: impl Fn(F, F) -> F) -> Result<Self> {
+        match (a, b) {
+            (Value::Scalar(x), Value::Scalar(y)) => Ok(Value::Scalar(f(*x, *y))),
+            (Value::Array(x), Value::Scalar(y)) => Ok(Value::Array(x.mapv(|x| f(x, *y)))),
+            (Value::Scalar(x), Value::Array(y)) => Ok(Value::Array(y.mapv(|y| f(*x, y)))),
+            (Value::Array(x), Value::Array(y)) => {
+                if let (true, Some(xs), Some(ys)) = (x.shape() == y.shape(), x.as_slice(), y.as_slice()) {
+                    let data = xs.iter().zip(ys).map(|(&x, &y)| f(x, y)).collect();
+                    let out = ArrayD::from_shape_vec(x.raw_dim(), data);
+                    return Ok(Value::Array(out.expect("same shape as the inputs")));
+                }
+                let shape = broadcast_shape(x.shape(), y.shape())
+                    .ok_or_else(|| broadcast_error(op, x.shape(), y.shape()))?;
+                let (xb, yb) = (x.broadcast(IxDyn(&shape)), y.broadcast(IxDyn(&shape)));
+                let (xb, yb) = (xb.expect("checked"), yb.expect("checked"));
+                Ok(Value::Array(Zip::from(&xb).and(&yb).map_collect(|&x, &y| f(x, y))))
+            }
+        }
+    }
+
+    /// Adds `other` (of the same shape) into `self`: gradient accumulation.
+    pub(crate) fn add_assign(&mut self, other: &Self) {
+        match (self, other) {
+            (Value::Scalar(x), Value::Scalar(y)) => *x += *y,
+            (Value::Array(x), y) => *x += &y.view(),
+            (x @ Value::Scalar(_), y) => *x = Value::zip("add", x, y, |a, b| a + b).expect("shape"),
+        }
+    }
+}
+
+impl<F: Float> fmt::Display for Value<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Scalar(x) => fmt::Display::fmt(x, f),
+            Value::Array(a) => fmt::Display::fmt(a, f),
+        }
+    }
+}
+
+impl<F: Float> fmt::Debug for Value<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Scalar(x) => write!(f, "Scalar({x:?})"),
+            Value::Array(a) => write!(f, "Array({a:?})"),
+        }
+    }
+}
+
+impl<F: Float> From<F> for Value<F> {
+    fn from(x: F) -> Self {
+        Value::Scalar(x)
+    }
+}
+
+impl<F: Float, D: ndarray::Dimension> From<ndarray::Array<F, D>> for Value<F> {
+    fn from(a: ndarray::Array<F, D>) -> Self {
+        if a.ndim() == 0 {
+            Value::Scalar(a.iter().next().copied().unwrap_or_else(F::zero))
+        } else {
+            Value::Array(a.into_dyn())
+        }
+    }
+}
+
+impl<F: Float> From<Vec<F>> for Value<F> {
+    fn from(v: Vec<F>) -> Self {
+        Value::Array(ndarray::Array1::from(v).into_dyn())
+    }
+}
+
+impl<F: Float, const N: usize> From<[F; N]> for Value<F> {
+    fn from(v: [F; N]) -> Self {
+        Value::from(v.to_vec())
+    }
+}
+
+impl<F: Float> From<&Value<F>> for Value<F> {
+    fn from(v: &Value<F>) -> Self {
+        v.clone()
+    }
+}
+
+/// The NumPy broadcast of two shapes, or `None` when an axis differs and neither is 1.
+///
+/// ```
+/// use tapegrad::broadcast_shape;
+/// assert_eq!(broadcast_shape(&[2, 1, 3], &[4, 1]).unwrap().as_slice(), &[2, 4, 3]);
+/// assert!(broadcast_shape(&[2, 3], &[2]).is_none());
+/// ```
+pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Shape> {
+    let n = a.len().max(b.len());
+    let dim = |s: &[usize], i: usize| if i + s.len() < n { 1 } else { s[i + s.len() - n] };
+    (0..n)
+        .map(|i| match (dim(a, i), dim(b, i)) {
+            (x, y) if x == y || y == 1 => Some(x),
+            (1, y) => Some(y),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(crate) fn broadcast_error(op: &'static str, a: &[usize], b: &[usize]) -> Error {
+    Error::shape(op, &[a, b], "shapes that broadcast (each axis, aligned from the right, equal or 1)")
+}
