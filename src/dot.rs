@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
+use slotmap::Key;
+
 use crate::float::Float;
 use crate::tape::{Gradients, NodeId, Tape, Var};
 use crate::value::Value;
@@ -52,7 +54,7 @@ impl<F: Float> Tape<F> {
             }
         }
         order.reverse();
-        let key = |id: NodeId| format!("{:?}", id).replace(['(', ')', 'v'], "_");
+        let key = |id: NodeId| format!("n{}", id.data().as_ffi() & 0xffff_ffff);
         let mut out = String::from("digraph g {\n  rankdir=LR;\n");
         for &id in &order {
             let node = &inner.nodes[id];

@@ -19,7 +19,7 @@ use crate::value::Value;
 /// use ndarray::array;
 /// use tapegrad::numerical_gradient;
 /// // f(x₀, x₁) = x₀² + x₁², whose gradient at (3, 4) is (6, 8)
-/// let g = numerical_gradient(|x| x.mapv(|v| v * v).sum(), &array![3.0, 4.0]);
+/// let g = numerical_gradient(|x| x.mapv(|v| v * v).sum(), &array![3.0f64, 4.0]);
 /// assert!((g[0] - 6.0).abs() < 1e-6 && (g[1] - 8.0).abs() < 1e-6);
 /// ```
 pub fn numerical_gradient<F: Float, D: Dimension>(

@@ -347,7 +347,7 @@ mod sealed {
 /// Free functions such as [`concat`](crate::concat) take either.
 pub trait Operand<'t, F: Float>: Clone + sealed::Sealed + Sized {
     /// Applies `op` to `inputs`, returning its error instead of panicking.
-    fn try_apply_op(op: impl Op<F>, inputs: SmallVec<[Self; 2]>) -> Result<Self>;
+    fn try_apply_op(op: impl Op<F>, inputs: &[Self]) -> Result<Self>;
     /// The shape of the value.
     fn shape(&self) -> Shape;
     /// The number of axes.
@@ -357,9 +357,9 @@ pub trait Operand<'t, F: Float>: Clone + sealed::Sealed + Sized {
 }
 
 impl<'t, F: Float> Operand<'t, F> for Var<'t, F> {
-    fn try_apply_op(op: impl Op<F>, inputs: SmallVec<[Self; 2]>) -> Result<Self> {
+    fn try_apply_op(op: impl Op<F>, inputs: &[Self]) -> Result<Self> {
         let tape = inputs.first().expect("an op has at least one input").tape();
-        tape.record(op, &inputs)
+        tape.record(op, inputs)
     }
     fn shape(&self) -> Shape {
         Var::shape(self)
@@ -367,13 +367,17 @@ impl<'t, F: Float> Operand<'t, F> for Var<'t, F> {
 }
 
 impl<'t, F: Float> Operand<'t, F> for Tensor<'t, F> {
-    fn try_apply_op(op: impl Op<F>, inputs: SmallVec<[Self; 2]>) -> Result<Self> {
+    fn try_apply_op(op: impl Op<F>, inputs: &[Self]) -> Result<Self> {
         if let Some(tape) = inputs.iter().find_map(Tensor::tape) {
-            let vars: SmallVec<[Var<'t, F>; 2]> = inputs.into_iter().map(|t| t.into_var(tape)).collect();
+            let vars: SmallVec<[Var<'t, F>; 2]> = inputs.iter().map(|t| t.clone().into_var(tape)).collect();
             return tape.record(op, &vars).map(Tensor::from);
         }
-        let values: SmallVec<[&Value<F>; 2]> = inputs.iter().map(Tensor::value_ref).collect();
-        op.forward(&values).map(Tensor::from)
+        match inputs {
+            [x] => op.forward(&[x.value_ref()]),
+            [x, y] => op.forward(&[x.value_ref(), y.value_ref()]),
+            _ => op.forward(&inputs.iter().map(Tensor::value_ref).collect::<SmallVec<[_; 4]>>()),
+        }
+        .map(Tensor::from)
     }
     fn shape(&self) -> Shape {
         match &self.0 {
@@ -386,7 +390,7 @@ impl<'t, F: Float> Operand<'t, F> for Tensor<'t, F> {
 /// Applies `op` to `inputs`, panicking at the caller's line with the op's error.
 #[track_caller]
 pub(crate) fn apply<'t, F: Float, T: Operand<'t, F>, const N: usize>(op: impl Op<F>, inputs: [T; N]) -> T {
-    match T::try_apply_op(op, SmallVec::from_iter(inputs)) {
+    match T::try_apply_op(op, &inputs) {
         Ok(y) => y,
         Err(e) => panic!("{e}"),
     }
@@ -397,7 +401,7 @@ pub(crate) fn try_apply<'t, F: Float, T: Operand<'t, F>, const N: usize>(
     op: impl Op<F>,
     inputs: [T; N],
 ) -> Result<T> {
-    T::try_apply_op(op, SmallVec::from_iter(inputs))
+    T::try_apply_op(op, &inputs)
 }
 
 /// Unwraps at the caller's line, with the error's message.

@@ -22,7 +22,7 @@ use smallvec::SmallVec;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::op::{Context, Grads, Op, Tensor};
-use crate::value::{Shape, Value};
+use crate::value::{Shape, Value, same_shape};
 
 slotmap::new_key_type! {
     /// The key of a node on its tape (index and version).
@@ -165,15 +165,22 @@ impl<F: Float> Tape<F> {
     /// and some input requires a gradient; otherwise it is a constant.
     pub(crate) fn record<'t>(&'t self, op: impl Op<F>, inputs: &[Var<'t, F>]) -> Result<Var<'t, F>> {
         let mut inner = self.inner.borrow_mut();
-        let mut requires_grad = false;
-        let mut values: SmallVec<[&Value<F>; 2]> = SmallVec::with_capacity(inputs.len());
-        for (i, v) in inputs.iter().enumerate() {
-            let node = self.lookup(&inner, *v, op.name(), i)?;
-            requires_grad |= node.requires_grad;
-            values.push(&node.value);
-        }
-        let value = op.forward(&values)?;
-        drop(values);
+        let node = |i: usize| self.lookup(&inner, inputs[i], op.name(), i);
+        let (value, requires_grad) = match inputs.len() {
+            1 => {
+                let x = node(0)?;
+                (op.forward(&[&x.value])?, x.requires_grad)
+            }
+            2 => {
+                let (x, y) = (node(0)?, node(1)?);
+                (op.forward(&[&x.value, &y.value])?, x.requires_grad || y.requires_grad)
+            }
+            n => {
+                let nodes = (0..n).map(node).collect::<Result<SmallVec<[_; 4]>>>()?;
+                let values: SmallVec<[_; 4]> = nodes.iter().map(|n| &n.value).collect();
+                (op.forward(&values)?, nodes.iter().any(|n| n.requires_grad))
+            }
+        };
         let node = if requires_grad && self.recording.get() {
             let seq = u32::try_from(inner.order.len()).expect("fewer than 2^32 ops on one tape");
             Node {
@@ -412,34 +419,31 @@ impl<F: Float> Tape<F> {
                 "a seed gradient of the output's shape",
             ));
         }
-        let mut grads = SecondaryMap::with_capacity(inner.nodes.capacity());
         if !node.requires_grad {
-            return Ok(Gradients { grads, tape: self.id });
+            return Ok(Gradients { grads: SecondaryMap::new(), tape: self.id });
         }
+        let mut grads = SecondaryMap::with_capacity(inner.nodes.capacity());
         let end = if node.op.is_some() { node.seq as usize + 1 } else { 0 };
         grads.insert(output.id, seed);
         for &id in inner.order[..end].iter().rev() {
             let Some(gy) = grads.remove(id) else { continue };
             let node = &inner.nodes[id];
             let op = node.op.as_deref().expect("recorded nodes have an op");
-            let mut inputs = SmallVec::new();
-            let mut needs = SmallVec::new();
-            for &p in &node.parents {
-                let parent = &inner.nodes[p];
-                inputs.push(&parent.value);
-                needs.push(parent.requires_grad);
-            }
-            let cx = Context::values(inputs, &node.value, needs);
+            let parents: SmallVec<[&Node<F>; 2]> = node.parents.iter().map(|&p| &inner.nodes[p]).collect();
+            let cx = Context::values(
+                parents.iter().map(|p| &p.value).collect(),
+                &node.value,
+                parents.iter().map(|p| p.requires_grad).collect(),
+            );
             let gxs = op.backward(&cx, Tensor::from(gy));
             self.check_grads(op, &node.parents, &gxs);
-            for (&p, g) in node.parents.iter().zip(gxs) {
+            for ((&p, parent), g) in node.parents.iter().zip(parents).zip(gxs) {
                 let Some(g) = g else { continue };
-                let parent = &inner.nodes[p];
                 if !parent.requires_grad {
                     continue;
                 }
                 let g = g.into_value();
-                if g.shape() != parent.value.shape() {
+                if !same_shape(g.shape(), parent.value.shape()) {
                     self.check_shape(op.name(), p, g.shape());
                 }
                 match grads.get_mut(p) {
@@ -803,6 +807,12 @@ impl<F: Float> Gradients<F> {
 
     pub(crate) fn tape_id(&self) -> u64 {
         self.tape
+    }
+}
+
+impl<F: Float> fmt::Debug for Gradients<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.grads.iter()).finish()
     }
 }
 

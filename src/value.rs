@@ -34,15 +34,16 @@ pub type Shape = SmallVec<[usize; 4]>;
 pub enum Value<F> {
     /// A rank-0 value.
     Scalar(F),
-    /// An array of rank 1 or more.
-    Array(ArrayD<F>),
+    /// An array of rank 1 or more, boxed so that a `Value` stays two words: nodes, gradients
+    /// and backward temporaries move it around constantly.
+    Array(Box<ArrayD<F>>),
 }
 
 impl<F: Float> Value<F> {
     /// The shape; `[]` for a scalar.
     pub fn shape(&self) -> &[usize] {
         match self {
-            Value::Scalar(_) => &[],
+            Value::Scalar(_) => &NO_AXES[..0],
             Value::Array(a) => a.shape(),
         }
     }
@@ -77,7 +78,7 @@ impl<F: Float> Value<F> {
     pub fn into_array(self) -> ArrayD<F> {
         match self {
             Value::Scalar(x) => ndarray::arr0(x).into_dyn(),
-            Value::Array(a) => a,
+            Value::Array(a) => *a,
         }
     }
 
@@ -103,7 +104,11 @@ impl<F: Float> Value<F> {
 
     /// A value of `shape` with every element `x`.
     pub fn full(shape: &[usize], x: F) -> Self {
-        if shape.is_empty() { Value::Scalar(x) } else { Value::Array(ArrayD::from_elem(IxDyn(shape), x)) }
+        if shape.is_empty() {
+            Value::Scalar(x)
+        } else {
+            Value::Array(Box::new(ArrayD::from_elem(IxDyn(shape), x)))
+        }
     }
 
     /// Zeros of `shape`.
@@ -115,7 +120,7 @@ impl<F: Float> Value<F> {
     pub fn map(&self, f: impl Fn(F) -> F) -> Self {
         match self {
             Value::Scalar(x) => Value::Scalar(f(*x)),
-            Value::Array(a) => Value::Array(a.mapv(f)),
+            Value::Array(a) => Value::Array(Box::new(a.mapv(f))),
         }
     }
 
@@ -132,19 +137,19 @@ impl<F: Float> Value<F> {
     pub fn zip(op: &'static str, a: &Self, b: &Self, f: impl Fn(F, F) -> F) -> Result<Self> {
         match (a, b) {
             (Value::Scalar(x), Value::Scalar(y)) => Ok(Value::Scalar(f(*x, *y))),
-            (Value::Array(x), Value::Scalar(y)) => Ok(Value::Array(x.mapv(|x| f(x, *y)))),
-            (Value::Scalar(x), Value::Array(y)) => Ok(Value::Array(y.mapv(|y| f(*x, y)))),
+            (Value::Array(x), Value::Scalar(y)) => Ok(Value::Array(Box::new(x.mapv(|x| f(x, *y))))),
+            (Value::Scalar(x), Value::Array(y)) => Ok(Value::Array(Box::new(y.mapv(|y| f(*x, y))))),
             (Value::Array(x), Value::Array(y)) => {
                 if let (true, Some(xs), Some(ys)) = (x.shape() == y.shape(), x.as_slice(), y.as_slice()) {
                     let data = xs.iter().zip(ys).map(|(&x, &y)| f(x, y)).collect();
                     let out = ArrayD::from_shape_vec(x.raw_dim(), data);
-                    return Ok(Value::Array(out.expect("same shape as the inputs")));
+                    return Ok(Value::Array(Box::new(out.expect("same shape as the inputs"))));
                 }
                 let shape = broadcast_shape(x.shape(), y.shape())
                     .ok_or_else(|| broadcast_error(op, x.shape(), y.shape()))?;
                 let (xb, yb) = (x.broadcast(IxDyn(&shape)), y.broadcast(IxDyn(&shape)));
                 let (xb, yb) = (xb.expect("checked"), yb.expect("checked"));
-                Ok(Value::Array(Zip::from(&xb).and(&yb).map_collect(|&x, &y| f(x, y))))
+                Ok(Value::Array(Box::new(Zip::from(&xb).and(&yb).map_collect(|&x, &y| f(x, y)))))
             }
         }
     }
@@ -153,7 +158,7 @@ impl<F: Float> Value<F> {
     pub(crate) fn add_assign(&mut self, other: &Self) {
         match (self, other) {
             (Value::Scalar(x), Value::Scalar(y)) => *x += *y,
-            (Value::Array(x), y) => *x += &y.view(),
+            (Value::Array(x), y) => **x += &y.view(),
             (x @ Value::Scalar(_), y) => *x = Value::zip("add", x, y, |a, b| a + b).expect("shape"),
         }
     }
@@ -188,14 +193,14 @@ impl<F: Float, D: ndarray::Dimension> From<ndarray::Array<F, D>> for Value<F> {
         if a.ndim() == 0 {
             Value::Scalar(a.iter().next().copied().unwrap_or_else(F::zero))
         } else {
-            Value::Array(a.into_dyn())
+            Value::Array(Box::new(a.into_dyn()))
         }
     }
 }
 
 impl<F: Float> From<Vec<F>> for Value<F> {
     fn from(v: Vec<F>) -> Self {
-        Value::Array(ndarray::Array1::from(v).into_dyn())
+        Value::Array(Box::new(ndarray::Array1::from(v).into_dyn()))
     }
 }
 
@@ -209,6 +214,18 @@ impl<F: Float> From<&Value<F>> for Value<F> {
     fn from(v: &Value<F>) -> Self {
         v.clone()
     }
+}
+
+/// The shape of a scalar, as a slice with a real address.
+///
+/// NOTE: `&[]` points at a dangling address, and glibc's AVX-512 `memcmp` reads through a masked
+/// load even for length 0; on a dangling pointer that load takes a fault-suppression assist of
+/// about a hundred cycles. Comparing two scalar shapes then cost more than the whole scalar op.
+static NO_AXES: [usize; 1] = [0];
+
+/// Whether two shapes are equal, compared element by element (see [`NO_AXES`]).
+pub(crate) fn same_shape(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The NumPy broadcast of two shapes, or `None` when an axis differs and neither is 1.

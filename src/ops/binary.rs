@@ -336,46 +336,46 @@ pub(crate) fn neg_cases() -> Vec<crate::ops::cases::Case> {
 }
 
 #[track_caller]
-fn add_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+pub(crate) fn add_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
     apply(AddScalar(c), [x])
 }
 #[track_caller]
-fn add_scalar_left<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+pub(crate) fn add_scalar_left<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
     apply(AddScalar(c), [x])
 }
 #[track_caller]
-fn sub_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+pub(crate) fn sub_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
     apply(AddScalar(-c), [x])
 }
 #[track_caller]
-fn rsub_scalar<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+pub(crate) fn rsub_scalar<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
     apply(RSubScalar(c), [x])
 }
 #[track_caller]
-fn mul_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+pub(crate) fn mul_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
     apply(MulScalar(c), [x])
 }
 #[track_caller]
-fn mul_scalar_left<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+pub(crate) fn mul_scalar_left<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
     apply(MulScalar(c), [x])
 }
 #[track_caller]
-fn div_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+pub(crate) fn div_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
     apply(DivScalar(c), [x])
 }
 #[track_caller]
-fn rdiv_scalar<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+pub(crate) fn rdiv_scalar<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
     apply(RDivScalar(c), [x])
 }
 
 /// The arithmetic operators for one operand type: with itself, with `f32`/`f64` on either side,
 /// and negation.
 macro_rules! operators {
-    ($T:ident) => {
-        operators!(@binary $T, Add, add, Add, add_scalar, add_scalar_left);
-        operators!(@binary $T, Sub, sub, Sub, sub_scalar, rsub_scalar);
-        operators!(@binary $T, Mul, mul, Mul, mul_scalar, mul_scalar_left);
-        operators!(@binary $T, Div, div, Div, div_scalar, rdiv_scalar);
+    ($T:ident, $scalars:ident) => {
+        operators!(@binary $T, $scalars, Add, add, Add, add_scalar, add_scalar_left);
+        operators!(@binary $T, $scalars, Sub, sub, Sub, sub_scalar, rsub_scalar);
+        operators!(@binary $T, $scalars, Mul, mul, Mul, mul_scalar, mul_scalar_left);
+        operators!(@binary $T, $scalars, Div, div, Div, div_scalar, rdiv_scalar);
 
         impl<'t, F: Float> std::ops::Neg for $T<'t, F> {
             type Output = Self;
@@ -385,7 +385,7 @@ macro_rules! operators {
             }
         }
     };
-    (@binary $T:ident, $Trait:ident, $method:ident, $Op:ident, $with_scalar:ident, $scalar_with:ident) => {
+    (@binary $T:ident, $scalars:ident, $Trait:ident, $method:ident, $Op:ident, $with_scalar:ident, $scalar_with:ident) => {
         impl<'t, F: Float> std::ops::$Trait for $T<'t, F> {
             type Output = Self;
             #[track_caller]
@@ -393,29 +393,55 @@ macro_rules! operators {
                 apply($Op, [self, rhs])
             }
         }
-        operators!(@scalar $T, $Trait, $method, f32, $with_scalar, $scalar_with);
-        operators!(@scalar $T, $Trait, $method, f64, $with_scalar, $scalar_with);
+        operators!(@$scalars $T, $Trait, $method, $with_scalar, $scalar_with);
     };
-    (@scalar $T:ident, $Trait:ident, $method:ident, $S:ty, $with_scalar:ident, $scalar_with:ident) => {
+    // `Var<F>` with `F` on the right and the concrete `f32`/`f64` on the left, so that a literal
+    // in `x * 2.0` or `2.0 * x` has exactly one candidate type and methods chain on the result.
+    (@exact $T:ident, $Trait:ident, $method:ident, $with_scalar:ident, $scalar_with:ident) => {
+        impl<'t, F: Float> std::ops::$Trait<F> for $T<'t, F> {
+            type Output = Self;
+            #[track_caller]
+            fn $method(self, c: F) -> Self {
+                $with_scalar(self, c)
+            }
+        }
+        operators!(@left $T, $Trait, $method, $scalar_with, f32);
+        operators!(@left $T, $Trait, $method, $scalar_with, f64);
+    };
+    (@left $T:ident, $Trait:ident, $method:ident, $scalar_with:ident, $S:ident) => {
+        impl<'t> std::ops::$Trait<$T<'t, $S>> for $S {
+            type Output = $T<'t, $S>;
+            #[track_caller]
+            fn $method(self, x: $T<'t, $S>) -> $T<'t, $S> {
+                $scalar_with(self, x)
+            }
+        }
+    };
+    // `Tensor<F>` with `f32` and `f64` literals on either side, for rules generic over `F`.
+    (@literal $T:ident, $Trait:ident, $method:ident, $with_scalar:ident, $scalar_with:ident) => {
+        operators!(@literal_of $T, $Trait, $method, $with_scalar, $scalar_with, f32);
+        operators!(@literal_of $T, $Trait, $method, $with_scalar, $scalar_with, f64);
+    };
+    (@literal_of $T:ident, $Trait:ident, $method:ident, $with_scalar:ident, $scalar_with:ident, $S:ty) => {
         impl<'t, F: Float> std::ops::$Trait<$S> for $T<'t, F> {
             type Output = Self;
             #[track_caller]
             fn $method(self, c: $S) -> Self {
-                ($with_scalar)(self, F::of(c as f64))
+                $with_scalar(self, F::of(c as f64))
             }
         }
         impl<'t, F: Float> std::ops::$Trait<$T<'t, F>> for $S {
             type Output = $T<'t, F>;
             #[track_caller]
             fn $method(self, x: $T<'t, F>) -> $T<'t, F> {
-                ($scalar_with)(F::of(self as f64), x)
+                $scalar_with(F::of(self as f64), x)
             }
         }
     };
 }
 
-operators!(Var);
-operators!(Tensor);
+operators!(Var, exact);
+operators!(Tensor, literal);
 
 macro_rules! assign_operators {
     ($($Trait:ident $method:ident $op:tt),*) => {$(
@@ -425,9 +451,9 @@ macro_rules! assign_operators {
                 *self = *self $op rhs;
             }
         }
-        impl<'t, F: Float> std::ops::$Trait<f64> for Var<'t, F> {
+        impl<'t, F: Float> std::ops::$Trait<F> for Var<'t, F> {
             #[track_caller]
-            fn $method(&mut self, rhs: f64) {
+            fn $method(&mut self, rhs: F) {
                 *self = *self $op rhs;
             }
         }

@@ -258,7 +258,7 @@ methods! {
     /// ```
     fn mean(self) -> Self {
         let n = self.shape().iter().product::<usize>();
-        self.sum() / n as f64
+        crate::ops::binary::div_scalar(self.sum(), F::of(n as f64))
     }
 
     /// The mean over `axes`, keeping them as length 1 when `keepdims`.
@@ -272,7 +272,7 @@ methods! {
     fn mean_axes / try_mean_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
         let shape = self.shape();
         let n: usize = axes.iter().map(|&a| shape.get(a).copied().unwrap_or(1)).product();
-        Ok(self.try_sum_axes(axes, keepdims)? / n as f64)
+        Ok(crate::ops::binary::div_scalar(self.try_sum_axes(axes, keepdims)?, F::of(n as f64)))
     }
 
     /// The largest element. Ties split the gradient evenly.

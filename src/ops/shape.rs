@@ -370,7 +370,7 @@ methods! {
     /// assert_eq!(x.sum_to(&[]).scalar(), 10.0);
     /// ```
     fn sum_to / try_sum_to(self, shape: &[usize]) -> Result<Self> {
-        if self.shape().as_slice() == shape {
+        if crate::value::same_shape(&self.shape(), shape) {
             return Ok(self);
         }
         try_apply(SumTo(Shape::from_slice(shape)), [self])
@@ -387,7 +387,7 @@ methods! {
     /// assert_eq!(y.sum().backward()[x].to_array().into_raw_vec_and_offset().0, vec![3.0, 3.0]);
     /// ```
     fn broadcast_to / try_broadcast_to(self, shape: &[usize]) -> Result<Self> {
-        if self.shape().as_slice() == shape {
+        if crate::value::same_shape(&self.shape(), shape) {
             return Ok(self);
         }
         try_apply(BroadcastTo(Shape::from_slice(shape)), [self])
@@ -403,7 +403,7 @@ methods! {
     /// assert!(x.try_reshape(&[4, 2]).is_err());
     /// ```
     fn reshape / try_reshape(self, shape: &[usize]) -> Result<Self> {
-        if self.shape().as_slice() == shape {
+        if crate::value::same_shape(&self.shape(), shape) {
             return Ok(self);
         }
         try_apply(Reshape(Shape::from_slice(shape)), [self])
@@ -587,7 +587,7 @@ pub fn try_concat<'t, F: Float, T: Operand<'t, F>>(values: &[T], axis: usize) ->
     if values.is_empty() {
         return Err(Error::argument("concat", "no values to join"));
     }
-    T::try_apply_op(Concat(axis), values.iter().cloned().collect())
+    T::try_apply_op(Concat(axis), values)
 }
 
 /// Joins values of equal shape along a new axis at position `axis`.
@@ -618,7 +618,7 @@ pub fn try_stack<'t, F: Float, T: Operand<'t, F>>(values: &[T], axis: usize) -> 
 fn unsqueeze<'t, F: Float, T: Operand<'t, F>>(v: T, axis: usize) -> Result<T> {
     let mut shape = v.shape();
     shape.insert(axis, 1);
-    T::try_apply_op(Reshape(shape), SmallVec::from_elem(v, 1))
+    T::try_apply_op(Reshape(shape), &[v])
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ macro_rules! unary_ops {
                 #[doc = concat!("use tapegrad::Tape;")]
                 #[doc = concat!("let tape = Tape::<f64>::new();")]
                 #[doc = concat!("let x = tape.var(", stringify!($at), ");")]
-                #[doc = concat!("let dy = x.", stringify!($name), "().backward()[x].scalar().unwrap();")]
+                #[doc = concat!("let dy = x.", stringify!($name), "().backward().wrt(x).scalar().unwrap();")]
                 #[doc = concat!("let f = |x: f64| tape.constant(x).", stringify!($name), "().scalar();")]
                 #[doc = concat!("let h = 1e-6;")]
                 #[doc = concat!("assert!((dy - (f(", stringify!($at), " + h) - f(", stringify!($at), " - h)) / (2.0 * h)).abs() < 1e-6);")]

@@ -1,0 +1,81 @@
+//! Panics from misuse point at the caller's line and say what was wrong.
+
+use std::panic::{self, Location};
+use std::sync::{Arc, Mutex};
+
+use ndarray::Array2;
+use tapegrad::Tape;
+
+/// Runs `f`, which must panic, and returns the message and the line it was reported at.
+fn panic_site(f: impl FnOnce()) -> (String, u32) {
+    let line = Arc::new(Mutex::new(0));
+    let seen = line.clone();
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        *seen.lock().unwrap() = info.location().map_or(0, Location::line);
+    }));
+    let payload = panic::catch_unwind(panic::AssertUnwindSafe(f)).expect_err("the call panics");
+    panic::set_hook(previous);
+    let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+    let line = *line.lock().unwrap();
+    (message, line)
+}
+
+#[test]
+fn misuse_is_reported_at_the_callers_line() {
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Array2::<f64>::zeros((2, 3)));
+
+    let (message, line) = panic_site(|| {
+        a.matmul(a);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(message, "matmul: got shapes [2, 3] and [2, 3], expected [m, k]·[k, n] with equal k (3 ≠ 2)");
+
+    let b = tape.var(vec![1.0, 2.0]);
+    let (message, line) = panic_site(|| {
+        let _ = a + b;
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(
+        message,
+        "add: got shapes [2, 3] and [2], expected shapes that broadcast (each axis, aligned from the \
+         right, equal or 1)"
+    );
+
+    let (message, line) = panic_site(|| {
+        a.backward();
+    });
+    assert_eq!(line, line!() - 2);
+    assert!(message.starts_with("backward: the output has shape [2, 3], expected a scalar"), "{message}");
+
+    let (message, line) = panic_site(|| {
+        a.reshape(&[4]);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(
+        message,
+        "reshape: got shapes [2, 3] and [4], expected a shape with the same number of elements (6)"
+    );
+
+    let (message, line) = panic_site(|| {
+        a.softmax(2);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(message, "softmax: axis 2 is out of range for a value of rank 2 (axes 0..2)");
+
+    let (message, _) = panic_site(|| {
+        a.slice(tapegrad::s![..5, ..]);
+    });
+    assert!(
+        message.starts_with(
+            "slice: Slice { start: 0, end: Some(5), step: 1 } is out of range for axis 0 of length 2"
+        ),
+        "{message}"
+    );
+
+    let (message, _) = panic_site(|| {
+        a.rows(&[0, 7]);
+    });
+    assert_eq!(message, "select: index 7 is out of range for axis 0 of length 2 (shape [2, 3])");
+}
