@@ -26,6 +26,7 @@
 //! `Var`; [`gradcheck`].
 #![warn(missing_docs)]
 
+pub mod data;
 mod dot;
 mod error;
 mod float;
@@ -47,3 +48,8 @@ pub use value::{Shape, Value, broadcast_shape};
 
 /// `s![..]` slicing arguments for [`Var::slice`], re-exported from ndarray.
 pub use ndarray::s;
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;

@@ -1,0 +1,582 @@
+//! Reading and writing the IDX binary format used by MNIST.
+//!
+//! An IDX file is a 4-byte magic number — two zero bytes, an element type code
+//! and the number of dimensions — followed by one big-endian `u32` per
+//! dimension and then the elements, big-endian, in row-major order. Files may
+//! be gzipped; compression is detected from the gzip magic bytes `1F 8B`, not
+//! from the file name.
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+use ndarray::{ArrayD, IxDyn};
+
+use super::DataError;
+
+/// The element types an IDX file can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdxType {
+    /// Unsigned byte, type code `0x08`.
+    U8,
+    /// Signed byte, type code `0x09`.
+    I8,
+    /// Big-endian `i16`, type code `0x0B`.
+    I16,
+    /// Big-endian `i32`, type code `0x0C`.
+    I32,
+    /// Big-endian `f32`, type code `0x0D`.
+    F32,
+    /// Big-endian `f64`, type code `0x0E`.
+    F64,
+}
+
+impl IdxType {
+    /// The type code stored in the third byte of the magic number.
+    ///
+    /// ```
+    /// use tapegrad::data::IdxType;
+    /// assert_eq!(IdxType::U8.code(), 0x08);
+    /// assert_eq!(IdxType::F64.code(), 0x0E);
+    /// ```
+    pub fn code(self) -> u8 {
+        match self {
+            IdxType::U8 => 0x08,
+            IdxType::I8 => 0x09,
+            IdxType::I16 => 0x0B,
+            IdxType::I32 => 0x0C,
+            IdxType::F32 => 0x0D,
+            IdxType::F64 => 0x0E,
+        }
+    }
+
+    /// The type for a type code, or `None` if the code is unknown.
+    ///
+    /// ```
+    /// use tapegrad::data::IdxType;
+    /// assert_eq!(IdxType::from_code(0x0C), Some(IdxType::I32));
+    /// assert_eq!(IdxType::from_code(0x0A), None);
+    /// ```
+    pub fn from_code(code: u8) -> Option<IdxType> {
+        [IdxType::U8, IdxType::I8, IdxType::I16, IdxType::I32, IdxType::F32, IdxType::F64]
+            .into_iter()
+            .find(|t| t.code() == code)
+    }
+
+    /// The Rust name of the element type, e.g. `"u8"`.
+    ///
+    /// ```
+    /// use tapegrad::data::IdxType;
+    /// assert_eq!(IdxType::F32.name(), "f32");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            IdxType::U8 => "u8",
+            IdxType::I8 => "i8",
+            IdxType::I16 => "i16",
+            IdxType::I32 => "i32",
+            IdxType::F32 => "f32",
+            IdxType::F64 => "f64",
+        }
+    }
+
+    /// Size of one element in bytes.
+    ///
+    /// ```
+    /// use tapegrad::data::IdxType;
+    /// assert_eq!(IdxType::I16.size(), 2);
+    /// ```
+    pub fn size(self) -> usize {
+        match self {
+            IdxType::U8 | IdxType::I8 => 1,
+            IdxType::I16 => 2,
+            IdxType::I32 | IdxType::F32 => 4,
+            IdxType::F64 => 8,
+        }
+    }
+}
+
+impl fmt::Display for IdxType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code 0x{:02X})", self.name(), self.code())
+    }
+}
+
+/// The contents of an IDX file: an n-dimensional array of one element type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdxArray {
+    /// Unsigned bytes (MNIST images and labels).
+    U8(ArrayD<u8>),
+    /// Signed bytes.
+    I8(ArrayD<i8>),
+    /// 16-bit integers.
+    I16(ArrayD<i16>),
+    /// 32-bit integers.
+    I32(ArrayD<i32>),
+    /// 32-bit floats.
+    F32(ArrayD<f32>),
+    /// 64-bit floats.
+    F64(ArrayD<f64>),
+}
+
+impl IdxArray {
+    /// The element type.
+    ///
+    /// ```
+    /// use ndarray::ArrayD;
+    /// use tapegrad::data::{IdxArray, IdxType};
+    /// let a = IdxArray::I16(ArrayD::zeros(vec![2, 3]));
+    /// assert_eq!(a.dtype(), IdxType::I16);
+    /// ```
+    pub fn dtype(&self) -> IdxType {
+        match self {
+            IdxArray::U8(_) => IdxType::U8,
+            IdxArray::I8(_) => IdxType::I8,
+            IdxArray::I16(_) => IdxType::I16,
+            IdxArray::I32(_) => IdxType::I32,
+            IdxArray::F32(_) => IdxType::F32,
+            IdxArray::F64(_) => IdxType::F64,
+        }
+    }
+
+    /// The dimensions.
+    ///
+    /// ```
+    /// use ndarray::ArrayD;
+    /// use tapegrad::data::IdxArray;
+    /// let a = IdxArray::U8(ArrayD::zeros(vec![4, 28, 28]));
+    /// assert_eq!(a.shape(), &[4, 28, 28]);
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            IdxArray::U8(a) => a.shape(),
+            IdxArray::I8(a) => a.shape(),
+            IdxArray::I16(a) => a.shape(),
+            IdxArray::I32(a) => a.shape(),
+            IdxArray::F32(a) => a.shape(),
+            IdxArray::F64(a) => a.shape(),
+        }
+    }
+
+    /// The array as `u8`, or [`DataError::WrongType`] if it holds another type.
+    ///
+    /// ```
+    /// use tapegrad::data::parse_idx;
+    /// let bytes = [0, 0, 0x08, 1, 0, 0, 0, 2, 7, 9];
+    /// let a = parse_idx(&bytes)?.into_u8()?;
+    /// assert_eq!(a.as_slice(), Some(&[7u8, 9][..]));
+    /// # Ok::<(), tapegrad::data::DataError>(())
+    /// ```
+    pub fn into_u8(self) -> Result<ArrayD<u8>, DataError> {
+        self.into_array()
+    }
+
+    /// The array with element type `T`, or [`DataError::WrongType`] if it
+    /// holds another type.
+    ///
+    /// ```
+    /// use tapegrad::data::{DataError, parse_idx};
+    /// let bytes = [0, 0, 0x0B, 1, 0, 0, 0, 1, 0xFF, 0xFE];
+    /// let a = parse_idx(&bytes)?;
+    /// assert!(matches!(a.clone().into_u8(), Err(DataError::WrongType { .. })));
+    /// assert_eq!(a.into_array::<i16>()?[[0]], -2);
+    /// # Ok::<(), DataError>(())
+    /// ```
+    pub fn into_array<T: IdxElement>(self) -> Result<ArrayD<T>, DataError> {
+        let found = self.dtype();
+        T::extract(self).ok_or(DataError::WrongType { expected: T::TYPE, found })
+    }
+
+    /// Encodes the array as raw (uncompressed) IDX bytes.
+    ///
+    /// Fails only if the array has more than 255 dimensions or a dimension
+    /// larger than `u32::MAX`, which IDX cannot represent.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad::data::{IdxArray, parse_idx};
+    /// let a = IdxArray::F32(array![[1.5f32, -2.0]].into_dyn());
+    /// let bytes = a.to_bytes()?;
+    /// assert_eq!(&bytes[..4], &[0, 0, 0x0D, 2]);
+    /// assert_eq!(parse_idx(&bytes)?, a);
+    /// # Ok::<(), tapegrad::data::DataError>(())
+    /// ```
+    pub fn to_bytes(&self) -> Result<Vec<u8>, DataError> {
+        let shape = self.shape();
+        let ndim = u8::try_from(shape.len()).map_err(|_| {
+            DataError::InvalidArgument(format!(
+                "IDX supports at most 255 dimensions, array has {}",
+                shape.len()
+            ))
+        })?;
+        let mut out = vec![0, 0, self.dtype().code(), ndim];
+        for &d in shape {
+            let d = u32::try_from(d)
+                .map_err(|_| DataError::InvalidArgument(format!("IDX dimension {d} exceeds u32::MAX")))?;
+            out.extend_from_slice(&d.to_be_bytes());
+        }
+        match self {
+            IdxArray::U8(a) => out.extend(a.iter()),
+            IdxArray::I8(a) => out.extend(a.iter().map(|v| v.to_be_bytes()[0])),
+            IdxArray::I16(a) => a.iter().for_each(|v| out.extend_from_slice(&v.to_be_bytes())),
+            IdxArray::I32(a) => a.iter().for_each(|v| out.extend_from_slice(&v.to_be_bytes())),
+            IdxArray::F32(a) => a.iter().for_each(|v| out.extend_from_slice(&v.to_be_bytes())),
+            IdxArray::F64(a) => a.iter().for_each(|v| out.extend_from_slice(&v.to_be_bytes())),
+        }
+        Ok(out)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Element types that can be stored in an IDX file: `u8`, `i8`, `i16`, `i32`,
+/// `f32` and `f64`. Used by [`IdxArray::into_array`].
+pub trait IdxElement: sealed::Sealed + Sized {
+    /// The IDX type of this element.
+    const TYPE: IdxType;
+    /// The typed array if `array` holds this element type.
+    fn extract(array: IdxArray) -> Option<ArrayD<Self>>;
+}
+
+macro_rules! idx_element {
+    ($($t:ty => $variant:ident),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl IdxElement for $t {
+            const TYPE: IdxType = IdxType::$variant;
+            fn extract(array: IdxArray) -> Option<ArrayD<Self>> {
+                match array {
+                    IdxArray::$variant(a) => Some(a),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+idx_element!(u8 => U8, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64);
+
+/// Reads an IDX file, gzipped or raw.
+///
+/// Errors about the contents are wrapped in [`DataError::InFile`] naming the
+/// path; use [`DataError::root`] to match on the cause.
+///
+/// ```
+/// use tapegrad::data::read_idx;
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist/mnist-10k-labels-idx1-ubyte.gz");
+/// let labels = read_idx(path)?.into_u8()?;
+/// assert_eq!(labels.shape(), &[10_000]);
+/// # Ok::<(), tapegrad::data::DataError>(())
+/// ```
+pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray, DataError> {
+    let path = path.as_ref();
+    parse_idx(&super::read_file(path)?).map_err(|e| e.in_file(path))
+}
+
+/// Parses IDX data held in memory, gzipped (detected by the leading bytes
+/// `1F 8B`) or raw.
+///
+/// Never panics: truncated or oversized input, a bad magic number, absurd
+/// dimensions and corrupt gzip streams are all reported as errors. Memory is
+/// only allocated for payload bytes that are actually present.
+///
+/// ```
+/// use tapegrad::data::{DataError, parse_idx};
+/// // A 2x3 u8 array.
+/// let bytes = [0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6];
+/// let a = parse_idx(&bytes)?.into_u8()?;
+/// assert_eq!(a.shape(), &[2, 3]);
+/// assert_eq!(a[[1, 0]], 4);
+///
+/// // One payload byte missing.
+/// let err = parse_idx(&bytes[..17]).unwrap_err();
+/// assert!(matches!(err, DataError::Truncated { expected: 6, found: 5, .. }));
+/// # Ok::<(), DataError>(())
+/// ```
+pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, DataError> {
+    if bytes.starts_with(&[0x1F, 0x8B]) {
+        let mut raw = Vec::new();
+        MultiGzDecoder::new(bytes).read_to_end(&mut raw).map_err(DataError::Gzip)?;
+        parse_raw(&raw)
+    } else {
+        parse_raw(bytes)
+    }
+}
+
+/// Parses uncompressed IDX bytes.
+fn parse_raw(bytes: &[u8]) -> Result<IdxArray, DataError> {
+    let Some((magic, rest)) = bytes.split_first_chunk::<4>() else {
+        return Err(DataError::Truncated { what: "IDX header".into(), expected: 4, found: bytes.len() });
+    };
+    if magic[..2] != [0, 0] {
+        return Err(DataError::BadMagic { found: *magic });
+    }
+    let dtype = IdxType::from_code(magic[2]).ok_or(DataError::UnknownType { found: magic[2] })?;
+    let ndim = usize::from(magic[3]);
+    let header_len = 4 + 4 * ndim;
+    let Some(dim_bytes) = rest.get(..4 * ndim) else {
+        return Err(DataError::Truncated {
+            what: format!("IDX header with {ndim} dimensions"),
+            expected: header_len,
+            found: bytes.len(),
+        });
+    };
+    let dims: Vec<usize> =
+        dim_bytes.as_chunks::<4>().0.iter().map(|d| u32::from_be_bytes(*d) as usize).collect();
+    let payload_len = dims
+        .iter()
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= isize::MAX as usize)
+        .ok_or_else(|| DataError::DimsOverflow { dims: dims.clone() })?;
+    let payload = &rest[4 * ndim..];
+    if payload.len() < payload_len {
+        return Err(DataError::Truncated {
+            what: format!("IDX payload of {dims:?} {} elements", dtype.name()),
+            expected: payload_len,
+            found: payload.len(),
+        });
+    }
+    if payload.len() > payload_len {
+        return Err(DataError::TrailingBytes { expected: header_len + payload_len, found: bytes.len() });
+    }
+    let shape = IxDyn(&dims);
+    let array = match dtype {
+        IdxType::U8 => ArrayD::from_shape_vec(shape, payload.to_vec()).map(IdxArray::U8),
+        IdxType::I8 => ArrayD::from_shape_vec(shape, decode(payload, i8::from_be_bytes)).map(IdxArray::I8),
+        IdxType::I16 => ArrayD::from_shape_vec(shape, decode(payload, i16::from_be_bytes)).map(IdxArray::I16),
+        IdxType::I32 => ArrayD::from_shape_vec(shape, decode(payload, i32::from_be_bytes)).map(IdxArray::I32),
+        IdxType::F32 => ArrayD::from_shape_vec(shape, decode(payload, f32::from_be_bytes)).map(IdxArray::F32),
+        IdxType::F64 => ArrayD::from_shape_vec(shape, decode(payload, f64::from_be_bytes)).map(IdxArray::F64),
+    };
+    array.map_err(|_| DataError::DimsOverflow { dims })
+}
+
+/// Decodes big-endian elements of `N` bytes each.
+fn decode<const N: usize, T>(payload: &[u8], from_be: fn([u8; N]) -> T) -> Vec<T> {
+    payload.as_chunks::<N>().0.iter().map(|c| from_be(*c)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use ndarray::{Array, array};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// A 2x2 u8 array: header (12 bytes) + payload (4 bytes).
+    const SMALL: [u8; 16] = [0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 2, 10, 20, 30, 40];
+
+    #[test]
+    fn parses_raw_and_gzipped_identically() {
+        let raw = parse_idx(&SMALL).unwrap();
+        assert_eq!(raw, IdxArray::U8(array![[10u8, 20], [30, 40]].into_dyn()));
+        assert_eq!(parse_idx(&gzip(&SMALL)).unwrap(), raw);
+    }
+
+    #[test]
+    fn decodes_every_element_type_big_endian() {
+        let cases = [
+            IdxArray::I8(array![-128i8, -1, 0, 127].into_dyn()),
+            IdxArray::I16(array![[i16::MIN, -2], [258, i16::MAX]].into_dyn()),
+            IdxArray::I32(array![-70_000i32, 1 << 24].into_dyn()),
+            IdxArray::F32(array![[0.25f32], [-1e30]].into_dyn()),
+            IdxArray::F64(array![std::f64::consts::PI, -0.0].into_dyn()),
+        ];
+        for a in cases {
+            assert_eq!(parse_idx(&a.to_bytes().unwrap()).unwrap(), a);
+        }
+        // Byte order really is big-endian.
+        let a = parse_idx(&[0, 0, 0x0C, 1, 0, 0, 0, 1, 0x01, 0x02, 0x03, 0x04]).unwrap();
+        assert_eq!(a.into_array::<i32>().unwrap()[[0]], 0x0102_0304);
+    }
+
+    #[test]
+    fn zero_dimensional_and_empty_arrays() {
+        let scalar = parse_idx(&[0, 0, 8, 0, 42]).unwrap().into_u8().unwrap();
+        assert_eq!(scalar.ndim(), 0);
+        assert_eq!(scalar.sum(), 42);
+        let empty = parse_idx(&[0, 0, 8, 2, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap();
+        assert_eq!(empty.shape(), &[0, u32::MAX as usize]);
+    }
+
+    #[test]
+    fn bad_magic_reports_found_bytes() {
+        let err = parse_idx(&[0, 1, 8, 1, 0, 0, 0, 0]).unwrap_err();
+        assert!(matches!(err, DataError::BadMagic { found: [0, 1, 8, 1] }));
+        assert!(err.to_string().contains("00 01 08 01"), "{err}");
+        let err = parse_idx(&[0, 0, 0x0A, 1, 0, 0, 0, 0]).unwrap_err();
+        assert!(matches!(err, DataError::UnknownType { found: 0x0A }));
+        assert!(err.to_string().contains("0x0A"), "{err}");
+    }
+
+    #[test]
+    fn truncated_header_and_payload() {
+        for n in 0..4 {
+            let err = parse_idx(&SMALL[..n]).unwrap_err();
+            assert!(matches!(err, DataError::Truncated { expected: 4, found, .. } if found == n), "{err}");
+        }
+        for n in 4..12 {
+            let err = parse_idx(&SMALL[..n]).unwrap_err();
+            assert!(matches!(err, DataError::Truncated { expected: 12, found, .. } if found == n), "{err}");
+        }
+        let err = parse_idx(&SMALL[..14]).unwrap_err();
+        assert_eq!(err.to_string(), "truncated IDX payload of [2, 2] u8 elements: expected 4 bytes, found 2");
+    }
+
+    #[test]
+    fn trailing_bytes_are_a_size_mismatch() {
+        let mut bytes = SMALL.to_vec();
+        bytes.extend([1, 2, 3]);
+        let err = parse_idx(&bytes).unwrap_err();
+        assert!(matches!(err, DataError::TrailingBytes { expected: 16, found: 19 }), "{err}");
+        let err = parse_idx(&gzip(&bytes)).unwrap_err();
+        assert!(matches!(err, DataError::TrailingBytes { expected: 16, found: 19 }), "{err}");
+    }
+
+    #[test]
+    fn absurd_dims_do_not_allocate_or_panic() {
+        // 4 dims of u32::MAX f64s: the byte count overflows usize.
+        let mut bytes = vec![0, 0, 0x0E, 4];
+        bytes.extend([0xFF; 16]);
+        assert!(matches!(parse_idx(&bytes).unwrap_err(), DataError::DimsOverflow { .. }));
+        // (2^32 - 1)^2 u8 elements exceed isize::MAX bytes.
+        let err = parse_idx(&[0, 0, 8, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1]).unwrap_err();
+        assert!(matches!(err, DataError::DimsOverflow { ref dims } if dims.len() == 2), "{err}");
+        // 2^32 - 1 i32 elements fit in usize but the payload is absent.
+        let err = parse_idx(&[0, 0, 0x0C, 1, 0xFF, 0xFF, 0xFF, 0xFF, 1]).unwrap_err();
+        assert!(
+            matches!(err, DataError::Truncated { expected, found: 1, .. } if expected == 4 * u32::MAX as usize)
+        );
+    }
+
+    #[test]
+    fn corrupt_gzip_is_reported() {
+        let mut gz = gzip(&SMALL);
+        let n = gz.len();
+        gz[n / 2] ^= 0xFF;
+        gz[n - 6] ^= 0xFF; // break the CRC as well
+        assert!(matches!(parse_idx(&gz).unwrap_err(), DataError::Gzip(_)));
+        let err = parse_idx(&gz[..n - 3]).unwrap_err();
+        assert!(err.to_string().starts_with("corrupt gzip stream"), "{err}");
+    }
+
+    #[test]
+    fn file_errors_name_the_path() {
+        let dir = std::env::temp_dir().join(format!("tapegrad-idx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("short.idx");
+        std::fs::write(&path, &SMALL[..13]).unwrap();
+        let err = read_idx(&path).unwrap_err();
+        assert!(err.to_string().starts_with(&path.display().to_string()), "{err}");
+        assert!(matches!(err.root(), DataError::Truncated { expected: 4, found: 1, .. }));
+        let missing = dir.join("missing.idx");
+        let err = read_idx(&missing).unwrap_err();
+        assert!(matches!(&err, DataError::Io { path, .. } if *path == missing));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mnist_sample_headers() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist/");
+        let images = read_idx(format!("{dir}mnist-10k-images-idx3-ubyte.gz")).unwrap();
+        assert_eq!(images.dtype(), IdxType::U8);
+        assert_eq!(images.shape(), &[10_000, 28, 28]);
+        let labels = read_idx(format!("{dir}mnist-10k-labels-idx1-ubyte.gz")).unwrap().into_u8().unwrap();
+        assert_eq!(labels.len(), 10_000);
+        assert_eq!(labels.iter().map(|&l| l as usize).sum::<usize>(), {
+            let counts = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978];
+            counts.iter().enumerate().map(|(d, c)| d * c).sum::<usize>()
+        });
+    }
+
+    fn arb_idx() -> impl Strategy<Value = IdxArray> {
+        let shape = prop::collection::vec(0usize..4, 0..4);
+        shape.prop_flat_map(|shape| {
+            let n: usize = shape.iter().product();
+            let s = shape.clone();
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), n)
+                    .prop_map(move |v| IdxArray::U8(Array::from_shape_vec(s.clone(), v).unwrap())),
+                prop::collection::vec(any::<i16>(), n)
+                    .prop_map(move |v| IdxArray::I16(Array::from_shape_vec(shape.clone(), v).unwrap())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(a) = parse_idx(&bytes) {
+                // A successful parse re-encodes to exactly the input.
+                prop_assert_eq!(a.to_bytes().unwrap(), bytes);
+            }
+        }
+
+        #[test]
+        fn plausible_headers_never_panic(code in prop::sample::select(vec![8u8, 9, 0x0B, 0x0C, 0x0D, 0x0E]),
+                                         dims in prop::collection::vec(0u32..6, 0..4),
+                                         payload in prop::collection::vec(any::<u8>(), 0..200)) {
+            let mut bytes = vec![0, 0, code, dims.len() as u8];
+            dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+            bytes.extend(&payload);
+            let want = dims.iter().map(|&d| d as usize).product::<usize>() * IdxType::from_code(code).unwrap().size();
+            match parse_idx(&bytes) {
+                Ok(a) => {
+                    prop_assert_eq!(payload.len(), want);
+                    let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+                    prop_assert_eq!(a.shape(), shape.as_slice());
+                }
+                Err(DataError::Truncated { expected, found, .. }) => {
+                    prop_assert!(payload.len() < want);
+                    prop_assert_eq!((expected, found), (want, payload.len()));
+                }
+                Err(DataError::TrailingBytes { expected, found }) => {
+                    prop_assert!(payload.len() > want);
+                    prop_assert_eq!(found - expected, payload.len() - want);
+                }
+                Err(e) => prop_assert!(false, "unexpected error {}", e),
+            }
+        }
+
+        #[test]
+        fn valid_arrays_round_trip_and_detect_damage(a in arb_idx(), cut in 1usize..8, extra in 1usize..8) {
+            let bytes = a.to_bytes().unwrap();
+            prop_assert_eq!(&parse_idx(&bytes).unwrap(), &a);
+            prop_assert_eq!(&parse_idx(&gzip(&bytes)).unwrap(), &a);
+            let short = &bytes[..bytes.len().saturating_sub(cut)];
+            let truncated = matches!(parse_idx(short), Err(DataError::Truncated { .. }));
+            prop_assert!(truncated);
+            let mut long = bytes.clone();
+            long.extend(std::iter::repeat_n(0, extra));
+            let trailing = matches!(parse_idx(&long), Err(DataError::TrailingBytes { .. }));
+            prop_assert!(trailing);
+        }
+
+        #[test]
+        fn gzipped_garbage_never_panics(tail in prop::collection::vec(any::<u8>(), 0..64),
+                                        a in arb_idx(), flip in any::<prop::sample::Index>()) {
+            let mut garbage = vec![0x1F, 0x8B];
+            garbage.extend(&tail);
+            let _ = parse_idx(&garbage);
+            // A corrupted real gzip stream: either an error or a consistent array.
+            let mut gz = gzip(&a.to_bytes().unwrap());
+            let i = flip.index(gz.len());
+            gz[i] ^= 0x5A;
+            if let Ok(b) = parse_idx(&gz) {
+                let n: usize = b.shape().iter().product();
+                prop_assert_eq!(b.to_bytes().unwrap().len(), 4 + 4 * b.shape().len() + n * b.dtype().size());
+            }
+        }
+    }
+}
