@@ -75,11 +75,23 @@ pub trait Op<F: Float>: 'static {
     /// skipped with `None`.
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F>;
 
+    /// The same gradients as [`backward`](Self::backward) when every input, the output and
+    /// `gy` are scalars, computed on plain numbers; `None` (the default) means "use
+    /// `backward`". The built-in elementwise ops derive it from their one rule.
+    #[doc(hidden)]
+    fn backward_scalar(&self, _inputs: &[F], _output: F, _gy: F) -> Option<ScalarGrads<F>> {
+        None
+    }
+
     #[doc(hidden)]
     fn type_name(&self) -> &'static str {
         std::any::type_name::<Self>()
     }
 }
+
+/// Gradients of an op on scalars, one per input.
+#[doc(hidden)]
+pub type ScalarGrads<F> = SmallVec<[Option<F>; 2]>;
 
 /// The gradients a backward rule returns: one per input, `None` for an input that gets none.
 pub type Grads<'a, F> = SmallVec<[Option<Tensor<'a, F>>; 2]>;

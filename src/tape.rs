@@ -186,7 +186,7 @@ impl<F: Float> Tape<F> {
             Node {
                 value,
                 op: Some(Box::new(op)),
-                parents: inputs.iter().map(|v| v.id).collect(),
+                parents: ids(inputs),
                 requires_grad: true,
                 persistent: false,
                 seq,
@@ -429,7 +429,23 @@ impl<F: Float> Tape<F> {
             let Some(gy) = grads.remove(id) else { continue };
             let node = &inner.nodes[id];
             let op = node.op.as_deref().expect("recorded nodes have an op");
-            let parents: SmallVec<[&Node<F>; 2]> = node.parents.iter().map(|&p| &inner.nodes[p]).collect();
+            let parents: SmallVec<[&Node<F>; 2]> = match node.parents.as_slice() {
+                &[p] => SmallVec::from_buf_and_len([&inner.nodes[p], &inner.nodes[p]], 1),
+                &[p, q] => SmallVec::from_buf([&inner.nodes[p], &inner.nodes[q]]),
+                ps => ps.iter().map(|&p| &inner.nodes[p]).collect(),
+            };
+            if let Some(scalar_grads) = scalar_backward(op, &parents, &node.value, &gy) {
+                for ((&p, parent), g) in node.parents.iter().zip(parents).zip(scalar_grads) {
+                    let Some(g) = g.filter(|_| parent.requires_grad) else { continue };
+                    match grads.get_mut(p) {
+                        Some(acc) => acc.add_assign(&Value::Scalar(g)),
+                        None => {
+                            grads.insert(p, Value::Scalar(g));
+                        }
+                    }
+                }
+                continue;
+            }
             let cx = Context::values(
                 parents.iter().map(|p| &p.value).collect(),
                 &node.value,
@@ -455,6 +471,34 @@ impl<F: Float> Tape<F> {
             }
         }
         Ok(Gradients { grads, tape: self.id })
+    }
+}
+
+/// The keys of `inputs`, without the generic collect (this is on every op's path).
+fn ids<F: Float>(inputs: &[Var<'_, F>]) -> SmallVec<[NodeId; 2]> {
+    match inputs {
+        [x] => SmallVec::from_buf_and_len([x.id, NodeId::default()], 1),
+        [x, y] => SmallVec::from_buf([x.id, y.id]),
+        xs => xs.iter().map(|v| v.id).collect(),
+    }
+}
+
+/// The op's scalar rule, when the output, `gy` and every input are scalars and the op has one.
+fn scalar_backward<F: Float>(
+    op: &dyn Op<F>,
+    parents: &[&Node<F>],
+    output: &Value<F>,
+    gy: &Value<F>,
+) -> Option<crate::op::ScalarGrads<F>> {
+    let (Value::Scalar(y), Value::Scalar(g)) = (output, gy) else { return None };
+    let scalar = |p: &Node<F>| match p.value {
+        Value::Scalar(x) => Some(x),
+        Value::Array(_) => None,
+    };
+    match parents {
+        [p] => op.backward_scalar(&[scalar(p)?], *y, *g),
+        [p, q] => op.backward_scalar(&[scalar(p)?, scalar(q)?], *y, *g),
+        _ => None,
     }
 }
 

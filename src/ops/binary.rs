@@ -6,7 +6,8 @@
 
 use crate::error::Result;
 use crate::float::Float;
-use crate::op::{Context, Grads, Op, Operand, Tensor, apply, methods};
+use crate::op::{Context, Grads, Op, Operand, ScalarGrads, Tensor, apply, methods};
+use crate::ops::elementwise::{Scalar, scalar_grad};
 use crate::tape::Var;
 use crate::value::Value;
 
@@ -45,6 +46,11 @@ macro_rules! binary_ops {
                         ($db).sum_to(&cx.input_shape(1))
                     });
                     crate::grads![da, db]
+                }
+                #[allow(unused_variables, clippy::clone_on_copy)]
+                fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
+                    let ($a, $b, $y, $gy) = (Scalar(x[0]), Scalar(x[1]), Scalar(y), Scalar(gy));
+                    Some(smallvec::smallvec![scalar_grad($da), scalar_grad($db)])
                 }
             }
         )*
@@ -211,6 +217,11 @@ macro_rules! scalar_ops {
                     let ($x, $y, $c) = (cx.input(0), cx.output(), self.0);
                     crate::grads![$dx]
                 }
+                #[allow(unused_variables, clippy::clone_on_copy)]
+                fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
+                    let ($x, $y, $gy, $c) = (Scalar(x[0]), Scalar(y), Scalar(gy), self.0);
+                    Some(smallvec::smallvec![scalar_grad($dx)])
+                }
             }
         )*
 
@@ -327,6 +338,9 @@ impl<F: Float> Op<F> for Negate {
     // dx = −gy
     fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
         crate::grads![-gy]
+    }
+    fn backward_scalar(&self, _x: &[F], _y: F, gy: F) -> Option<ScalarGrads<F>> {
+        Some(smallvec::smallvec![Some(-gy)])
     }
 }
 

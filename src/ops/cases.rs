@@ -401,3 +401,30 @@ fn every_op_has_a_property_test_entry() {
     let missing: Vec<_> = declared.difference(&exercised).collect();
     assert!(missing.is_empty(), "ops without a property-test entry: {missing:?}");
 }
+
+/// The elementwise ops' scalar rules (taken when every value is a scalar) and their `Tensor`
+/// rules (taken for arrays) are the same expression instantiated twice: check they agree.
+#[test]
+fn scalar_rules_agree_with_tensor_rules() {
+    use crate::ops::{binary, unary};
+    let gradients = |case: &Case, s: &Sample, inputs: &[ArrayD<f64>]| {
+        let tape = Tape::<f64>::new();
+        let x: Vec<_> = inputs.iter().map(|a| tape.var(a.clone())).collect();
+        let grads = (case.f64)(&x, s).sum().backward();
+        x.iter().map(|&v| grads.wrt(v).to_array().iter().copied().collect::<Vec<_>>()).collect::<Vec<_>>()
+    };
+    let elementwise = [binary::cases(), binary::scalar_cases(), binary::neg_cases(), unary::cases()];
+    for case in elementwise.into_iter().flatten() {
+        let result = runner(16).run(&(case.strategy)(), |s| {
+            let first = |a: &ArrayD<f64>| a.iter().next().copied().expect("non-empty");
+            let scalars: Vec<_> = s.inputs.iter().map(|a| ArrayD::from_elem(IxDyn(&[]), first(a))).collect();
+            let singles: Vec<_> = s.inputs.iter().map(|a| ArrayD::from_elem(IxDyn(&[1]), first(a))).collect();
+            let (by_scalar, by_tensor) = (gradients(&case, &s, &scalars), gradients(&case, &s, &singles));
+            prop_assert_eq!(by_scalar, by_tensor);
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{}: {e}", case.name);
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //!
 
 pub mod binary;
+mod elementwise;
 pub mod linalg;
 pub mod reduce;
 pub mod shape;

@@ -4,7 +4,8 @@
 
 use crate::error::Result;
 use crate::float::Float;
-use crate::op::{Context, Grads, Op, Tensor, apply};
+use crate::op::{Context, Grads, Op, ScalarGrads, Tensor, apply};
+use crate::ops::elementwise::{Scalar, scalar_grad, zero};
 use crate::value::Value;
 
 /// Defines elementwise unary ops: the op struct, its forward, its backward (written with the
@@ -32,6 +33,11 @@ macro_rules! unary_ops {
                     let ($x, $y) = (cx.input(0), cx.output());
                     crate::grads![$dx]
                 }
+                #[allow(unused_variables, clippy::clone_on_copy)]
+                fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
+                    let ($x, $y, $gy) = (Scalar(x[0]), Scalar(y), Scalar(gy));
+                    Some(smallvec::smallvec![scalar_grad($dx)])
+                }
             }
 
             crate::op::methods! {
@@ -57,11 +63,6 @@ macro_rules! unary_ops {
             vec![$(crate::case!(stringify!($name), $strategy, |x, _p| x[0].$name())),*]
         }
     };
-}
-
-/// The gradient of a piecewise-constant function: zero, so none is passed on.
-fn zero<'a, F: Float>() -> Option<Tensor<'a, F>> {
-    None
 }
 
 unary_ops! {
@@ -133,19 +134,33 @@ unary_ops! {
 
     /// The Heaviside step: 1 where `x > 0`, 0 elsewhere (the perceptron's activation). Its
     /// gradient is zero everywhere.
-    Step step, |x| if x > F::zero() { F::one() } else { F::zero() },
+    Step step, |x| step(x),
     // dx = 0
     |x, y, gy| zero(),
     at 0.7, test unary(NONZERO);
 
     /// The sign: −1, 0 or 1. Its gradient is zero everywhere.
-    Sign sign, |x| if x > F::zero() { F::one() } else if x < F::zero() { -F::one() } else { F::zero() },
+    Sign sign, |x| sign(x),
     // dx = 0
     |x, y, gy| zero(),
     at 0.7, test unary(NONZERO);
 }
 
-fn sigmoid<F: Float>(x: F) -> F {
+pub(crate) fn step<F: Float>(x: F) -> F {
+    if x > F::zero() { F::one() } else { F::zero() }
+}
+
+pub(crate) fn sign<F: Float>(x: F) -> F {
+    if x > F::zero() {
+        F::one()
+    } else if x < F::zero() {
+        -F::one()
+    } else {
+        F::zero()
+    }
+}
+
+pub(crate) fn sigmoid<F: Float>(x: F) -> F {
     if x >= F::zero() {
         F::one() / (F::one() + (-x).exp())
     } else {
