@@ -4,7 +4,7 @@
 //! Run with `cargo run --release --example 01_apple_shopping`; pipe the DOT text after the
 //! numbers into `dot -Tpng` to see the graph.
 
-use tapegrad::{DotOptions, Tape};
+use tapegrad::{DotOptions, Tape, Var};
 
 /// Rounds away the last bits of floating-point noise (`110.00000000000001` prints as `110`).
 fn show(x: f64) -> String {
@@ -22,7 +22,7 @@ pub fn report() -> String {
     let tax = tape.var(1.1).named("tax");
     let price = (apple * apple_num * tax).named("price");
     let grads = price.backward();
-    let d = |v| show(grads[v].scalar().expect("a scalar"));
+    let d = |v: Var<f64>| show(grads[v].scalar().expect("a scalar"));
     out += &format!("price: {}\n", show(price.scalar()));
     out += &format!("dApple: {}\n", d(apple));
     out += &format!("dApple_num: {}\n", d(apple_num));
@@ -38,7 +38,7 @@ pub fn report() -> String {
     let all_price = (apple * apple_num + orange * orange_num).named("all_price");
     let price = (all_price * tax).named("price");
     let grads = price.backward();
-    let d = |v| show(grads[v].scalar().expect("a scalar"));
+    let d = |v: Var<f64>| show(grads[v].scalar().expect("a scalar"));
     out += &format!("price: {}\n", show(price.scalar()));
     out += &format!("dApple: {}\n", d(apple));
     out += &format!("dApple_num: {}\n", d(apple_num));

@@ -43,7 +43,7 @@ pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, numerical_gradi
 pub use op::{Context, Grads, IntoGrad, Op, Operand, Tensor};
 pub use ops::reduce::Norm;
 pub use ops::shape::{concat, stack, where_cond};
-pub use tape::{GradOptions, Gradients, NoGradGuard, NodeId, Tape, Var};
+pub use tape::{GradOptions, Gradients, NoGradGuard, NodeId, Param, Tape, Var};
 pub use value::{Shape, Value, broadcast_shape};
 
 /// `s![..]` slicing arguments for [`Var::slice`], re-exported from ndarray.

@@ -122,19 +122,35 @@ impl<F: Float> Tape<F> {
         self.leaf(value.into(), false, false)
     }
 
-    /// A leaf that requires a gradient and survives [`reset`](Self::reset): a model parameter.
+    /// A model parameter: a leaf that requires a gradient and survives [`reset`](Self::reset).
+    /// Returns a [`Param`], a handle without a lifetime that a model can keep; [`get`](Self::get)
+    /// gives its `Var` on each step.
     ///
     /// ```
     /// use tapegrad::Tape;
     /// let tape = Tape::<f64>::new();
     /// let w = tape.param(2.0);
-    /// let y = (w * 3.0).sum();
-    /// assert_eq!(y.backward()[w].scalar(), Some(3.0));
-    /// tape.reset();
-    /// assert_eq!(w.scalar(), 2.0);
+    /// for step in 0..2 {
+    ///     let y = (tape.get(w) * 3.0).sum();
+    ///     let grads = y.backward();
+    ///     assert_eq!(grads[w].scalar(), Some(3.0));
+    ///     tape.reset();
+    /// }
+    /// assert_eq!(tape.get(w).scalar(), 2.0);
     /// ```
-    pub fn param(&self, value: impl Into<Value<F>>) -> Var<'_, F> {
-        self.leaf(value.into(), true, true)
+    pub fn param(&self, value: impl Into<Value<F>>) -> Param {
+        Param { id: self.leaf(value.into(), true, true).id, tape: self.id }
+    }
+
+    /// The `Var` of a parameter on this tape.
+    ///
+    /// Panics if the parameter belongs to another tape.
+    #[track_caller]
+    pub fn get(&self, param: Param) -> Var<'_, F> {
+        if param.tape != self.id {
+            panic!("{}", Error::ForeignTape { op: "Tape::get", what: format!("{param:?}") });
+        }
+        self.handle(param.id)
     }
 
     fn leaf(&self, value: Value<F>, requires_grad: bool, persistent: bool) -> Var<'_, F> {
@@ -238,7 +254,7 @@ impl<F: Float> Tape<F> {
     /// use tapegrad::Tape;
     /// let tape = Tape::<f64>::new();
     /// let w = tape.param(1.0);
-    /// let y = w * 2.0;
+    /// let y = tape.get(w) * 2.0;
     /// tape.reset();
     /// assert_eq!(tape.len(), 1);
     /// assert!(y.try_value().is_err());
@@ -513,6 +529,14 @@ impl<F: Float> fmt::Debug for Tape<F> {
     }
 }
 
+/// A handle to a parameter ([`Tape::param`]): a persistent leaf, kept by models across steps.
+/// It has no lifetime; [`Tape::get`] turns it into a [`Var`], and [`Gradients`] are indexed by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Param {
+    id: NodeId,
+    tape: u64,
+}
+
 /// Options of [`Tape::grad`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GradOptions {
@@ -692,7 +716,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// ```
     /// use tapegrad::Tape;
     /// let tape = Tape::<f64>::new();
-    /// let w = tape.param(vec![1.0, 2.0]);
+    /// let w = tape.var(vec![1.0, 2.0]);
     /// w.set_value(vec![0.5, 1.5]);
     /// assert_eq!(w.to_array().into_raw_vec_and_offset().0, vec![0.5, 1.5]);
     /// ```
@@ -706,7 +730,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// ```
     /// use tapegrad::Tape;
     /// let tape = Tape::<f64>::new();
-    /// let w = tape.param(1.0);
+    /// let w = tape.var(1.0);
     /// w.update(|v| v.map_inplace(|x| x - 0.1));
     /// assert_eq!(w.scalar(), 0.9);
     /// ```
@@ -857,6 +881,31 @@ impl<F: Float> Gradients<F> {
 impl<F: Float> fmt::Debug for Gradients<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.grads.iter()).finish()
+    }
+}
+
+impl<F: Float> Gradients<F> {
+    /// The gradient for a parameter; `None` if it does not influence the output.
+    ///
+    /// Panics if the parameter belongs to another tape.
+    #[track_caller]
+    pub fn param(&self, param: Param) -> Option<&Value<F>> {
+        if param.tape != self.tape {
+            panic!("{}", Error::ForeignTape { op: "Gradients::param", what: format!("{param:?}") });
+        }
+        self.grads.get(param.id)
+    }
+}
+
+impl<F: Float> std::ops::Index<Param> for Gradients<F> {
+    type Output = Value<F>;
+
+    #[track_caller]
+    fn index(&self, param: Param) -> &Value<F> {
+        match self.param(param) {
+            Some(g) => g,
+            None => panic!("Gradients[{param:?}]: no gradient; the output does not depend on it"),
+        }
     }
 }
 

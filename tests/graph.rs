@@ -82,7 +82,7 @@ fn parameters_survive_reset_and_freed_handles_are_reported() {
     let tape = Tape::<f64>::new();
     let w = tape.param(2.0);
     let old = tape.var(5.0);
-    let y = w * old;
+    let y = tape.get(w) * old;
     tape.reset();
     assert_eq!(tape.len(), 1);
     // New nodes reuse the freed slots; the versioned keys still tell the old handles apart.
@@ -96,7 +96,7 @@ fn parameters_survive_reset_and_freed_handles_are_reported() {
     let message = err.downcast_ref::<String>().unwrap();
     assert!(message.starts_with("mul_scalar: Var#"), "{message}");
     assert!(message.contains("was freed by Tape::reset()"), "{message}");
-    assert_eq!((w * 4.0).backward()[w].scalar(), Some(4.0));
+    assert_eq!((tape.get(w) * 4.0).backward()[w].scalar(), Some(4.0));
 }
 
 #[test]
