@@ -31,8 +31,10 @@ mod dot;
 mod error;
 mod float;
 mod gradcheck;
+pub mod nn;
 pub mod op;
 pub mod ops;
+pub mod optim;
 mod tape;
 mod value;
 

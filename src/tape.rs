@@ -869,6 +869,10 @@ impl<F: Float> Gradients<F> {
         self.grads.is_empty()
     }
 
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Value<F>> {
+        self.grads.values_mut()
+    }
+
     pub(crate) fn by_id(&self, id: NodeId) -> Option<&Value<F>> {
         self.grads.get(id)
     }

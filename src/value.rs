@@ -74,6 +74,24 @@ impl<F: Float> Value<F> {
         }
     }
 
+    /// A writable array view, rank 0 for a scalar.
+    ///
+    /// ```
+    /// use tapegrad::Value;
+    /// let mut v = Value::from(vec![1.0, 2.0]);
+    /// v.view_mut()[[1]] = 5.0;
+    /// assert_eq!(v.view()[[1]], 5.0);
+    /// ```
+    pub fn view_mut(&mut self) -> ndarray::ArrayViewMutD<'_, F> {
+        match self {
+            Value::Scalar(x) => {
+                ndarray::ArrayViewMut::from_shape(ndarray::IxDyn(&[]), std::slice::from_mut(x))
+                    .expect("one element")
+            }
+            Value::Array(a) => a.view_mut(),
+        }
+    }
+
     /// The value as an owned array (rank 0 for a scalar).
     pub fn into_array(self) -> ArrayD<F> {
         match self {

@@ -298,10 +298,21 @@ pub(crate) fn vector_operands(d: Domain) -> impl Strategy<Value = Sample> {
         .prop_map(|(a, b)| Sample::new(vec![a, b]))
 }
 
+/// Logits `(batch, classes)` and target rows (non-negative, summing to 1).
+pub(crate) fn logits_and_targets() -> impl Strategy<Value = Sample> {
+    (1usize..=3, 2usize..=4)
+        .prop_flat_map(|(n, c)| (array(vec![n, c], WIDE), array(vec![n, c], Domain::Uniform(0.0, 1.0))))
+        .prop_map(|(x, t)| {
+            let sums = t.sum_axis(ndarray::Axis(1)).insert_axis(ndarray::Axis(1));
+            Sample::new(vec![x, &t / &sums])
+        })
+}
+
 /// Every case of every family.
 pub(crate) fn all() -> Vec<Case> {
     use crate::ops::*;
     [
+        crate::nn::loss_cases(),
         binary::cases(),
         binary::scalar_cases(),
         binary::neg_cases(),
@@ -374,7 +385,9 @@ fn every_op_has_a_property_test_entry() {
         }
     }
     let mut declared = std::collections::BTreeSet::new();
-    for file in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/ops")).unwrap() {
+    let dirs = ["/src/ops", "/src/nn"]
+        .map(|d| std::fs::read_dir(format!("{}{d}", env!("CARGO_MANIFEST_DIR"))).unwrap());
+    for file in dirs.into_iter().flatten() {
         let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
         let mut in_table = false;
         for line in text.lines() {

@@ -1,0 +1,372 @@
+//! Layers: [`Linear`], [`Activation`], [`Sequential`], the [`Mlp`] builder, [`Dropout`] and
+//! [`BatchNorm1d`].
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use ndarray::{Array1, ArrayD, Axis, IxDyn};
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+
+use super::{Init, Module};
+use crate::float::Float;
+use crate::tape::{Param, Tape, Var};
+use crate::value::Value;
+
+/// An affine map `y = x·W + b`, with `W` of shape `(inputs, outputs)` (the textbook's layout:
+/// a batch of row vectors times the weights).
+#[derive(Debug, Clone, Copy)]
+pub struct Linear<F> {
+    /// `W`, shape `(inputs, outputs)`.
+    pub weight: Param,
+    /// `b`, shape `(outputs,)`.
+    pub bias: Param,
+    element: PhantomData<fn() -> F>,
+}
+
+impl<F: Float> Linear<F> {
+    /// A layer with weights drawn by `init` and zero bias, on `tape`.
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// use tapegrad::nn::{Init, Linear, Module};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let layer = Linear::new(&tape, 3, 2, Init::Normal(0.01), &mut rand::rngs::StdRng::seed_from_u64(0));
+    /// let y = layer.forward(tape.constant(ndarray::Array2::<f64>::ones((4, 3))));
+    /// assert_eq!(y.shape().as_slice(), &[4, 2]);
+    /// ```
+    pub fn new(tape: &Tape<F>, inputs: usize, outputs: usize, init: Init, rng: &mut impl Rng) -> Self {
+        let weight = tape.param(init.sample::<F>(&[inputs, outputs], rng));
+        let bias = tape.param(ArrayD::<F>::zeros(IxDyn(&[outputs])));
+        Linear { weight, bias, element: PhantomData }
+    }
+
+    /// A layer with the given weights and bias (the textbook's fixed networks).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad::nn::{Linear, Module};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let layer = Linear::from_arrays(&tape, array![[1.0, 2.0]], array![0.5, 0.0]);
+    /// assert_eq!(layer.forward(tape.constant(array![[3.0]])).to_array(), array![[3.5, 6.0]].into_dyn());
+    /// ```
+    pub fn from_arrays(tape: &Tape<F>, weight: impl Into<Value<F>>, bias: impl Into<Value<F>>) -> Self {
+        Linear { weight: tape.param(weight), bias: tape.param(bias), element: PhantomData }
+    }
+}
+
+impl<F: Float> Module<F> for Linear<F> {
+    fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        let tape = x.tape();
+        x.matmul(tape.get(self.weight)) + tape.get(self.bias)
+    }
+    fn parameters(&self) -> Vec<(String, Param)> {
+        vec![("weight".into(), self.weight), ("bias".into(), self.bias)]
+    }
+}
+
+/// An activation function, usable as a layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `1/(1 + e⁻ˣ)`.
+    Sigmoid,
+    /// `tanh x`.
+    Tanh,
+    /// `max(x, 0)`.
+    Relu,
+    /// `x` where positive, `slope·x` elsewhere.
+    LeakyRelu(f64),
+    /// Softmax along the last axis.
+    Softmax,
+    /// `x` unchanged.
+    Identity,
+    /// The perceptron's step: 1 where `x > 0`, else 0.
+    Step,
+}
+
+impl Activation {
+    /// Applies the activation.
+    ///
+    /// ```
+    /// use tapegrad::nn::Activation;
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let x = tape.var(vec![-1.0, 2.0]);
+    /// assert_eq!(Activation::Relu.apply(x).to_array().into_raw_vec_and_offset().0, vec![0.0, 2.0]);
+    /// ```
+    pub fn apply<'t, F: Float>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        match *self {
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => x.relu(),
+            Activation::LeakyRelu(slope) => x.leaky_relu(F::of(slope)),
+            Activation::Softmax => x.softmax(x.ndim().saturating_sub(1)),
+            Activation::Identity => x,
+            Activation::Step => x.step(),
+        }
+    }
+}
+
+impl<F: Float> Module<F> for Activation {
+    fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        self.apply(x)
+    }
+    fn parameters(&self) -> Vec<(String, Param)> {
+        Vec::new()
+    }
+}
+
+/// Modules applied in order; parameter names are prefixed with each module's name.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::{Activation, Init, Linear, Module, Sequential};
+/// let tape = tapegrad::Tape::<f32>::new();
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let model = Sequential::new()
+///     .add("hidden", Linear::new(&tape, 2, 4, Init::He, &mut rng))
+///     .add("relu", Activation::Relu)
+///     .add("out", Linear::new(&tape, 4, 1, Init::Xavier, &mut rng));
+/// assert_eq!(model.parameters()[2].0, "out.weight");
+/// ```
+pub struct Sequential<F: Float> {
+    layers: Vec<(String, Box<dyn Module<F>>)>,
+}
+
+impl<F: Float> Default for Sequential<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Float> Sequential<F> {
+    /// An empty sequence.
+    pub fn new() -> Self {
+        Sequential { layers: Vec::new() }
+    }
+
+    /// Appends a module under `name`.
+    pub fn add(mut self, name: impl Into<String>, module: impl Module<F> + 'static) -> Self {
+        self.layers.push((name.into(), Box::new(module)));
+        self
+    }
+}
+
+impl<F: Float> Module<F> for Sequential<F> {
+    fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        self.layers.iter().fold(x, |x, (_, layer)| layer.forward(x))
+    }
+    fn parameters(&self) -> Vec<(String, Param)> {
+        let mut named = Vec::new();
+        for (name, layer) in &self.layers {
+            named.extend(layer.parameters().into_iter().map(|(p, param)| (format!("{name}.{p}"), param)));
+        }
+        named
+    }
+    fn set_training(&mut self, training: bool) {
+        for (_, layer) in &mut self.layers {
+            layer.set_training(training);
+        }
+    }
+}
+
+/// A multilayer perceptron: `Linear` layers `fc1`, `fc2`, … of the given sizes, with an
+/// activation between them (none after the last, which gives logits).
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::{Activation, Init, Mlp, Module};
+/// let tape = tapegrad::Tape::<f32>::new();
+/// // the textbook's TwoLayerNet: 784-50-10, sigmoid, weights N(0, 0.01²)
+/// let net = Mlp::new(&tape, &[784, 50, 10], Activation::Sigmoid, Init::Normal(0.01), &mut rand::rngs::StdRng::seed_from_u64(0));
+/// assert_eq!(net.layers().len(), 2);
+/// let y = net.forward(tape.constant(ndarray::Array2::<f32>::zeros((3, 784))));
+/// assert_eq!(y.shape().as_slice(), &[3, 10]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Mlp<F> {
+    layers: Vec<Linear<F>>,
+    activation: Activation,
+}
+
+impl<F: Float> Mlp<F> {
+    /// Builds the network on `tape`; `sizes` lists the widths from input to output.
+    ///
+    /// Panics if fewer than two sizes are given.
+    pub fn new(
+        tape: &Tape<F>,
+        sizes: &[usize],
+        activation: Activation,
+        init: Init,
+        rng: &mut impl Rng,
+    ) -> Self {
+        assert!(
+            sizes.len() >= 2,
+            "Mlp::new: got sizes {sizes:?}, expected at least an input and an output size"
+        );
+        let layers = sizes.windows(2).map(|w| Linear::new(tape, w[0], w[1], init, rng)).collect();
+        Mlp { layers, activation }
+    }
+
+    /// The `Linear` layers, first to last.
+    pub fn layers(&self) -> &[Linear<F>] {
+        &self.layers
+    }
+}
+
+impl<F: Float> Module<F> for Mlp<F> {
+    fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        let last = self.layers.len() - 1;
+        self.layers.iter().enumerate().fold(x, |x, (i, layer)| {
+            let y = layer.forward(x);
+            if i < last { self.activation.apply(y) } else { y }
+        })
+    }
+    fn parameters(&self) -> Vec<(String, Param)> {
+        let named = |(i, layer): (usize, &Linear<F>)| {
+            layer.parameters().into_iter().map(move |(p, param)| (format!("fc{}.{p}", i + 1), param))
+        };
+        self.layers.iter().enumerate().flat_map(named).collect()
+    }
+}
+
+/// Zeroes each element with probability `p` while training, scaling the rest by `1/(1 − p)`;
+/// the identity in evaluation mode.
+///
+/// ```
+/// use tapegrad::nn::{Dropout, Module};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let mut dropout = Dropout::new(0.5, 42);
+/// let x = tape.var(ndarray::Array1::<f64>::ones(1000));
+/// let y = dropout.forward(x).to_array();
+/// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
+/// dropout.set_training(false);
+/// assert_eq!(dropout.forward(x).to_array(), x.to_array());
+/// ```
+#[derive(Debug)]
+pub struct Dropout {
+    p: f64,
+    training: bool,
+    rng: RefCell<StdRng>,
+}
+
+impl Dropout {
+    /// Dropout with probability `p` (in `[0, 1)`), masks drawn from `seed`.
+    ///
+    /// Panics if `p` is outside `[0, 1)`.
+    pub fn new(p: f64, seed: u64) -> Self {
+        assert!((0.0..1.0).contains(&p), "Dropout::new: p = {p}, expected 0 ≤ p < 1");
+        Dropout { p, training: true, rng: RefCell::new(StdRng::seed_from_u64(seed)) }
+    }
+
+    /// Switches between dropping (training) and the identity (evaluation).
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}
+
+impl<F: Float> Module<F> for Dropout {
+    fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        if !self.training || self.p == 0.0 {
+            return x;
+        }
+        let keep = F::of(1.0 / (1.0 - self.p));
+        let mut rng = self.rng.borrow_mut();
+        let mask = ArrayD::from_shape_fn(IxDyn(&x.shape()), |_| {
+            if rng.random::<f64>() < self.p { F::zero() } else { keep }
+        });
+        x * x.tape().constant(mask)
+    }
+    fn parameters(&self) -> Vec<(String, Param)> {
+        Vec::new()
+    }
+    fn set_training(&mut self, training: bool) {
+        Dropout::set_training(self, training);
+    }
+}
+
+/// Batch normalisation over the batch axis of `(batch, features)` inputs: in training, each
+/// feature is standardised with the batch's mean and (biased) variance, then scaled by `weight`
+/// and shifted by `bias`; running averages of the statistics are kept for evaluation mode.
+///
+/// ```
+/// use tapegrad::nn::{BatchNorm1d, Module};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let mut bn = BatchNorm1d::new(&tape, 2);
+/// let x = tape.var(ndarray::array![[1.0, 10.0], [3.0, 30.0]]);
+/// let y = bn.forward(x).to_array();
+/// assert!((y[[0, 0]] + 1.0).abs() < 1e-3 && (y[[1, 1]] - 1.0).abs() < 1e-3);
+/// bn.set_training(false);
+/// let running = bn.running_mean();
+/// assert!((running[0] - 0.2).abs() < 1e-12 && (running[1] - 2.0).abs() < 1e-12);
+/// ```
+#[derive(Debug)]
+pub struct BatchNorm1d<F: Float> {
+    /// Scale, shape `(features,)`, initially ones.
+    pub weight: Param,
+    /// Shift, shape `(features,)`, initially zeros.
+    pub bias: Param,
+    running_mean: RefCell<Array1<F>>,
+    running_var: RefCell<Array1<F>>,
+    momentum: f64,
+    eps: f64,
+    training: bool,
+}
+
+impl<F: Float> BatchNorm1d<F> {
+    /// A layer for `features` features (momentum 0.1, eps 1e-5, as in PyTorch).
+    pub fn new(tape: &Tape<F>, features: usize) -> Self {
+        BatchNorm1d {
+            weight: tape.param(Array1::<F>::ones(features)),
+            bias: tape.param(Array1::<F>::zeros(features)),
+            running_mean: RefCell::new(Array1::zeros(features)),
+            running_var: RefCell::new(Array1::ones(features)),
+            momentum: 0.1,
+            eps: 1e-5,
+            training: true,
+        }
+    }
+
+    /// The running mean used in evaluation mode.
+    pub fn running_mean(&self) -> Array1<F> {
+        self.running_mean.borrow().clone()
+    }
+
+    /// The running (unbiased) variance used in evaluation mode.
+    pub fn running_var(&self) -> Array1<F> {
+        self.running_var.borrow().clone()
+    }
+}
+
+impl<F: Float> Module<F> for BatchNorm1d<F> {
+    fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        let tape = x.tape();
+        let eps = F::of(self.eps);
+        let normalized = if self.training {
+            let mean = x.mean_axes(&[0], true);
+            let centered = x - mean;
+            let var = centered.square().mean_axes(&[0], true);
+            let n = x.shape()[0] as f64;
+            let momentum = F::of(self.momentum);
+            let update = |running: &RefCell<Array1<F>>, batch: ArrayD<F>, scale: F| {
+                let batch = batch.index_axis_move(Axis(0), 0);
+                let mut running = running.borrow_mut();
+                running.zip_mut_with(&batch, |r, &b| *r = *r * (F::one() - momentum) + momentum * b * scale);
+            };
+            update(&self.running_mean, mean.to_array(), F::one());
+            let unbiased = if n > 1.0 { F::of(n / (n - 1.0)) } else { F::one() };
+            update(&self.running_var, var.to_array(), unbiased);
+            centered / (var + eps).sqrt()
+        } else {
+            let mean = tape.constant(self.running_mean.borrow().clone());
+            let std = tape.constant(self.running_var.borrow().mapv(|v| (v + eps).sqrt()));
+            (x - mean) / std
+        };
+        normalized * tape.get(self.weight) + tape.get(self.bias)
+    }
+    fn parameters(&self) -> Vec<(String, Param)> {
+        vec![("weight".into(), self.weight), ("bias".into(), self.bias)]
+    }
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}

@@ -1,0 +1,75 @@
+//! Neural-network building blocks on the ops: layers, initialisers, losses and metrics, and
+//! saving weights.
+//!
+//! A [`Module`] owns its parameters as [`Param`] handles, persistent leaves on the tape it was
+//! built on, lists them by name (`"fc1.weight"`, …) and builds its forward pass on that tape
+//! each step. Parameters survive [`Tape::reset`]; after `backward`, each parameter's gradient is
+//! `grads[param]`.
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use tapegrad::nn::{self, Activation, Init, Mlp, Module};
+//! use tapegrad::Tape;
+//!
+//! let tape = Tape::<f32>::new();
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+//! let model = Mlp::new(&tape, &[4, 8, 3], Activation::Relu, Init::He, &mut rng);
+//! let names: Vec<_> = model.parameters().into_iter().map(|(name, _)| name).collect();
+//! assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
+//!
+//! let x = tape.constant(ndarray::Array2::<f32>::ones((5, 4)));
+//! let loss = nn::softmax_cross_entropy(model.forward(x), &[0, 1, 2, 0, 1]);
+//! let grads = loss.backward();
+//! for (name, p) in model.parameters() {
+//!     assert_eq!(grads[p].shape(), tape.get(p).shape().as_slice(), "{name}");
+//! }
+//! ```
+//!
+//! [`Param`]: crate::Param
+//! [`Tape::reset`]: crate::Tape::reset
+
+mod init;
+mod layers;
+mod loss;
+mod save;
+
+pub use init::Init;
+pub use layers::{Activation, BatchNorm1d, Dropout, Linear, Mlp, Sequential};
+pub use loss::{
+    SoftmaxCrossEntropy, accuracy, binary_cross_entropy_with_logits, mean_absolute_error, mean_squared_error,
+    softmax_cross_entropy, softmax_cross_entropy_with_targets, sum_squared_error,
+};
+pub use save::{SaveError, load, save};
+
+#[cfg(test)]
+pub(crate) use loss::cases as loss_cases;
+
+use crate::float::Float;
+use crate::tape::{Param, Var};
+
+/// A model or layer: parameters it owns, and a forward pass built on the tape of its input.
+pub trait Module<F: Float> {
+    /// The forward pass, recorded on `x`'s tape (the tape the module was built on).
+    fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F>;
+
+    /// The parameters with their names, in a stable order. Containers prefix their children's
+    /// names (`"fc1.weight"`).
+    fn parameters(&self) -> Vec<(String, Param)>;
+
+    /// Switches between training and evaluation behaviour (dropout, batch statistics). The
+    /// default does nothing.
+    fn set_training(&mut self, _training: bool) {}
+}
+
+/// The parameters of `module`, without names: what optimizers take.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::{params, Init, Linear};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let layer = Linear::new(&tape, 3, 2, Init::Xavier, &mut rand::rngs::StdRng::seed_from_u64(1));
+/// assert_eq!(params(&layer).len(), 2);
+/// ```
+pub fn params<F: Float>(module: &impl Module<F>) -> Vec<Param> {
+    module.parameters().into_iter().map(|(_, p)| p).collect()
+}

@@ -1,0 +1,434 @@
+//! Optimizers, gradient clipping and learning-rate schedules.
+//!
+//! An optimizer holds the [`Param`]s it updates and their state (momentum, second moments); each
+//! [`step`](Optimizer::step) reads their gradients from one backward pass and changes the values
+//! on the tape in place. Parameters with no gradient in that pass are left alone.
+//!
+//! ```
+//! use tapegrad::optim::{Adam, Optimizer};
+//! use tapegrad::Tape;
+//!
+//! // minimise (w − 3)²
+//! let tape = Tape::<f64>::new();
+//! let w = tape.param(0.0);
+//! let mut opt = Adam::new(vec![w], 0.1);
+//! for _ in 0..200 {
+//!     let loss = (tape.get(w) - 3.0).square();
+//!     let grads = loss.backward();
+//!     opt.step(&tape, &grads);
+//!     tape.reset();
+//! }
+//! assert!((tape.get(w).scalar() - 3.0).abs() < 1e-2);
+//! ```
+
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, Zip};
+
+use crate::float::Float;
+use crate::tape::{Gradients, Param, Tape};
+
+/// Updates parameters from their gradients.
+pub trait Optimizer<F: Float> {
+    /// One update of every parameter that has a gradient in `grads`.
+    fn step(&mut self, tape: &Tape<F>, grads: &Gradients<F>);
+    /// The current learning rate.
+    fn learning_rate(&self) -> f64;
+    /// Sets the learning rate (for schedules).
+    fn set_learning_rate(&mut self, lr: f64);
+}
+
+/// Calls `f(i, w, g)` for each parameter `i` with a gradient.
+fn each<F: Float>(
+    tape: &Tape<F>,
+    params: &[Param],
+    grads: &Gradients<F>,
+    mut f: impl FnMut(usize, ArrayViewMutD<'_, F>, ArrayViewD<'_, F>),
+) {
+    for (i, &p) in params.iter().enumerate() {
+        if let Some(g) = grads.param(p) {
+            tape.get(p).update(|w| f(i, w.view_mut(), g.view()));
+        }
+    }
+}
+
+/// Per-parameter state, zeros of the parameter's shape until first used.
+fn state<'s, F: Float>(
+    slots: &'s mut Vec<Option<ArrayD<F>>>,
+    i: usize,
+    shape: &[usize],
+) -> &'s mut ArrayD<F> {
+    if slots.len() <= i {
+        slots.resize(i + 1, None);
+    }
+    slots[i].get_or_insert_with(|| ArrayD::zeros(IxDyn(shape)))
+}
+
+/// Stochastic gradient descent: `w ← w − lr·(g + λ·w)`.
+#[derive(Debug, Clone)]
+pub struct Sgd {
+    params: Vec<Param>,
+    lr: f64,
+    /// L2 weight decay `λ` (added to the gradient).
+    pub weight_decay: f64,
+}
+
+impl Sgd {
+    /// SGD over `params` with learning rate `lr`.
+    ///
+    /// ```
+    /// use tapegrad::optim::{Optimizer, Sgd};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let w = tape.param(2.0);
+    /// let grads = tape.get(w).square().backward();   // g = 2w = 4
+    /// Sgd::new(vec![w], 0.1).step(&tape, &grads);
+    /// assert_eq!(tape.get(w).scalar(), 2.0 - 0.1 * 4.0);
+    /// ```
+    pub fn new(params: Vec<Param>, lr: f64) -> Self {
+        Sgd { params, lr, weight_decay: 0.0 }
+    }
+}
+
+impl<F: Float> Optimizer<F> for Sgd {
+    fn step(&mut self, tape: &Tape<F>, grads: &Gradients<F>) {
+        let (lr, wd) = (F::of(self.lr), F::of(self.weight_decay));
+        each(tape, &self.params, grads, |_, mut w, g| {
+            Zip::from(&mut w).and(&g).for_each(|w, &g| *w -= lr * (g + wd * *w));
+        });
+    }
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+}
+
+/// SGD with momentum `μ` (PyTorch's form): `b ← μ·b + g`, then `w ← w − lr·b`, or with
+/// `nesterov`, `w ← w − lr·(g + μ·b)`.
+#[derive(Debug, Clone)]
+pub struct Momentum<F> {
+    params: Vec<Param>,
+    lr: f64,
+    /// The momentum `μ`, default 0.9.
+    pub momentum: f64,
+    /// Nesterov's look-ahead.
+    pub nesterov: bool,
+    /// L2 weight decay `λ`.
+    pub weight_decay: f64,
+    buffers: Vec<Option<ArrayD<F>>>,
+}
+
+impl<F: Float> Momentum<F> {
+    /// Momentum SGD (μ = 0.9) over `params`.
+    ///
+    /// ```
+    /// use tapegrad::optim::{Momentum, Optimizer};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let w = tape.param(1.0);
+    /// let mut opt = Momentum::new(vec![w], 0.1);
+    /// for _ in 0..2 {
+    ///     let grads = (tape.get(w) * 2.0).backward();  // g = 2 always
+    ///     opt.step(&tape, &grads);
+    /// }
+    /// // b₁ = 2, w₁ = 1 − 0.2 = 0.8; b₂ = 0.9·2 + 2 = 3.8, w₂ = 0.8 − 0.38 = 0.42
+    /// assert!((tape.get(w).scalar() - 0.42).abs() < 1e-12);
+    /// ```
+    pub fn new(params: Vec<Param>, lr: f64) -> Self {
+        Momentum { params, lr, momentum: 0.9, nesterov: false, weight_decay: 0.0, buffers: Vec::new() }
+    }
+
+    /// Nesterov momentum (μ = 0.9) over `params`.
+    pub fn nesterov(params: Vec<Param>, lr: f64) -> Self {
+        Momentum { nesterov: true, ..Self::new(params, lr) }
+    }
+}
+
+impl<F: Float> Optimizer<F> for Momentum<F> {
+    fn step(&mut self, tape: &Tape<F>, grads: &Gradients<F>) {
+        let (lr, mu, wd, nesterov) =
+            (F::of(self.lr), F::of(self.momentum), F::of(self.weight_decay), self.nesterov);
+        let buffers = &mut self.buffers;
+        each(tape, &self.params, grads, |i, mut w, g| {
+            let b = state(buffers, i, w.shape());
+            Zip::from(&mut w).and(&g).and(b).for_each(|w, &g, b| {
+                let g = g + wd * *w;
+                *b = mu * *b + g;
+                *w -= lr * if nesterov { g + mu * *b } else { *b };
+            });
+        });
+    }
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+}
+
+/// AdaGrad: `h ← h + g²`, `w ← w − lr·g / (√h + ε)`.
+#[derive(Debug, Clone)]
+pub struct AdaGrad<F> {
+    params: Vec<Param>,
+    lr: f64,
+    /// `ε`, default 1e-7 (the textbook's).
+    pub eps: f64,
+    sums: Vec<Option<ArrayD<F>>>,
+}
+
+impl<F: Float> AdaGrad<F> {
+    /// AdaGrad over `params`.
+    ///
+    /// ```
+    /// use tapegrad::optim::{AdaGrad, Optimizer};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let w = tape.param(1.0);
+    /// let grads = (tape.get(w) * 3.0).backward();     // g = 3, h = 9
+    /// AdaGrad::new(vec![w], 0.5).step(&tape, &grads);
+    /// assert!((tape.get(w).scalar() - (1.0 - 0.5 * 3.0 / (3.0 + 1e-7))).abs() < 1e-12);
+    /// ```
+    pub fn new(params: Vec<Param>, lr: f64) -> Self {
+        AdaGrad { params, lr, eps: 1e-7, sums: Vec::new() }
+    }
+}
+
+impl<F: Float> Optimizer<F> for AdaGrad<F> {
+    fn step(&mut self, tape: &Tape<F>, grads: &Gradients<F>) {
+        let (lr, eps) = (F::of(self.lr), F::of(self.eps));
+        let sums = &mut self.sums;
+        each(tape, &self.params, grads, |i, mut w, g| {
+            let h = state(sums, i, w.shape());
+            Zip::from(&mut w).and(&g).and(h).for_each(|w, &g, h| {
+                *h += g * g;
+                *w -= lr * g / (h.sqrt() + eps);
+            });
+        });
+    }
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+}
+
+/// RMSProp: `h ← ρ·h + (1 − ρ)·g²`, `w ← w − lr·g / (√h + ε)`.
+#[derive(Debug, Clone)]
+pub struct RmsProp<F> {
+    params: Vec<Param>,
+    lr: f64,
+    /// The decay `ρ`, default 0.99.
+    pub decay: f64,
+    /// `ε`, default 1e-8.
+    pub eps: f64,
+    averages: Vec<Option<ArrayD<F>>>,
+}
+
+impl<F: Float> RmsProp<F> {
+    /// RMSProp over `params`.
+    ///
+    /// ```
+    /// use tapegrad::optim::{Optimizer, RmsProp};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let w = tape.param(1.0);
+    /// let grads = (tape.get(w) * 2.0).backward();     // g = 2, h = 0.01·4
+    /// RmsProp::new(vec![w], 0.01).step(&tape, &grads);
+    /// assert!((tape.get(w).scalar() - (1.0 - 0.01 * 2.0 / (0.04f64.sqrt() + 1e-8))).abs() < 1e-12);
+    /// ```
+    pub fn new(params: Vec<Param>, lr: f64) -> Self {
+        RmsProp { params, lr, decay: 0.99, eps: 1e-8, averages: Vec::new() }
+    }
+}
+
+impl<F: Float> Optimizer<F> for RmsProp<F> {
+    fn step(&mut self, tape: &Tape<F>, grads: &Gradients<F>) {
+        let (lr, rho, eps) = (F::of(self.lr), F::of(self.decay), F::of(self.eps));
+        let averages = &mut self.averages;
+        each(tape, &self.params, grads, |i, mut w, g| {
+            let h = state(averages, i, w.shape());
+            Zip::from(&mut w).and(&g).and(h).for_each(|w, &g, h| {
+                *h = rho * *h + (F::one() - rho) * g * g;
+                *w -= lr * g / (h.sqrt() + eps);
+            });
+        });
+    }
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+}
+
+/// Adam, and AdamW when `decoupled_weight_decay` is set: `m ← β₁m + (1 − β₁)g`,
+/// `v ← β₂v + (1 − β₂)g²`, `w ← w − lr·m̂ / (√v̂ + ε)` with bias-corrected `m̂`, `v̂`.
+#[derive(Debug, Clone)]
+pub struct Adam<F> {
+    params: Vec<Param>,
+    lr: f64,
+    /// `β₁`, default 0.9.
+    pub beta1: f64,
+    /// `β₂`, default 0.999.
+    pub beta2: f64,
+    /// `ε`, default 1e-8.
+    pub eps: f64,
+    /// Weight decay `λ`: added to the gradient (Adam), or applied as `w ← w − lr·λ·w` (AdamW).
+    pub weight_decay: f64,
+    /// Decouple the weight decay from the gradient (AdamW).
+    pub decoupled_weight_decay: bool,
+    steps: i32,
+    moments: Vec<Option<ArrayD<F>>>,
+    squares: Vec<Option<ArrayD<F>>>,
+}
+
+impl<F: Float> Adam<F> {
+    /// Adam over `params` with the usual defaults.
+    ///
+    /// ```
+    /// use tapegrad::optim::{Adam, Optimizer};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let w = tape.param(1.0);
+    /// let grads = (tape.get(w) * 5.0).backward();
+    /// Adam::new(vec![w], 0.1).step(&tape, &grads);
+    /// // the first step moves by lr·sign(g), whatever |g|: m̂ = g, v̂ = g²
+    /// assert!((tape.get(w).scalar() - (1.0 - 0.1 * 5.0 / (5.0 + 1e-8))).abs() < 1e-12);
+    /// ```
+    pub fn new(params: Vec<Param>, lr: f64) -> Self {
+        Adam {
+            params,
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled_weight_decay: false,
+            steps: 0,
+            moments: Vec::new(),
+            squares: Vec::new(),
+        }
+    }
+
+    /// AdamW: Adam with decoupled weight decay `λ`.
+    ///
+    /// ```
+    /// use tapegrad::optim::{Adam, Optimizer};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let w = tape.param(2.0);
+    /// let grads = (tape.get(w) * 0.0).sum().backward();   // g = 0: only the decay acts
+    /// Adam::adamw(vec![w], 0.1, 0.5).step(&tape, &grads);
+    /// assert!((tape.get(w).scalar() - 2.0 * (1.0 - 0.1 * 0.5)).abs() < 1e-12);
+    /// ```
+    pub fn adamw(params: Vec<Param>, lr: f64, weight_decay: f64) -> Self {
+        Adam { weight_decay, decoupled_weight_decay: true, ..Self::new(params, lr) }
+    }
+}
+
+impl<F: Float> Optimizer<F> for Adam<F> {
+    fn step(&mut self, tape: &Tape<F>, grads: &Gradients<F>) {
+        self.steps += 1;
+        let (b1, b2) = (F::of(self.beta1), F::of(self.beta2));
+        let lr = F::of(self.lr);
+        let (c1, c2) = (F::one() - b1.powi(self.steps), F::one() - b2.powi(self.steps));
+        let (eps, wd, decoupled) = (F::of(self.eps), F::of(self.weight_decay), self.decoupled_weight_decay);
+        let (moments, squares) = (&mut self.moments, &mut self.squares);
+        each(tape, &self.params, grads, |i, mut w, g| {
+            let m = state(moments, i, w.shape());
+            let v = state(squares, i, w.shape());
+            Zip::from(&mut w).and(&g).and(m).and(v).for_each(|w, &g, m, v| {
+                let g = if decoupled { g } else { g + wd * *w };
+                if decoupled {
+                    *w -= lr * wd * *w;
+                }
+                *m = b1 * *m + (F::one() - b1) * g;
+                *v = b2 * *v + (F::one() - b2) * g * g;
+                *w -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
+            });
+        });
+    }
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+}
+
+/// Scales all gradients so their joint L2 norm is at most `max_norm`; returns the norm before
+/// clipping.
+///
+/// ```
+/// use tapegrad::optim::clip_grad_norm;
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let (a, b) = (tape.var(1.0), tape.var(1.0));
+/// let mut grads = (a * 3.0 + b * 4.0).backward();   // gradient (3, 4), norm 5
+/// assert_eq!(clip_grad_norm(&mut grads, 1.0), 5.0);
+/// assert!((grads[a].scalar().unwrap() - 0.6).abs() < 1e-12);
+/// assert!((grads[b].scalar().unwrap() - 0.8).abs() < 1e-12);
+/// ```
+pub fn clip_grad_norm<F: Float>(grads: &mut Gradients<F>, max_norm: f64) -> f64 {
+    let norm = grads
+        .values_mut()
+        .map(|g| g.view().iter().map(|x| x.as_f64().powi(2)).sum::<f64>())
+        .sum::<f64>()
+        .sqrt();
+    if norm > max_norm {
+        let scale = F::of(max_norm / norm);
+        for g in grads.values_mut() {
+            g.map_inplace(|x| x * scale);
+        }
+    }
+    norm
+}
+
+/// A learning rate as a function of the epoch.
+pub trait Schedule {
+    /// The learning rate for `epoch` (counting from 0).
+    fn rate(&self, epoch: usize) -> f64;
+}
+
+/// Multiplies the rate by `gamma` every `step_size` epochs.
+///
+/// ```
+/// use tapegrad::optim::{Schedule, StepLr};
+/// let s = StepLr { initial: 0.1, step_size: 2, gamma: 0.5 };
+/// assert_eq!([s.rate(0), s.rate(1), s.rate(2), s.rate(5)], [0.1, 0.1, 0.05, 0.025]);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct StepLr {
+    /// The rate at epoch 0.
+    pub initial: f64,
+    /// Epochs between decays.
+    pub step_size: usize,
+    /// The factor at each decay.
+    pub gamma: f64,
+}
+
+impl Schedule for StepLr {
+    fn rate(&self, epoch: usize) -> f64 {
+        self.initial * self.gamma.powi((epoch / self.step_size.max(1)) as i32)
+    }
+}
+
+/// Cosine annealing from `initial` at epoch 0 to `min` at epoch `epochs`.
+///
+/// ```
+/// use tapegrad::optim::{CosineLr, Schedule};
+/// let s = CosineLr { initial: 1.0, min: 0.0, epochs: 10 };
+/// assert_eq!(s.rate(0), 1.0);
+/// assert!((s.rate(5) - 0.5).abs() < 1e-12);
+/// assert!(s.rate(10).abs() < 1e-12);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct CosineLr {
+    /// The rate at epoch 0.
+    pub initial: f64,
+    /// The rate at the end.
+    pub min: f64,
+    /// The length of the schedule.
+    pub epochs: usize,
+}
+
+impl Schedule for CosineLr {
+    fn rate(&self, epoch: usize) -> f64 {
+        let t = (epoch.min(self.epochs) as f64) / (self.epochs.max(1) as f64);
+        self.min + 0.5 * (self.initial - self.min) * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}

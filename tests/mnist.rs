@@ -1,0 +1,45 @@
+//! The README's main job: the MNIST example's default settings reach 0.95 test accuracy on the
+//! shipped sample, and its flags parse.
+
+#[path = "../examples/10_mnist_mlp.rs"]
+mod mnist_mlp;
+
+use mnist_mlp::Settings;
+
+#[test]
+fn default_settings_reach_95_percent_on_the_held_out_digits() {
+    let out = std::env::temp_dir().join(format!("tapegrad-mnist-test-{}", std::process::id()));
+    let settings = Settings { progress: false, out_dir: out.clone(), ..Settings::default() };
+    let epochs = mnist_mlp::train(&settings).unwrap();
+    assert_eq!(epochs.len(), 15);
+    let last = epochs.last().unwrap();
+    assert!(last.test_accuracy >= 0.95, "test accuracy {}", last.test_accuracy);
+    assert!(
+        epochs[0].loss > 3.0 * last.loss,
+        "the loss falls: {:?}",
+        epochs.iter().map(|e| e.loss).collect::<Vec<_>>()
+    );
+    assert!(epochs.windows(2).take(5).all(|w| w[1].loss < w[0].loss));
+    // the saved weights load back into a fresh model of the same shape
+    let tape = tapegrad::Tape::<f32>::new();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
+    let model = tapegrad::nn::Mlp::new(&tape, &settings.sizes, settings.activation, settings.init, &mut rng);
+    tapegrad::nn::load(out.join("weights.safetensors"), &tape, &model).unwrap();
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn flags_choose_the_textbook_network_and_the_optimizer() {
+    let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let s = Settings::from_args(args("--two-layer-net --epochs 3")).unwrap();
+    assert_eq!(
+        (s.sizes.as_slice(), s.batch, s.lr, s.optimizer.as_str(), s.epochs),
+        (&[784, 50, 10][..], 100, 0.1, "sgd", 3)
+    );
+    let s = Settings::from_args(args("--optimizer rmsprop --hidden 64,32 --data-dir /tmp/mnist")).unwrap();
+    assert_eq!((s.sizes.as_slice(), s.optimizer.as_str()), (&[784, 64, 32, 10][..], "rmsprop"));
+    assert_eq!(s.data_dir, std::path::PathBuf::from("/tmp/mnist"));
+    let e = Settings::from_args(args("--optimizer lbfgs")).unwrap_err();
+    assert!(e.starts_with("unknown optimizer \"lbfgs\""), "{e}");
+    assert_eq!(Settings::from_args(args("--epochs")).unwrap_err(), "--epochs needs a value");
+}

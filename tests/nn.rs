@@ -1,0 +1,175 @@
+//! Layers, losses, optimizers and saving: each gradient checked against central differences,
+//! each optimizer run to convergence, each file error reported.
+
+use ndarray::{ArrayD, array};
+use rand::SeedableRng;
+use tapegrad::nn::{self, Activation, BatchNorm1d, Init, Linear, Mlp, Module};
+use tapegrad::optim::{AdaGrad, Adam, Momentum, Optimizer, RmsProp, Sgd};
+use tapegrad::{GradcheckOptions, Tape, gradcheck};
+
+fn rng() -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(5)
+}
+
+/// Gradient-checks a module's output with respect to its input and every parameter, by
+/// rebuilding it with the parameters given as inputs.
+#[test]
+fn layers_pass_gradcheck() {
+    let x = array![[0.3, -1.2, 0.5], [1.1, 0.4, -0.7]].into_dyn();
+    let w1 = Init::Xavier.sample::<f64>(&[3, 4], &mut rng());
+    let w2 = Init::Xavier.sample::<f64>(&[4, 2], &mut rng());
+    let b = array![0.1, -0.2, 0.3, 0.05].into_dyn();
+    // an MLP: tanh(x·W1 + b)·W2
+    gradcheck(
+        |v| (v[0].matmul(v[1]) + v[2]).tanh().matmul(v[3]),
+        &[x.clone(), w1, b, w2],
+        GradcheckOptions::default(),
+    )
+    .unwrap();
+    // batch normalisation in training mode, through the module itself
+    gradcheck(
+        |v| {
+            let bn = BatchNorm1d::new(v[0].tape(), 3);
+            bn.forward(v[0]) * v[0].tape().constant(array![[1.0, 2.0, 3.0], [-1.0, 0.5, 2.0]])
+        },
+        std::slice::from_ref(&x),
+        GradcheckOptions::default(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn losses_pass_gradcheck() {
+    let logits = array![[0.2, -1.0, 2.0], [1.5, 0.3, -0.4]].into_dyn();
+    let soft = array![[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]].into_dyn();
+    let options = GradcheckOptions::default();
+    gradcheck(|v| nn::softmax_cross_entropy(v[0], &[2, 0]), std::slice::from_ref(&logits), options).unwrap();
+    gradcheck(
+        |v| nn::softmax_cross_entropy_with_targets(v[0], v[1]),
+        &[logits.clone(), soft.clone()],
+        options,
+    )
+    .unwrap();
+    gradcheck(|v| nn::binary_cross_entropy_with_logits(v[0], v[1]), &[logits.clone(), soft.clone()], options)
+        .unwrap();
+    gradcheck(|v| nn::mean_squared_error(v[0], v[1]), &[logits.clone(), soft.clone()], options).unwrap();
+    gradcheck(|v| nn::sum_squared_error(v[0], v[1]), &[logits.clone(), soft.clone()], options).unwrap();
+    gradcheck(|v| nn::mean_absolute_error(v[0], v[1]), &[logits, soft], options).unwrap();
+}
+
+#[test]
+fn softmax_cross_entropy_is_finite_for_huge_logits() {
+    let tape = Tape::<f32>::new();
+    let logits = tape.var(array![[1000.0f32, -1000.0, 0.0], [-1000.0, 1000.0, 1000.0]]);
+    let loss = nn::softmax_cross_entropy(logits, &[1, 2]);
+    // row 0: 2000 (the label's logit is 2000 below the max); row 1: ln 2
+    assert!((loss.scalar() - (2000.0 + std::f32::consts::LN_2) / 2.0).abs() < 1e-3, "{}", loss.scalar());
+    let g = loss.backward()[logits].to_array();
+    assert!(g.iter().all(|v| v.is_finite()));
+    assert_eq!(g[[0, 0]], 0.5); // softmax 1 at the wrong class, halved by the batch mean
+    assert_eq!(g[[0, 1]], -0.5);
+}
+
+/// Each optimizer minimises a badly scaled quadratic `Σ cᵢ(wᵢ − tᵢ)²` from zero.
+#[test]
+fn every_optimizer_converges_on_a_quadratic() {
+    let target = array![1.0, -2.0, 0.5];
+    let scale = array![1.0, 10.0, 0.1];
+    let run = |make: &dyn Fn(Vec<tapegrad::Param>) -> Box<dyn Optimizer<f64>>, steps: usize| {
+        let tape = Tape::<f64>::new();
+        let w = tape.param(ndarray::Array1::<f64>::zeros(3));
+        let mut opt = make(vec![w]);
+        for _ in 0..steps {
+            let loss =
+                ((tape.get(w) - tape.constant(target.clone())).square() * tape.constant(scale.clone())).sum();
+            let grads = loss.backward();
+            opt.step(&tape, &grads);
+            tape.reset();
+        }
+        let w = tape.get(w).to_array();
+        (&w - &target.clone().into_dyn()).mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v))
+    };
+    assert!(run(&|p| Box::new(Sgd::new(p, 0.04)), 2000) < 1e-3);
+    assert!(run(&|p| Box::new(Momentum::new(p, 0.01)), 2000) < 1e-3);
+    assert!(run(&|p| Box::new(Momentum::nesterov(p, 0.01)), 2000) < 1e-3);
+    assert!(run(&|p| Box::new(AdaGrad::new(p, 0.5)), 3000) < 1e-3);
+    assert!(run(&|p| Box::new(RmsProp::new(p, 0.01)), 3000) < 2e-2);
+    assert!(run(&|p| Box::new(Adam::new(p, 0.05)), 3000) < 1e-3);
+    assert!(run(&|p| Box::new(Adam::adamw(p, 0.05, 1e-4)), 3000) < 1e-2);
+}
+
+#[test]
+fn an_mlp_learns_xor() {
+    let tape = Tape::<f64>::new();
+    let model = Mlp::new(&tape, &[2, 8, 1], Activation::Tanh, Init::Xavier, &mut rng());
+    let x = array![[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+    let t = array![[0.0], [1.0], [1.0], [0.0]];
+    let mut opt = Adam::new(nn::params(&model), 0.05);
+    for _ in 0..500 {
+        let loss = nn::binary_cross_entropy_with_logits(
+            model.forward(tape.constant(x.clone())),
+            tape.constant(t.clone()),
+        );
+        let grads = loss.backward();
+        opt.step(&tape, &grads);
+        tape.reset();
+    }
+    let y = model.forward(tape.constant(x)).sigmoid().to_array();
+    for (y, t) in y.iter().zip(&t) {
+        assert!((y - t).abs() < 0.1, "{y} vs {t}");
+    }
+}
+
+#[test]
+fn parameters_survive_many_resets_without_growing_the_tape() {
+    let tape = Tape::<f32>::new();
+    let model = Mlp::new(&tape, &[4, 3, 2], Activation::Relu, Init::He, &mut rng());
+    let params = tape.len();
+    for _ in 0..100 {
+        let y = model.forward(tape.constant(ndarray::Array2::<f32>::ones((2, 4)))).sum();
+        y.backward();
+        tape.reset();
+    }
+    assert_eq!(tape.len(), params);
+}
+
+#[test]
+fn loading_weights_with_other_names_or_shapes_is_an_error() {
+    let tape = Tape::<f32>::new();
+    let dir = std::env::temp_dir().join(format!("tapegrad-nn-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.safetensors");
+    let small = Mlp::new(&tape, &[3, 4, 2], Activation::Relu, Init::He, &mut rng());
+    nn::save(&path, &tape, &small).unwrap();
+
+    let wide = Mlp::new(&tape, &[3, 5, 2], Activation::Relu, Init::He, &mut rng());
+    let before = tape.get(wide.layers()[0].weight).to_array();
+    let e = nn::load(&path, &tape, &wide).unwrap_err().to_string();
+    assert!(e.ends_with("tensor \"fc1.weight\" is F32 [3, 4], expected f32 [3, 5]"), "{e}");
+    assert_eq!(tape.get(wide.layers()[0].weight).to_array(), before, "nothing changes on error");
+
+    let deeper = Mlp::new(&tape, &[3, 4, 2, 2], Activation::Relu, Init::He, &mut rng());
+    let e = nn::load(&path, &tape, &deeper).unwrap_err().to_string();
+    assert!(e.contains("no tensor named \"fc3.weight\""), "{e}");
+
+    let single: Linear<f32> = Linear::new(&tape, 3, 4, Init::He, &mut rng());
+    let e = nn::load(&path, &tape, &single).unwrap_err().to_string();
+    assert!(e.contains("matches no parameter of the model"), "{e}");
+
+    std::fs::write(&path, b"not a safetensors file").unwrap();
+    let e = nn::load(&path, &tape, &small).unwrap_err().to_string();
+    assert!(e.contains("not a valid safetensors file"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn initialisers_have_the_documented_spread() {
+    let mut r = rng();
+    let std = |a: &ArrayD<f64>| (a.mapv(|v| v * v).mean().unwrap()).sqrt();
+    assert!((std(&Init::Xavier.sample(&[300, 100], &mut r)) - (2.0f64 / 400.0).sqrt()).abs() < 0.003);
+    assert!((std(&Init::Normal(0.01).sample(&[300, 100], &mut r)) - 0.01).abs() < 0.0005);
+    let u = Init::Uniform(0.5).sample::<f64>(&[1000], &mut r);
+    assert!(u.iter().all(|v| v.abs() <= 0.5) && u.iter().any(|v| v.abs() > 0.45));
+    // seeded: the same draws again
+    assert_eq!(Init::He.sample::<f32>(&[4, 4], &mut rng()), Init::He.sample::<f32>(&[4, 4], &mut rng()));
+}
