@@ -165,6 +165,9 @@ impl<F: Float> Value<F> {
                 }
                 let shape = broadcast_shape(x.shape(), y.shape())
                     .ok_or_else(|| broadcast_error(op, x.shape(), y.shape()))?;
+                if let Some(out) = zip_trailing(x, y, &shape, &f) {
+                    return Ok(Value::Array(Box::new(out)));
+                }
                 let (xb, yb) = (x.broadcast(IxDyn(&shape)), y.broadcast(IxDyn(&shape)));
                 let (xb, yb) = (xb.expect("checked"), yb.expect("checked"));
                 Ok(Value::Array(Box::new(Zip::from(&xb).and(&yb).map_collect(|&x, &y| f(x, y)))))
@@ -232,6 +235,31 @@ impl<F: Float> From<&Value<F>> for Value<F> {
     fn from(v: &Value<F>) -> Self {
         v.clone()
     }
+}
+
+/// The common broadcast of a contiguous array with a contiguous array of its trailing axes (a
+/// bias added to a batch): the smaller one is cycled over the larger one's rows, without the
+/// general indexed walk. `None` when the operands are not of that form.
+fn zip_trailing<F: Float>(
+    x: &ArrayD<F>,
+    y: &ArrayD<F>,
+    shape: &[usize],
+    f: &impl Fn(F, F) -> F,
+) -> Option<ArrayD<F>> {
+    let (xs, ys) = (x.as_slice()?, y.as_slice()?);
+    let trailing = |small: &ArrayD<F>, big: &ArrayD<F>| {
+        let axes = small.shape().iter().skip_while(|&&n| n == 1).count();
+        same_shape(big.shape(), shape)
+            && same_shape(&small.shape()[small.ndim() - axes..], &big.shape()[big.ndim() - axes..])
+    };
+    let data: Vec<F> = if !ys.is_empty() && trailing(y, x) {
+        xs.chunks_exact(ys.len()).flat_map(|row| row.iter().zip(ys).map(|(&a, &b)| f(a, b))).collect()
+    } else if !xs.is_empty() && trailing(x, y) {
+        ys.chunks_exact(xs.len()).flat_map(|row| xs.iter().zip(row).map(|(&a, &b)| f(a, b))).collect()
+    } else {
+        return None;
+    };
+    ArrayD::from_shape_vec(IxDyn(shape), data).ok()
 }
 
 /// The shape of a scalar, as a slice with a real address.

@@ -26,9 +26,12 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropy {
             return Err(Error::shape("softmax_cross_entropy", &[logits.shape(), targets.shape()], expected));
         }
         let n = logits.shape()[0].max(1);
+        let (logits, targets) = (logits.as_standard_layout(), targets.as_standard_layout());
+        let classes = logits.shape()[1].max(1);
+        let rows = logits.as_slice().expect("standard layout").chunks_exact(classes);
         let mut total = F::zero();
-        for (row, t) in logits.outer_iter().zip(targets.outer_iter()) {
-            let max = row.fold(F::neg_infinity(), |m, &v| m.max(v));
+        for (row, t) in rows.zip(targets.as_slice().expect("standard layout").chunks_exact(classes)) {
+            let max = row.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
             let shift = if max.is_finite() { max } else { F::zero() };
             let lse = row.iter().map(|&v| (v - shift).exp()).sum::<F>().ln() + shift;
             total += row

@@ -2,7 +2,7 @@
 //! `log_softmax`, and norms and distances. `logsumexp`, `softmax` and `log_softmax` shift by the
 //! maximum, so `softmax([1000, 1000])` is `[0.5, 0.5]` and nothing overflows.
 
-use ndarray::{ArrayD, Axis};
+use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -166,16 +166,27 @@ fn reduce<F: Float>(
     x: &Value<F>,
     axes: &[usize],
     keepdims: bool,
-    f: impl Fn(&ArrayD<F>, Axis) -> ArrayD<F>,
+    f: impl Fn(&ArrayViewD<'_, F>, Axis) -> ArrayD<F>,
 ) -> Value<F> {
-    let mut out = x.view().to_owned();
-    for &axis in axes.iter().rev() {
-        out = f(&out, Axis(axis));
-        if keepdims {
-            out = out.insert_axis(Axis(axis));
-        }
+    Value::from(reduce_axes(x.view(), axes.iter().rev().map(|&a| (a, keepdims)), f))
+}
+
+/// Reduces `x` over each `(axis, keep)` in turn (descending axes), starting from the view so
+/// the input is never copied whole.
+pub(crate) fn reduce_axes<F: Float>(
+    x: ArrayViewD<'_, F>,
+    axes: impl Iterator<Item = (usize, bool)>,
+    f: impl Fn(&ArrayViewD<'_, F>, Axis) -> ArrayD<F>,
+) -> ArrayD<F> {
+    let mut out: Option<ArrayD<F>> = None;
+    for (axis, keep) in axes {
+        let reduced = match &out {
+            None => f(&x, Axis(axis)),
+            Some(o) => f(&o.view(), Axis(axis)),
+        };
+        out = Some(if keep { reduced.insert_axis(Axis(axis)) } else { reduced });
     }
-    Value::from(out)
+    out.unwrap_or_else(|| x.to_owned())
 }
 
 /// `shape` with each of `axes` set to 1.

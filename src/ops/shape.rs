@@ -44,15 +44,11 @@ fn sum_to<F: Float>(x: &Value<F>, shape: &[usize]) -> Result<Value<F>> {
         ));
     }
     let lead = from.len() - shape.len();
-    let mut out = x.view().to_owned();
-    for axis in (0..from.len()).rev() {
-        if axis < lead {
-            out = out.sum_axis(Axis(axis));
-        } else if shape[axis - lead] == 1 && from[axis] != 1 {
-            out = out.sum_axis(Axis(axis)).insert_axis(Axis(axis));
-        }
-    }
-    Ok(Value::from(out))
+    let axes = (0..from.len()).rev().filter_map(|axis| match axis.checked_sub(lead) {
+        None => Some((axis, false)),
+        Some(a) => (shape[a] == 1 && from[axis] != 1).then_some((axis, true)),
+    });
+    Ok(Value::from(crate::ops::reduce::reduce_axes(x.view(), axes, |v, axis| v.sum_axis(axis))))
 }
 
 /// Repeats the value along axes of length 1 (and new leading axes) to reach a shape.
