@@ -39,7 +39,7 @@ mod value;
 pub use dot::DotOptions;
 pub use error::{Error, Result};
 pub use float::Float;
-pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, numerical_gradient};
+pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradgradcheck, numerical_gradient};
 pub use op::{Context, Grads, IntoGrad, Op, Operand, Tensor};
 pub use ops::reduce::Norm;
 pub use ops::shape::{concat, stack, where_cond};
