@@ -23,13 +23,15 @@
 //!
 //! Layers, from the ground up: [`Float`] and [`Error`]; [`Value`]; the [`tape`](Tape) (nodes,
 //! [`Var`], backward) and the [`op`] protocol; the [`ops`] families, which define all math on
-//! `Var`; [`gradcheck`].
+//! `Var`; [`gradcheck`] and [`gradgradcheck`]; [`functional`] (Hessian- and Jacobian-vector
+//! products, Hessians and Jacobians of whole functions).
 #![warn(missing_docs)]
 
 pub mod data;
 mod dot;
 mod error;
 mod float;
+pub mod functional;
 mod gradcheck;
 pub mod op;
 pub mod ops;

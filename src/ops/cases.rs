@@ -430,7 +430,8 @@ fn recorded_gradients_equal_plain_gradients() {
             let y = (case.f64)(&x, &s);
             let n = y.shape().iter().product::<usize>();
             let weights = (0..n).map(|k| 1.0 - 0.3 * k as f64).collect::<Vec<_>>();
-            let weights = tape.constant(ArrayD::from_shape_vec(IxDyn(&y.shape()), weights).expect("n values"));
+            let weights =
+                tape.constant(ArrayD::from_shape_vec(IxDyn(&y.shape()), weights).expect("n values"));
             let loss = (y * weights).sum();
             let plain = loss.backward();
             let recorded = tape.grad_vec(loss, &x, crate::GradOptions { create_graph: true });
