@@ -1,29 +1,41 @@
 //! Recording a backward pass with `create_graph` leaks nothing: after `Tape::reset` only the
 //! parameters remain, and the heap holds the same number of bytes after every step.
 //!
-//! This file is its own test binary with a single test, so the counting allocator sees only it.
+//! The counting allocator counts per thread, so the test harness's own threads do not disturb
+//! the figures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::cell::Cell;
 
 use tapegrad::{GradOptions, Tape};
 
-/// Counts live heap bytes.
+/// Counts the heap bytes allocated and not yet freed by the current thread.
 struct Counting;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
+thread_local! {
+    // const-initialised and without a destructor: safe to touch from inside the allocator
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(bytes: isize) {
+    let _ = LIVE.try_with(|live| live.set(live.get() + bytes));
+}
+
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        count(layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        count(-(layout.size() as isize));
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        count(new_size as isize - layout.size() as isize);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -53,7 +65,7 @@ fn create_graph_steps_free_everything_but_the_parameters() {
         assert!(tape.len() > 50, "the step recorded its graph ({} nodes)", tape.len());
         tape.reset();
         assert_eq!(tape.len(), params, "only the parameters survive a reset");
-        after_reset.push(LIVE.load(Ordering::Relaxed));
+        after_reset.push(live());
     }
     // The first steps grow the tape's storage to its working size; after that every step ends
     // with exactly the same bytes live.
