@@ -28,6 +28,10 @@
 //!
 //! Errors name the function (`hvp`, `jvp`, …) and the shapes involved: a direction whose shape
 //! differs from its input's, or a non-scalar output where a scalar is needed.
+//!
+//! NOTE: `f` must work for a tape of any lifetime. A closure written inline in the call is
+//! inferred that way; one stored in a `let` first may not be, in which case write it as a
+//! `fn f<'t>(x: &[Var<'t, f64>]) -> Var<'t, f64>`.
 
 use ndarray::{ArrayD, IxDyn};
 
