@@ -23,13 +23,15 @@
 //!
 //! Layers, from the ground up: [`Float`] and [`Error`]; [`Value`]; the [`tape`](Tape) (nodes,
 //! [`Var`], backward) and the [`op`] protocol; the [`ops`] families, which define all math on
-//! `Var`; [`gradcheck`].
+//! `Var`; [`gradcheck`] and [`gradgradcheck`]; [`functional`] (Hessian- and Jacobian-vector
+//! products, Hessians and Jacobians of whole functions).
 #![warn(missing_docs)]
 
 pub mod data;
 mod dot;
 mod error;
 mod float;
+pub mod functional;
 mod gradcheck;
 pub mod nn;
 pub mod op;
@@ -41,7 +43,7 @@ mod value;
 pub use dot::DotOptions;
 pub use error::{Error, Result};
 pub use float::Float;
-pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, numerical_gradient};
+pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradgradcheck, numerical_gradient};
 pub use op::{Context, Grads, IntoGrad, Op, Operand, Tensor};
 pub use ops::reduce::Norm;
 pub use ops::shape::{concat, stack, where_cond};

@@ -337,6 +337,38 @@ impl<F: Float> Tape<F> {
         wrt: [Var<'t, F>; N],
         options: GradOptions,
     ) -> Result<[Var<'t, F>; N]> {
+        let grads = self.try_grad_vec(output, &wrt, options)?;
+        Ok(std::array::from_fn(|i| grads[i]))
+    }
+
+    /// Like [`grad`](Self::grad) for a number of variables known only at run time (a model's
+    /// parameters): one gradient per element of `wrt`, in order.
+    ///
+    /// ```
+    /// use tapegrad::{GradOptions, Tape};
+    /// let tape = Tape::<f64>::new();
+    /// let xs: Vec<_> = (1..=3).map(|i| tape.var(i as f64)).collect();
+    /// let y = xs[0] * xs[1] * xs[2];
+    /// let g = tape.grad_vec(y, &xs, GradOptions::default());
+    /// assert_eq!(g.iter().map(|g| g.scalar()).collect::<Vec<_>>(), vec![6.0, 3.0, 2.0]);
+    /// ```
+    #[track_caller]
+    pub fn grad_vec<'t>(
+        &'t self,
+        output: Var<'t, F>,
+        wrt: &[Var<'t, F>],
+        options: GradOptions,
+    ) -> Vec<Var<'t, F>> {
+        crate::op::or_panic(self.try_grad_vec(output, wrt, options))
+    }
+
+    /// Like [`grad_vec`](Self::grad_vec), returning the error.
+    pub fn try_grad_vec<'t>(
+        &'t self,
+        output: Var<'t, F>,
+        wrt: &[Var<'t, F>],
+        options: GradOptions,
+    ) -> Result<Vec<Var<'t, F>>> {
         let shape = output.try_shape()?;
         if !shape.is_empty() {
             return Err(Error::NotScalar { shape: shape.to_vec() });
@@ -346,16 +378,17 @@ impl<F: Float> Tape<F> {
         }
         if !options.create_graph {
             let grads = output.try_backward()?;
-            return Ok(wrt.map(|w| {
-                let g = grads.get(w).cloned().unwrap_or_else(|| Value::zeros(&w.shape()));
-                self.constant(g)
-            }));
+            return Ok(wrt.iter().map(|&w| self.constant(grads.wrt(w))).collect());
         }
-        let grads = self.backward_graph(output, &wrt.map(|w| w.id));
-        Ok(wrt.map(|w| match grads.get(w.id) {
-            Some(&g) => self.handle(g),
-            None => self.constant(Value::zeros(&w.shape())),
-        }))
+        let keep: Vec<NodeId> = wrt.iter().map(|w| w.id).collect();
+        let grads = self.backward_graph(output, &keep);
+        Ok(wrt
+            .iter()
+            .map(|w| match grads.get(w.id) {
+                Some(&g) => self.handle(g),
+                None => self.constant(Value::zeros(&w.shape())),
+            })
+            .collect())
     }
 
     /// Backward with every rule recorded on the tape; returns gradient nodes for `keep` (and
