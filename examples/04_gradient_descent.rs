@@ -20,6 +20,10 @@ use ndarray::{Array1, array};
 use plotters::prelude::*;
 use tapegrad::{Tape, numerical_gradient};
 
+#[path = "common/font.rs"]
+mod font;
+use font::register_font;
+
 /// `x` to 10 significant digits, without trailing zeros or floating-point noise.
 pub fn show(x: f64) -> String {
     let rounded: f64 = format!("{x:.9e}").parse().expect("a number");
@@ -173,16 +177,6 @@ pub fn report(dir: &Path) -> String {
 }
 
 type Plot = Result<(), Box<dyn std::error::Error>>;
-
-/// DejaVu Sans, embedded: the plots need no system font.
-fn register_font() {
-    static FONT: &[u8] = include_bytes!("assets/DejaVuSans.ttf");
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-            .unwrap_or_else(|_| panic!("DejaVuSans.ttf is a valid font"))
-    });
-}
 
 fn plot_tangent(path: &Path) -> Plot {
     let root = BitMapBackend::new(path, (640, 480)).into_drawing_area();

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Prints the train and test accuracy after each epoch, shows a progress bar with the loss and
-//! speed, saves the weights (safetensors) and ends with `test accuracy: 0.XXXX`.
+//! speed, saves the weights (safetensors) and the loss and accuracy curves (PNG) to
+//! `target/mnist_mlp/`, and ends with `test accuracy: 0.XXXX`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,6 +18,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
 use tapegrad::Tape;
+
+#[path = "common/font.rs"]
+mod font;
+use font::register_font;
 use tapegrad::data::{DataLoader, Mnist};
 use tapegrad::nn::{self, Activation, Init, Mlp, Module};
 use tapegrad::optim::{AdaGrad, Adam, Momentum, Optimizer, RmsProp, Sgd};
@@ -218,7 +223,62 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
     let weights = settings.out_dir.join("weights.safetensors");
     nn::save(&weights, &tape, &model)?;
     println!("weights saved to {}", weights.display());
+    let curves = settings.out_dir.join("curves.png");
+    plot_curves(&curves, &epochs)?;
+    println!("loss and accuracy curves drawn in {}", curves.display());
     Ok(epochs)
+}
+
+/// The loss (left) and the train and test accuracy (right) by epoch.
+fn plot_curves(path: &std::path::Path, epochs: &[Epoch]) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    register_font();
+    let root = BitMapBackend::new(path, (960, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(480);
+    let n = epochs.len() as f64;
+    let at = |i: usize| (i + 1) as f64;
+    let max_loss = epochs.iter().map(|e| e.loss).fold(0.0, f64::max) * 1.05;
+    let mut loss = ChartBuilder::on(&left)
+        .caption("training loss", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(1.0..n.max(2.0), 0.0..max_loss.max(1e-3))?;
+    loss.configure_mesh().x_desc("epoch").y_desc("cross-entropy").draw()?;
+    loss.draw_series(LineSeries::new(
+        epochs.iter().enumerate().map(|(i, e)| (at(i), e.loss)),
+        RED.stroke_width(2),
+    ))?;
+    let low = epochs.iter().map(|e| e.test_accuracy.min(e.train_accuracy)).fold(1.0, f64::min);
+    let mut accuracy = ChartBuilder::on(&right)
+        .caption("accuracy", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(1.0..n.max(2.0), (low - 0.02).max(0.0)..1.0)?;
+    accuracy.configure_mesh().x_desc("epoch").draw()?;
+    let series = [
+        ("train", BLUE, epochs.iter().map(|e| e.train_accuracy).collect::<Vec<_>>()),
+        ("test", GREEN, epochs.iter().map(|e| e.test_accuracy).collect()),
+    ];
+    for (name, color, values) in series {
+        accuracy
+            .draw_series(LineSeries::new(
+                values.iter().enumerate().map(|(i, &a)| (at(i), a)),
+                color.stroke_width(2),
+            ))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    accuracy
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 #[allow(dead_code)]

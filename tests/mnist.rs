@@ -25,6 +25,11 @@ fn default_settings_reach_95_percent_on_the_held_out_digits() {
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
     let model = tapegrad::nn::Mlp::new(&tape, &settings.sizes, settings.activation, settings.init, &mut rng);
     tapegrad::nn::load(out.join("weights.safetensors"), &tape, &model).unwrap();
+    // and the curves are a real picture of the promised size
+    let decoder =
+        png::Decoder::new(std::io::BufReader::new(std::fs::File::open(out.join("curves.png")).unwrap()));
+    let info = decoder.read_info().unwrap();
+    assert_eq!((info.info().width, info.info().height), (960, 400));
     std::fs::remove_dir_all(out).unwrap();
 }
 
