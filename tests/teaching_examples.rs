@@ -7,6 +7,11 @@ mod perceptron;
 #[path = "../examples/03_three_layer_forward.rs"]
 mod three_layer_forward;
 
+#[path = "../examples/08_linear_regression.rs"]
+mod linear_regression;
+
+use ndarray::Array1;
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -99,4 +104,56 @@ fn three_layer_forward_gives_the_textbook_output() {
     assert_close(report.y(), &[0.31682708, 0.69627909], 5e-9);
     let printed = report.to_string();
     assert_eq!(printed.lines().last(), Some("y  = [0.31682708, 0.69627909]"), "{printed}");
+}
+
+#[test]
+fn linear_regression_recovers_the_least_squares_line() {
+    let report = linear_regression::report();
+    let (x, y) = &report.train;
+    assert_eq!((x.len(), report.test.0.len()), (80, 20));
+
+    // the normal equations of y = a·x + b, solved by Cramer's rule
+    let n = x.len() as f64;
+    let (sx, sy, sxx, sxy) = (x.sum(), y.sum(), x.dot(x), x.dot(y));
+    let a = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+    let b = (sy - a * sx) / n;
+    let model = &report.model;
+    assert!((model.coef - a).abs() < 1e-9, "{} vs {a}", model.coef);
+    assert!((model.intercept - b).abs() < 1e-9, "{} vs {b}", model.intercept);
+    // the noise moves the line only a little from y = 3x + 4
+    assert!(
+        (a - linear_regression::TRUE_SLOPE).abs() < 0.5
+            && (b - linear_regression::TRUE_INTERCEPT).abs() < 0.5
+    );
+
+    // on the training data R² is the squared correlation of x and y
+    let r = (n * sxy - sx * sy) / ((n * sxx - sx * sx).sqrt() * (n * y.dot(y) - sy * sy).sqrt());
+    assert!((report.train_score - r * r).abs() < 1e-9, "{} vs {}", report.train_score, r * r);
+    let (tx, ty) = &report.test;
+    let residual: f64 = tx.iter().zip(ty).map(|(x, y)| (y - a * x - b).powi(2)).sum();
+    let mean = ty.mean().unwrap();
+    let total: f64 = ty.iter().map(|y| (y - mean).powi(2)).sum();
+    assert!((report.test_score - (1.0 - residual / total)).abs() < 1e-9);
+
+    // gradient descent on a convex quadratic: the loss only falls (up to rounding once it has
+    // converged), to the least-squares error
+    assert_eq!(model.losses.len(), model.steps);
+    assert!(model.losses.windows(2).all(|w| w[1] <= w[0] + 1e-12));
+    let least: f64 = x.iter().zip(y).map(|(x, y)| (y - a * x - b).powi(2)).sum::<f64>() / n;
+    assert!((model.losses.last().unwrap() - least).abs() < 1e-9);
+}
+
+#[test]
+fn linear_regression_fits_an_exact_line_exactly() {
+    let x = Array1::linspace(-1.0, 2.0, 7);
+    let y = x.mapv(|x| 2.0 * x - 1.0);
+    let mut model = linear_regression::LinearRegression::new(0.1, 1000);
+    model.fit(&x, &y);
+    assert!((model.coef - 2.0).abs() < 1e-9 && (model.intercept + 1.0).abs() < 1e-9, "{model:?}");
+    assert!((model.score(&x, &y) - 1.0).abs() < 1e-12);
+    assert_close(&model.predict(&Array1::from(vec![0.0, 10.0])).to_vec(), &[-1.0, 19.0], 1e-8);
+    // the flat line at the mean of y scores R² = 0 on any data
+    let (gx, gy) = linear_regression::make_data(50, 1);
+    let flat = linear_regression::LinearRegression { coef: 0.0, intercept: gy.mean().unwrap(), ..model };
+    assert!(flat.score(&gx, &gy).abs() < 1e-12);
 }
