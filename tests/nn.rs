@@ -173,3 +173,15 @@ fn initialisers_have_the_documented_spread() {
     // seeded: the same draws again
     assert_eq!(Init::He.sample::<f32>(&[4, 4], &mut rng()), Init::He.sample::<f32>(&[4, 4], &mut rng()));
 }
+
+#[test]
+fn predicted_classes_are_the_ones_accuracy_counts() {
+    let scores = array![[0.2, 0.5, 0.3], [2.0, -1.0, 2.0], [f64::NEG_INFINITY, -7.0, -5.0]].into_dyn();
+    // the largest score of each row; the tie in row 1 goes to the first
+    assert_eq!(nn::predicted_classes(&scores), [1, 0, 2]);
+    assert_eq!(nn::accuracy(&scores, &[1, 2, 2]), 2.0 / 3.0);
+    let vector = array![0.2, 0.8].into_dyn();
+    let payload = std::panic::catch_unwind(|| nn::predicted_classes(&vector)).unwrap_err();
+    let message = payload.downcast_ref::<String>().unwrap();
+    assert_eq!(message, "predicted_classes: scores of shape [2]; expected (batch, classes)");
+}

@@ -174,6 +174,26 @@ pub fn binary_cross_entropy_with_logits<'t, F: Float>(x: Var<'t, F>, t: Var<'t, 
     (x.softplus() - x * t).mean()
 }
 
+/// The class of each row of `(batch, classes)` scores: the index of its largest score (ties: the
+/// first largest), the textbook's `np.argmax(y, axis=1)`.
+///
+/// ```
+/// use tapegrad::nn::predicted_classes;
+/// let scores = ndarray::array![[0.1, 0.9], [0.8, 0.2], [0.5, 0.5]].into_dyn();
+/// assert_eq!(predicted_classes(&scores), [1, 0, 0]);
+/// ```
+#[track_caller]
+pub fn predicted_classes<F: Float>(scores: &ArrayD<F>) -> Vec<usize> {
+    if scores.ndim() != 2 {
+        let message = format!("scores of shape {:?}; expected (batch, classes)", scores.shape());
+        panic!("{}", Error::argument("predicted_classes", message));
+    }
+    let best = |row: ndarray::ArrayViewD<'_, F>| {
+        row.iter().enumerate().fold((0, F::neg_infinity()), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+    };
+    scores.axis_iter(Axis(0)).map(best).collect()
+}
+
 /// The fraction of rows whose largest score is at the label (ties: the first largest).
 ///
 /// ```
@@ -194,17 +214,7 @@ pub fn accuracy<F: Float>(scores: &ArrayD<F>, labels: &[usize]) -> f64 {
     if labels.is_empty() {
         return 0.0;
     }
-    let correct = scores
-        .axis_iter(Axis(0))
-        .zip(labels)
-        .filter(|(row, label)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold((0, F::neg_infinity()), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-            best.0 == **label
-        })
-        .count();
+    let correct = predicted_classes(scores).iter().zip(labels).filter(|(p, l)| p == l).count();
     correct as f64 / labels.len() as f64
 }
 

@@ -37,7 +37,7 @@ pub use init::Init;
 pub use layers::{Activation, BatchNorm1d, Dropout, Linear, Mlp, Sequential};
 pub use loss::{
     SoftmaxCrossEntropy, accuracy, binary_cross_entropy_with_logits, mean_absolute_error, mean_squared_error,
-    softmax_cross_entropy, softmax_cross_entropy_with_targets, sum_squared_error,
+    predicted_classes, softmax_cross_entropy, softmax_cross_entropy_with_targets, sum_squared_error,
 };
 pub use save::{SaveError, load, save};
 
