@@ -50,6 +50,10 @@ pub use ops::shape::{concat, stack, where_cond};
 pub use tape::{GradOptions, Gradients, NoGradGuard, NodeId, Param, Tape, Var};
 pub use value::{Shape, Value, broadcast_shape};
 
+// Links the BLAS implementation behind ndarray's `blas` feature.
+#[cfg(feature = "blas")]
+extern crate blas_src;
+
 /// `s![..]` slicing arguments for [`Var::slice`], re-exported from ndarray.
 pub use ndarray::s;
 

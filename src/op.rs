@@ -75,6 +75,14 @@ pub trait Op<F: Float>: 'static {
     /// skipped with `None`.
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F>;
 
+    /// Computes the output into the first input's storage when it has the output's shape,
+    /// returning whether it did; `false` (the default) leaves `first` untouched. Rules computing
+    /// on plain values use it to reuse a temporary they own instead of allocating.
+    #[doc(hidden)]
+    fn forward_in_place(&self, _first: &mut Value<F>, _rest: &[&Value<F>]) -> bool {
+        false
+    }
+
     /// The same gradients as [`backward`](Self::backward) when every input, the output and
     /// `gy` are scalars, computed on plain numbers; `None` (the default) means "use
     /// `backward`". The built-in elementwise ops derive it from their one rule.
@@ -360,6 +368,12 @@ mod sealed {
 pub trait Operand<'t, F: Float>: Clone + sealed::Sealed + Sized {
     /// Applies `op` to `inputs`, returning its error instead of panicking.
     fn try_apply_op(op: impl Op<F>, inputs: &[Self]) -> Result<Self>;
+    /// Like [`try_apply_op`](Self::try_apply_op), owning the inputs: a temporary among them may
+    /// be reused for the output.
+    #[doc(hidden)]
+    fn try_apply_owned<const N: usize>(op: impl Op<F>, inputs: [Self; N]) -> Result<Self> {
+        Self::try_apply_op(op, &inputs)
+    }
     /// The shape of the value.
     fn shape(&self) -> Shape;
     /// The number of axes.
@@ -391,6 +405,19 @@ impl<'t, F: Float> Operand<'t, F> for Tensor<'t, F> {
         }
         .map(Tensor::from)
     }
+    fn try_apply_owned<const N: usize>(op: impl Op<F>, mut inputs: [Self; N]) -> Result<Self> {
+        let in_place = match inputs.split_first_mut().map(|(f, r)| (&mut f.0, r)) {
+            Some((TensorRepr::Owned(first), rest)) if rest.iter().all(|t| t.tape().is_none()) => {
+                let rest: SmallVec<[&Value<F>; 2]> = rest.iter().map(Tensor::value_ref).collect();
+                op.forward_in_place(first, &rest)
+            }
+            _ => false,
+        };
+        match in_place {
+            true => Ok(inputs.into_iter().next().expect("one input at least")),
+            false => Self::try_apply_op(op, &inputs),
+        }
+    }
     fn shape(&self) -> Shape {
         match &self.0 {
             TensorRepr::Var(v) => v.shape(),
@@ -402,7 +429,7 @@ impl<'t, F: Float> Operand<'t, F> for Tensor<'t, F> {
 /// Applies `op` to `inputs`, panicking at the caller's line with the op's error.
 #[track_caller]
 pub(crate) fn apply<'t, F: Float, T: Operand<'t, F>, const N: usize>(op: impl Op<F>, inputs: [T; N]) -> T {
-    match T::try_apply_op(op, &inputs) {
+    match T::try_apply_owned(op, inputs) {
         Ok(y) => y,
         Err(e) => panic!("{e}"),
     }
@@ -413,7 +440,7 @@ pub(crate) fn try_apply<'t, F: Float, T: Operand<'t, F>, const N: usize>(
     op: impl Op<F>,
     inputs: [T; N],
 ) -> Result<T> {
-    T::try_apply_op(op, &inputs)
+    T::try_apply_owned(op, inputs)
 }
 
 /// Unwraps at the caller's line, with the error's message.

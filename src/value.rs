@@ -175,6 +175,23 @@ impl<F: Float> Value<F> {
         }
     }
 
+    /// `self = f(self, other)` elementwise, when `other` broadcasts to `self`'s shape; `false`
+    /// (and `self` untouched) otherwise.
+    pub(crate) fn zip_in_place(&mut self, other: &Self, f: impl Fn(F, F) -> F) -> bool {
+        match (self, other) {
+            (Value::Scalar(x), Value::Scalar(y)) => *x = f(*x, *y),
+            (Value::Array(x), Value::Scalar(y)) => x.mapv_inplace(|x| f(x, *y)),
+            (Value::Array(x), Value::Array(y)) => {
+                if broadcast_shape(x.shape(), y.shape()).is_none_or(|s| !same_shape(&s, x.shape())) {
+                    return false;
+                }
+                x.zip_mut_with(&**y, |x, &y| *x = f(*x, y));
+            }
+            (Value::Scalar(_), Value::Array(_)) => return false,
+        }
+        true
+    }
+
     /// Adds `other` (of the same shape) into `self`: gradient accumulation.
     pub(crate) fn add_assign(&mut self, other: &Self) {
         match (self, other) {
@@ -200,6 +217,41 @@ impl<F: Float> fmt::Debug for Value<F> {
             Value::Scalar(x) => write!(f, "Scalar({x:?})"),
             Value::Array(a) => write!(f, "Array({a:?})"),
         }
+    }
+}
+
+/// Approximate comparison with the `approx` crate, element by element (shapes must match):
+///
+/// ```
+/// use approx::assert_relative_eq;
+/// use tapegrad::{Tape, Value};
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var(vec![0.1, 0.2]);
+/// let g = (x * 3.0).sum().backward();
+/// assert_relative_eq!(g[x], Value::from(vec![3.0, 3.0]));
+/// ```
+impl<F: Float + approx::AbsDiffEq<Epsilon = F>> approx::AbsDiffEq for Value<F> {
+    type Epsilon = F;
+    fn default_epsilon() -> F {
+        F::default_epsilon()
+    }
+    fn abs_diff_eq(&self, other: &Self, epsilon: F) -> bool {
+        same_shape(self.shape(), other.shape())
+            && self.view().iter().zip(other.view().iter()).all(|(a, b)| a.abs_diff_eq(b, epsilon))
+    }
+}
+
+impl<F: Float + approx::RelativeEq<Epsilon = F>> approx::RelativeEq for Value<F> {
+    fn default_max_relative() -> F {
+        F::default_max_relative()
+    }
+    fn relative_eq(&self, other: &Self, epsilon: F, max_relative: F) -> bool {
+        same_shape(self.shape(), other.shape())
+            && self
+                .view()
+                .iter()
+                .zip(other.view().iter())
+                .all(|(a, b)| a.relative_eq(b, epsilon, max_relative))
     }
 }
 

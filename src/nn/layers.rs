@@ -50,7 +50,19 @@ impl<F: Float> Linear<F> {
     /// let layer = Linear::from_arrays(&tape, array![[1.0, 2.0]], array![0.5, 0.0]);
     /// assert_eq!(layer.forward(tape.constant(array![[3.0]])).to_array(), array![[3.5, 6.0]].into_dyn());
     /// ```
+    ///
+    /// Panics unless `weight` is `(inputs, outputs)` and `bias` is `(outputs,)`.
+    #[track_caller]
     pub fn from_arrays(tape: &Tape<F>, weight: impl Into<Value<F>>, bias: impl Into<Value<F>>) -> Self {
+        let (weight, bias) = (weight.into(), bias.into());
+        let fits = weight.ndim() == 2 && bias.ndim() == 1 && weight.shape()[1] == bias.shape()[0];
+        if !fits {
+            let expected = "a weight of shape (inputs, outputs) and a bias of shape (outputs,)";
+            panic!(
+                "{}",
+                crate::Error::shape("Linear::from_arrays", &[weight.shape(), bias.shape()], expected)
+            );
+        }
         Linear { weight: tape.param(weight), bias: tape.param(bias), element: PhantomData }
     }
 }

@@ -31,6 +31,9 @@ macro_rules! binary_ops {
                 fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
                     Value::zip($name, x[0], x[1], |$fa: F, $fb: F| $f)
                 }
+                fn forward_in_place(&self, a: &mut Value<F>, rest: &[&Value<F>]) -> bool {
+                    a.zip_in_place(rest[0], |$fa: F, $fb: F| $f)
+                }
                 #[allow(unused_variables, clippy::redundant_clone)]
                 fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
                     let both = cx.needs_grad(0) && cx.needs_grad(1);
@@ -212,6 +215,11 @@ macro_rules! scalar_ops {
                     let $fc = self.0;
                     Ok(x[0].map(|$fx: F| $f))
                 }
+                fn forward_in_place(&self, x: &mut Value<F>, _rest: &[&Value<F>]) -> bool {
+                    let $fc = self.0;
+                    x.map_inplace(|$fx: F| $f);
+                    true
+                }
                 #[allow(unused_variables)]
                 fn backward<'a>(&self, cx: &Context<'a, F>, $gy: Tensor<'a, F>) -> Grads<'a, F> {
                     let ($x, $y, $c) = (cx.input(0), cx.output(), self.0);
@@ -334,6 +342,10 @@ impl<F: Float> Op<F> for Negate {
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         Ok(x[0].map(|x| -x))
+    }
+    fn forward_in_place(&self, x: &mut Value<F>, _rest: &[&Value<F>]) -> bool {
+        x.map_inplace(|x| -x);
+        true
     }
     // dx = −gy
     fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {

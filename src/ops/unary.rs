@@ -28,6 +28,10 @@ macro_rules! unary_ops {
                 fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
                     Ok(x[0].map(|$fx: F| $f))
                 }
+                fn forward_in_place(&self, x: &mut Value<F>, _rest: &[&Value<F>]) -> bool {
+                    x.map_inplace(|$fx: F| $f);
+                    true
+                }
                 #[allow(unused_variables)]
                 fn backward<'a>(&self, cx: &Context<'a, F>, $gy: Tensor<'a, F>) -> Grads<'a, F> {
                     let ($x, $y) = (cx.input(0), cx.output());
