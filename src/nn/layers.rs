@@ -70,7 +70,11 @@ impl<F: Float> Linear<F> {
 impl<F: Float> Module<F> for Linear<F> {
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
         let tape = x.tape();
-        x.matmul(tape.get(self.weight)) + tape.get(self.bias)
+        let (weight, bias) = (tape.get(self.weight), tape.get(self.bias));
+        match x.ndim() {
+            2 => x.affine(weight, bias),
+            _ => x.matmul(weight) + bias,
+        }
     }
     fn parameters(&self) -> Vec<(String, Param)> {
         vec![("weight".into(), self.weight), ("bias".into(), self.bias)]

@@ -282,6 +282,13 @@ pub(crate) fn matmul_operands(d: Domain) -> impl Strategy<Value = Sample> {
         .prop_map(|(a, b, ints)| Sample { ints, ..Sample::new(vec![a, b]) })
 }
 
+/// A batch `(n, k)`, weights `(k, m)` and a bias `(m,)`.
+pub(crate) fn affine_operands(d: Domain) -> impl Strategy<Value = Sample> {
+    (1usize..=3, 1usize..=3, 1usize..=3)
+        .prop_flat_map(move |(n, k, m)| (array(vec![n, k], d), array(vec![k, m], d), array(vec![m], d)))
+        .prop_map(|(x, w, b)| Sample::new(vec![x, w, b]))
+}
+
 /// Operands of `matmul` where one or both sides are vectors.
 pub(crate) fn vector_operands(d: Domain) -> impl Strategy<Value = Sample> {
     (1usize..=3, 1usize..=3, 1usize..=3, 0u8..5)

@@ -136,6 +136,62 @@ methods! {
     }
 }
 
+/// The affine map `x·W + b` of a batch `x` `(n, inputs)`, weights `W` `(inputs, outputs)` and
+/// bias `b` `(outputs,)`, in one op: the bias is added into the product's storage, with no
+/// separate node and array for `x·W`.
+#[derive(Debug, Clone, Copy)]
+pub struct Affine;
+
+impl<F: Float> Op<F> for Affine {
+    fn name(&self) -> &'static str {
+        "affine"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let (input, weight, bias) = (x[0].view(), x[1].view(), x[2].view());
+        let fits = input.ndim() == 2
+            && weight.ndim() == 2
+            && bias.ndim() == 1
+            && input.shape()[1] == weight.shape()[0]
+            && weight.shape()[1] == bias.shape()[0];
+        if !fits {
+            let expected = "x (n, inputs), W (inputs, outputs) and b (outputs,)";
+            return Err(Error::shape("affine", &[input.shape(), weight.shape(), bias.shape()], expected));
+        }
+        let mut out = matrix(input, false).dot(&matrix(weight, false));
+        out += &bias.into_dimensionality::<ndarray::Ix1>().expect("1-D");
+        Ok(Value::from(out))
+    }
+    // dx = gy·Wᵀ, dW = xᵀ·gy, db = Σ gy over the batch
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+        let mm = |x: Tensor<'a, F>, y: Tensor<'a, F>, ta, tb| crate::op::apply(MatMul { ta, tb }, [x, y]);
+        let dx = cx.grad_if(0, || mm(gy.clone(), cx.input(1), false, true));
+        let dw = cx.grad_if(1, || mm(cx.input(0), gy.clone(), true, false));
+        let db = cx.grad_if(2, || gy.sum_axes(&[0], false));
+        crate::grads![dx, dw, db]
+    }
+}
+
+methods! {
+    /// `x·W + b` for a batch `x` of shape `(n, inputs)`, `W` of `(inputs, outputs)` and `b` of
+    /// `(outputs,)`: a fully connected layer in one op.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.constant(array![[1.0, 2.0]]);
+    /// let (w, b) = (tape.var(array![[1.0, 0.0], [0.5, 2.0]]), tape.var(array![0.5, -1.0]));
+    /// let y = x.affine(w, b);
+    /// assert_eq!(y.to_array(), array![[2.5, 3.0]].into_dyn());
+    /// let g = y.sum().backward();
+    /// assert_eq!(g[w].to_array(), array![[1.0, 1.0], [2.0, 2.0]].into_dyn());
+    /// assert_eq!(g[b].to_array(), array![1.0, 1.0].into_dyn());
+    /// ```
+    fn affine / try_affine(self, weight: Self, bias: Self) -> Result<Self> {
+        try_apply(Affine, [self, weight, bias])
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
     use crate::ops::cases::*;
@@ -144,5 +200,6 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
             crate::op::apply(MatMul { ta: p.ints[0] == 1, tb: p.ints[1] == 1 }, [x[0], x[1]])
         }),
         crate::case!("matmul_vectors", vector_operands(ANY), |x, _p| x[0].matmul(x[1])),
+        crate::case!("affine", affine_operands(ANY), |x, _p| x[0].affine(x[1], x[2])),
     ]
 }

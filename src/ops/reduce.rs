@@ -218,7 +218,7 @@ fn sorted_axes(op: &'static str, axes: &[usize], ndim: usize) -> Result<Shape> {
     Ok(sorted)
 }
 
-/// Which norm [`Var::norm`] computes.
+/// Which norm [`Var::norm`](crate::Var::norm) computes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Norm {
     /// `Σ |x|`.

@@ -578,7 +578,7 @@ pub fn concat<'t, F: Float, T: Operand<'t, F>>(values: &[T], axis: usize) -> T {
     crate::op::or_panic(try_concat(values, axis))
 }
 
-/// Like [`concat`], returning the error.
+/// Like [`concat()`], returning the error.
 pub fn try_concat<'t, F: Float, T: Operand<'t, F>>(values: &[T], axis: usize) -> Result<T> {
     if values.is_empty() {
         return Err(Error::argument("concat", "no values to join"));
