@@ -28,6 +28,9 @@ impl<F: Float> Op<F> for SumAxes {
         if let (Value::Array(a), true) = (x[0], self.axes.len() == x[0].ndim() && !self.keepdims) {
             return Ok(Value::Scalar(a.sum()));
         }
+        if let Some(sum) = sum_leading_axes(&x[0].view(), &self.axes, self.keepdims) {
+            return Ok(Value::from(sum));
+        }
         Ok(reduce(x[0], &self.axes, self.keepdims, |a, axis| a.sum_axis(axis)))
     }
     // dx = broadcast_to(gy with the axes kept, shape(x))
@@ -169,6 +172,30 @@ fn reduce<F: Float>(
     f: impl Fn(&ArrayViewD<'_, F>, Axis) -> ArrayD<F>,
 ) -> Value<F> {
     Value::from(reduce_axes(x.view(), axes.iter().rev().map(|&a| (a, keepdims)), f))
+}
+
+/// The sum over the leading axes `0..k` of a standard-layout array (a bias gradient summed over
+/// the batch), as whole rows added slice by slice; `None` when `x` or `axes` are not of that
+/// form. ndarray's `sum_axis` walks such a sum row by row through its general indexing.
+pub(crate) fn sum_leading_axes<F: Float>(
+    x: &ArrayViewD<'_, F>,
+    axes: &[usize],
+    keepdims: bool,
+) -> Option<ArrayD<F>> {
+    let k = axes.len();
+    if k == 0 || k == x.ndim() || axes.iter().enumerate().any(|(i, &a)| i != a) {
+        return None;
+    }
+    let data = x.as_slice()?;
+    let width: usize = x.shape()[k..].iter().product();
+    let mut sum = vec![F::zero(); width];
+    for row in data.chunks_exact(width.max(1)) {
+        sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+    }
+    let shape: Vec<usize> = (0..x.ndim())
+        .filter_map(|a| if a < k { keepdims.then_some(1) } else { Some(x.shape()[a]) })
+        .collect();
+    ArrayD::from_shape_vec(ndarray::IxDyn(&shape), sum).ok()
 }
 
 /// Reduces `x` over each `(axis, keep)` in turn (descending axes), starting from the view so

@@ -44,6 +44,12 @@ fn sum_to<F: Float>(x: &Value<F>, shape: &[usize]) -> Result<Value<F>> {
         ));
     }
     let lead = from.len() - shape.len();
+    let leading: Shape = (0..lead).collect();
+    if shape.iter().all(|&n| n != 1)
+        && let Some(sum) = crate::ops::reduce::sum_leading_axes(&x.view(), &leading, false)
+    {
+        return Ok(Value::from(sum));
+    }
     let axes = (0..from.len()).rev().filter_map(|axis| match axis.checked_sub(lead) {
         None => Some((axis, false)),
         Some(a) => (shape[a] == 1 && from[axis] != 1).then_some((axis, true)),
