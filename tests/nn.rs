@@ -185,3 +185,37 @@ fn predicted_classes_are_the_ones_accuracy_counts() {
     let message = payload.downcast_ref::<String>().unwrap();
     assert_eq!(message, "predicted_classes: scores of shape [2]; expected (batch, classes)");
 }
+
+/// One or two steps of each update rule that the doc examples do not pin, by hand.
+#[test]
+fn nesterov_weight_decay_and_schedules_by_hand() {
+    // Nesterov, μ = 0.9, lr = 0.1, g = 2 twice: b₁ = 2, w₁ = 1 − 0.1·(2 + 0.9·2) = 0.62;
+    // b₂ = 0.9·2 + 2 = 3.8, w₂ = 0.62 − 0.1·(2 + 0.9·3.8) = 0.078
+    let tape = Tape::<f64>::new();
+    let w = tape.param(1.0);
+    let mut opt = Momentum::nesterov(vec![w], 0.1);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let grads = (tape.get(w) * 2.0).backward();
+        opt.step(&tape, &grads);
+        seen.push(tape.get(w).scalar());
+        tape.reset();
+    }
+    assert!((seen[0] - 0.62).abs() < 1e-12 && (seen[1] - 0.078).abs() < 1e-12, "{seen:?}");
+
+    // SGD with L2 weight decay λ = 0.5: w ← w − lr·(g + λw) = 2 − 0.1·(4 + 1) = 1.5 for g = 2w
+    let w = tape.param(2.0);
+    let mut sgd = Sgd::new(vec![w], 0.1);
+    sgd.weight_decay = 0.5;
+    let grads = tape.get(w).square().backward();
+    sgd.step(&tape, &grads);
+    assert!((tape.get(w).scalar() - 1.5).abs() < 1e-12);
+
+    // a parameter without a gradient in this step is left alone, and so is its state
+    let (a, b) = (tape.param(1.0), tape.param(1.0));
+    let mut adam = Adam::new(vec![a, b], 0.1);
+    let grads = (tape.get(a) * 3.0).backward();
+    adam.step(&tape, &grads);
+    assert_eq!(tape.get(b).scalar(), 1.0);
+    assert!((tape.get(a).scalar() - 0.9).abs() < 1e-6);
+}
