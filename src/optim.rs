@@ -274,7 +274,7 @@ pub struct Adam<F> {
     pub weight_decay: f64,
     /// Decouple the weight decay from the gradient (AdamW).
     pub decoupled_weight_decay: bool,
-    steps: i32,
+    steps: Vec<i32>,
     moments: Vec<Option<ArrayD<F>>>,
     squares: Vec<Option<ArrayD<F>>>,
 }
@@ -300,7 +300,7 @@ impl<F: Float> Adam<F> {
             eps: 1e-8,
             weight_decay: 0.0,
             decoupled_weight_decay: false,
-            steps: 0,
+            steps: Vec::new(),
             moments: Vec::new(),
             squares: Vec::new(),
         }
@@ -323,13 +323,18 @@ impl<F: Float> Adam<F> {
 
 impl<F: Float> Optimizer<F> for Adam<F> {
     fn step(&mut self, tape: &Tape<F>, grads: &Gradients<F>) {
-        self.steps += 1;
         let (b1, b2) = (F::of(self.beta1), F::of(self.beta2));
         let lr = F::of(self.lr);
-        let (c1, c2) = (F::one() - b1.powi(self.steps), F::one() - b2.powi(self.steps));
         let (eps, wd, decoupled) = (F::of(self.eps), F::of(self.weight_decay), self.decoupled_weight_decay);
-        let (moments, squares) = (&mut self.moments, &mut self.squares);
+        let (moments, squares, steps) = (&mut self.moments, &mut self.squares, &mut self.steps);
         each(tape, &self.params, grads, |i, mut w, g| {
+            // NOTE: the bias correction counts this parameter's own updates, so one that first
+            // gets a gradient late starts with the right correction.
+            if steps.len() <= i {
+                steps.resize(i + 1, 0);
+            }
+            steps[i] += 1;
+            let (c1, c2) = (F::one() - b1.powi(steps[i]), F::one() - b2.powi(steps[i]));
             let m = state(moments, i, w.shape());
             let v = state(squares, i, w.shape());
             Zip::from(&mut w).and(&g).and(m).and(v).for_each(|w, &g, m, v| {

@@ -369,18 +369,20 @@ impl<F: Float> Tape<F> {
         wrt: &[Var<'t, F>],
         options: GradOptions,
     ) -> Result<Vec<Var<'t, F>>> {
-        let shape = output.try_shape()?;
+        let shape = Shape::from_slice(self.lookup(&self.inner.borrow(), output, "grad", 0)?.value.shape());
         if !shape.is_empty() {
             return Err(Error::NotScalar { shape: shape.to_vec() });
         }
         for (i, w) in wrt.iter().enumerate() {
-            self.lookup(&self.inner.borrow(), *w, "grad", i)?;
-        }
-        if !options.create_graph {
-            let grads = output.try_backward()?;
-            return Ok(wrt.iter().map(|&w| self.constant(grads.wrt(w))).collect());
+            self.lookup(&self.inner.borrow(), *w, "grad", i + 1)?;
         }
         let keep: Vec<NodeId> = wrt.iter().map(|w| w.id).collect();
+        if !options.create_graph {
+            let grads = self.backward_values(output, Value::Scalar(F::one()), &keep)?;
+            let gradient =
+                |w: &Var<'t, F>| grads.grads.get(w.id).cloned().unwrap_or_else(|| Value::zeros(&w.shape()));
+            return Ok(wrt.iter().map(|w| self.constant(gradient(w))).collect());
+        }
         let grads = self.backward_graph(output, &keep);
         Ok(wrt
             .iter()
@@ -458,7 +460,8 @@ impl<F: Float> Tape<F> {
         );
     }
 
-    fn backward_values(&self, output: Var<'_, F>, seed: Value<F>) -> Result<Gradients<F>> {
+    /// Plain backward; the gradients of the leaves, and of the nodes in `keep`, are returned.
+    fn backward_values(&self, output: Var<'_, F>, seed: Value<F>, keep: &[NodeId]) -> Result<Gradients<F>> {
         let inner = self.inner.borrow();
         let node = self.lookup(&inner, output, "backward", 0)?;
         if seed.shape() != node.value.shape() {
@@ -475,7 +478,8 @@ impl<F: Float> Tape<F> {
         let end = if node.op.is_some() { node.seq as usize + 1 } else { 0 };
         grads.insert(output.id, seed);
         for &id in inner.order[..end].iter().rev() {
-            let Some(gy) = grads.remove(id) else { continue };
+            let gy = if keep.contains(&id) { grads.get(id).cloned() } else { grads.remove(id) };
+            let Some(gy) = gy else { continue };
             let node = &inner.nodes[id];
             let op = node.op.as_deref().expect("recorded nodes have an op");
             let parents: SmallVec<[&Node<F>; 2]> = match node.parents.as_slice() {
@@ -819,7 +823,7 @@ impl<'t, F: Float> Var<'t, F> {
         if !shape.is_empty() {
             return Err(Error::NotScalar { shape: shape.to_vec() });
         }
-        self.tape.backward_values(self, Value::Scalar(F::one()))
+        self.tape.backward_values(self, Value::Scalar(F::one()), &[])
     }
 
     /// Backward from a non-scalar output with `seed` as its gradient (a vector-Jacobian
@@ -835,7 +839,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// ```
     #[track_caller]
     pub fn backward_with(self, seed: impl Into<Value<F>>) -> Gradients<F> {
-        crate::op::or_panic(self.tape.backward_values(self, seed.into()))
+        crate::op::or_panic(self.tape.backward_values(self, seed.into(), &[]))
     }
 }
 
@@ -883,7 +887,15 @@ impl<F: Float> Gradients<F> {
         if var.tape.id != self.tape {
             panic!("{}", Error::ForeignTape { op: "Gradients::get", what: var.key() });
         }
-        self.grads.get(var.id)
+        let gradient = self.grads.get(var.id);
+        if gradient.is_none() && var.tape.inner.borrow().nodes.get(var.id).is_some_and(|n| n.op.is_some()) {
+            panic!(
+                "Gradients::get: {} is an intermediate result; backward() keeps the gradients of \
+                 leaves only. Use tape.grad(output, [var], options) for an intermediate's gradient",
+                var.key()
+            );
+        }
+        gradient
     }
 
     /// The gradient for `var`, zeros of its shape when it does not influence the output.

@@ -79,3 +79,22 @@ fn misuse_is_reported_at_the_callers_line() {
     });
     assert_eq!(message, "select: index 7 is out of range for axis 0 of length 2 (shape [2, 3])");
 }
+
+#[test]
+fn layer_and_vector_errors_name_the_callers_shapes() {
+    let tape = Tape::<f64>::new();
+    let (u, v) = (tape.var(vec![1.0, 2.0, 3.0]), tape.var(vec![1.0, 2.0]));
+    let e = u.try_matmul(v).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "matmul: got shapes [3] and [2], expected a shared inner dimension k ([.., k]·[k, ..]), got 3 ≠ 2"
+    );
+    let bn = tapegrad::nn::BatchNorm1d::new(&tape, 3);
+    let (message, _) = panic_site(|| {
+        tapegrad::nn::Module::forward(&bn, tape.var(Array2::<f64>::zeros((4, 5))));
+    });
+    assert_eq!(
+        message,
+        "BatchNorm1d: got shapes [4, 5], expected (batch, 3) with a batch of at least one sample"
+    );
+}

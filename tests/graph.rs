@@ -71,10 +71,17 @@ fn intermediate_gradients_are_not_kept() {
     let tape = Tape::<f64>::new();
     let x = tape.var(2.0);
     let h = x * x;
-    let g = (h * 3.0).backward();
+    let y = h * 3.0;
+    let g = y.backward();
     assert_eq!(g.len(), 1);
-    assert!(g.get(h).is_none());
     assert_eq!(g[x].scalar(), Some(12.0));
+    // asking for an intermediate's gradient says where to get it, rather than answering 0
+    let message = catch_unwind(AssertUnwindSafe(|| g.get(h).is_none())).unwrap_err();
+    assert!(message.downcast_ref::<String>().unwrap().contains("is an intermediate result"));
+    for create_graph in [false, true] {
+        let [dh] = tape.grad(y, [h], GradOptions { create_graph });
+        assert_eq!(dh.scalar(), 3.0);
+    }
 }
 
 #[test]
@@ -112,6 +119,19 @@ fn vars_of_two_tapes_do_not_mix() {
     let grads = (a * 2.0).backward();
     let message = catch_unwind(AssertUnwindSafe(|| grads.get(b).is_some())).unwrap_err();
     assert!(message.downcast_ref::<String>().unwrap().contains("belongs to a different Tape"));
+}
+
+#[test]
+fn grad_of_an_output_from_another_tape_is_an_error() {
+    let (t1, t2) = (Tape::<f64>::new(), Tape::<f64>::new());
+    let a1 = t1.var(5.0);
+    let b1 = a1 * 7.0;
+    let _ = (b1 * 2.0, b1 * 3.0);
+    let y2 = t2.var(1.0) * 2.0;
+    for create_graph in [false, true] {
+        let err = t1.try_grad(y2, [a1], GradOptions { create_graph }).unwrap_err();
+        assert!(matches!(err, Error::ForeignTape { op: "grad", .. }), "{err}");
+    }
 }
 
 #[test]

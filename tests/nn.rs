@@ -219,3 +219,34 @@ fn nesterov_weight_decay_and_schedules_by_hand() {
     assert_eq!(tape.get(b).scalar(), 1.0);
     assert!((tape.get(a).scalar() - 0.9).abs() < 1e-6);
 }
+
+/// Adam's bias correction counts each parameter's own updates: one that first gets a gradient
+/// after many steps of another moves by about `lr` on its first step, as a fresh Adam would.
+#[test]
+fn adam_corrects_each_parameter_by_its_own_step_count() {
+    let tape = Tape::<f64>::new();
+    let (w, u) = (tape.param(0.0), tape.param(0.0));
+    let mut opt = Adam::new(vec![w, u], 0.1);
+    for _ in 0..1000 {
+        let grads = (tape.get(w) * 1.0).backward();
+        opt.step(&tape, &grads);
+        tape.reset();
+    }
+    let grads = (tape.get(u) * 1.0).backward();
+    opt.step(&tape, &grads);
+    assert!((tape.get(u).scalar() + 0.1).abs() < 1e-6, "{}", tape.get(u).scalar());
+}
+
+#[test]
+fn zero_vectors_and_zero_powers_have_finite_gradients() {
+    use tapegrad::Norm;
+    let tape = Tape::<f64>::new();
+    let x = tape.var(vec![0.0, 0.0]);
+    for p in [Norm::L2, Norm::P(2.0), Norm::P(3.0)] {
+        let g = x.norm(p).backward()[x].to_array();
+        assert!(g.iter().all(|v| *v == 0.0), "{p:?}: {g}");
+    }
+    let (a, b) = (tape.var(0.0), tape.var(2.0));
+    let g = a.pow(b).backward();
+    assert_eq!((g[a].scalar(), g[b].scalar()), (Some(0.0), Some(0.0)));
+}

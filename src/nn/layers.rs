@@ -354,8 +354,14 @@ impl<F: Float> BatchNorm1d<F> {
 }
 
 impl<F: Float> Module<F> for BatchNorm1d<F> {
+    #[track_caller]
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
         let tape = x.tape();
+        let (shape, features) = (x.shape(), self.running_mean.borrow().len());
+        if shape.len() != 2 || shape[1] != features || (self.training && shape[0] == 0) {
+            let expected = format!("(batch, {features}) with a batch of at least one sample");
+            panic!("{}", crate::Error::shape("BatchNorm1d", &[&shape], expected));
+        }
         let eps = F::of(self.eps);
         let normalized = if self.training {
             let mean = x.mean_axes(&[0], true);

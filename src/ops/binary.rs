@@ -90,10 +90,11 @@ binary_ops! {
     |a, b, y, gy| gy / b, -gy * y / b,
     test binary(ANY, NONZERO);
 
-    /// `aᵇ`.
+    /// `aᵇ`. NOTE: where `aᵇ = 0` the gradient in `b` is taken as 0 (not `0·ln 0`, NaN).
     Pow "pow", |a, b| a.powf(b),
-    // da = gy·b·aᵇ⁻¹, db = gy·y·ln a
-    |a, b, y, gy| gy * b.clone() * a.pow(b - 1.0), gy * y * a.ln(),
+    // da = gy·b·aᵇ⁻¹, db = gy·y·ln a (0 where y = 0)
+    |a, b, y, gy| gy * b.clone() * a.pow(b - 1.0),
+                  gy * y.clone() * nonzero_where(a, y.map_constant(|y| if y == F::zero() { F::zero() } else { F::one() })).ln(),
     test binary(POSITIVE, ANY);
 
     /// The larger of `a` and `b`. NOTE: on a tie the gradient is split evenly between them.
@@ -109,6 +110,14 @@ binary_ops! {
     |a, b, y, gy| gy * b.zip_constant(&a, |b, a| tie_mask(b, a)),
                   gy * a.zip_constant(&b, |a, b| tie_mask(a, b)),
     test binary(GRID, GRID_SHIFTED);
+}
+
+/// `x` where `mask` is 1 and 1 where it is 0, differentiably in `x`: keeps `ln` away from 0.
+fn nonzero_where<T>(x: T, mask: T) -> T
+where
+    T: Clone + std::ops::Mul<Output = T> + std::ops::Sub<Output = T> + std::ops::Sub<f64, Output = T>,
+{
+    x * mask.clone() - (mask - 1.0)
 }
 
 /// 1 where `a > b`, ½ where they tie, 0 elsewhere.

@@ -123,7 +123,15 @@ methods! {
     /// assert_eq!(e.to_string(), "matmul: got shapes [2, 2] and [3, 2], expected [m, k]·[k, n] with equal k (2 ≠ 3)");
     /// ```
     fn matmul / try_matmul(self, other: Self) -> Result<Self> {
-        let (ra, rb) = (self.ndim(), other.ndim());
+        let (sa, sb) = (self.shape(), other.shape());
+        let (ra, rb) = (sa.len(), sb.len());
+        if (ra == 1 || rb == 1) && ra > 0 && rb > 0 {
+            let (ka, kb) = (sa[ra - 1], if rb == 1 { sb[0] } else { sb[rb - 2] });
+            if ka != kb {
+                let expected = format!("a shared inner dimension k ([.., k]·[k, ..]), got {ka} ≠ {kb}");
+                return Err(Error::shape("matmul", &[&sa, &sb], expected));
+            }
+        }
         match (ra, rb) {
             (1, 1) => {
                 let y = try_apply(MatMul::default(), [self.try_unsqueeze(0)?, other.try_unsqueeze(1)?])?;

@@ -435,8 +435,11 @@ methods! {
                 (sq + zero.clone()).sqrt() - zero
             }
             Norm::Inf => try_apply(Extremum { axes, keepdims, is_max: true }, [self.abs()])?,
+            // NOTE: as for L2, the mask makes the gradient of the zero vector 0.
             Norm::P(p) if p >= 1.0 => {
-                self.abs().powf(F::of(p)).try_sum_axes(&axes, keepdims)?.powf(F::of(1.0 / p))
+                let sum = self.abs().powf(F::of(p)).try_sum_axes(&axes, keepdims)?;
+                let zero = sum.map_constant(|s| if s == F::zero() { F::one() } else { F::zero() });
+                (sum + zero.clone()).powf(F::of(1.0 / p)) - zero
             }
             Norm::P(p) => return Err(Error::argument("norm", format!("p = {p}; expected p ≥ 1"))),
         })
