@@ -142,6 +142,20 @@ impl<F: Float> Tape<F> {
         Param { id: self.leaf(value.into(), true, true).id, tape: self.id }
     }
 
+    /// A persistent leaf that needs no gradient: model state that is not trained, such as
+    /// batch-norm running statistics. Like a parameter it survives [`reset`](Self::reset).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let running = tape.buffer(vec![0.0, 1.0]);
+    /// tape.reset();
+    /// assert!(!tape.get(running).requires_grad());
+    /// ```
+    pub fn buffer(&self, value: impl Into<Value<F>>) -> Param {
+        Param { id: self.leaf(value.into(), false, true).id, tape: self.id }
+    }
+
     /// The `Var` of a parameter on this tape.
     ///
     /// Panics if the parameter belongs to another tape.

@@ -250,3 +250,35 @@ fn zero_vectors_and_zero_powers_have_finite_gradients() {
     let g = a.pow(b).backward();
     assert_eq!((g[a].scalar(), g[b].scalar()), (Some(0.0), Some(0.0)));
 }
+
+/// Batch-norm running statistics are buffers: saved and loaded with the weights, so a reloaded
+/// model evaluates exactly like the saved one.
+#[test]
+fn batch_norm_statistics_travel_with_the_weights() {
+    let tape = Tape::<f64>::new();
+    let build = || {
+        nn::Sequential::new()
+            .add("fc", Linear::new(&tape, 3, 4, Init::Xavier, &mut rng()))
+            .add("bn", BatchNorm1d::new(&tape, 4))
+    };
+    let mut trained = build();
+    for step in 0..5 {
+        let x = tape.constant(array![[1.0, 2.0, 3.0], [0.5, -1.0, 2.0], [step as f64, 0.0, 1.0]]);
+        trained.forward(x);
+        tape.reset();
+    }
+    let names: Vec<_> = trained.buffers().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["bn.running_mean", "bn.running_var"]);
+    let path = std::env::temp_dir().join(format!("tapegrad-bn-{}.safetensors", std::process::id()));
+    nn::save(&path, &tape, &trained).unwrap();
+    let mut fresh = build();
+    nn::load(&path, &tape, &fresh).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    trained.set_training(false);
+    fresh.set_training(false);
+    let x = array![[0.3, 0.1, -0.2]];
+    let (a, b) =
+        (trained.forward(tape.constant(x.clone())).to_array(), fresh.forward(tape.constant(x)).to_array());
+    assert_eq!(a, b);
+    assert!(a.iter().all(|v| v.is_finite()));
+}

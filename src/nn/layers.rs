@@ -178,6 +178,13 @@ impl<F: Float> Module<F> for Sequential<F> {
         }
         named
     }
+    fn buffers(&self) -> Vec<(String, Param)> {
+        let mut named = Vec::new();
+        for (name, layer) in &self.layers {
+            named.extend(layer.buffers().into_iter().map(|(b, buffer)| (format!("{name}.{b}"), buffer)));
+        }
+        named
+    }
     fn set_training(&mut self, training: bool) {
         for (_, layer) in &mut self.layers {
             layer.set_training(training);
@@ -302,7 +309,8 @@ impl<F: Float> Module<F> for Dropout {
 
 /// Batch normalisation over the batch axis of `(batch, features)` inputs: in training, each
 /// feature is standardised with the batch's mean and (biased) variance, then scaled by `weight`
-/// and shifted by `bias`; running averages of the statistics are kept for evaluation mode.
+/// and shifted by `bias`; running averages of the statistics are kept for evaluation mode, as
+/// buffers on the tape that [`save`](super::save) and [`load`](super::load) carry.
 ///
 /// ```
 /// use tapegrad::nn::{BatchNorm1d, Module};
@@ -312,8 +320,8 @@ impl<F: Float> Module<F> for Dropout {
 /// let y = bn.forward(x).to_array();
 /// assert!((y[[0, 0]] + 1.0).abs() < 1e-3 && (y[[1, 1]] - 1.0).abs() < 1e-3);
 /// bn.set_training(false);
-/// let running = bn.running_mean();
-/// assert!((running[0] - 0.2).abs() < 1e-12 && (running[1] - 2.0).abs() < 1e-12);
+/// let running = tape.get(bn.running_mean).to_array();
+/// assert!((running[[0]] - 0.2).abs() < 1e-12 && (running[[1]] - 2.0).abs() < 1e-12);
 /// ```
 #[derive(Debug)]
 pub struct BatchNorm1d<F: Float> {
@@ -321,11 +329,14 @@ pub struct BatchNorm1d<F: Float> {
     pub weight: Param,
     /// Shift, shape `(features,)`, initially zeros.
     pub bias: Param,
-    running_mean: RefCell<Array1<F>>,
-    running_var: RefCell<Array1<F>>,
+    /// The running mean used in evaluation mode (a buffer: no gradient).
+    pub running_mean: Param,
+    /// The running (unbiased) variance used in evaluation mode (a buffer: no gradient).
+    pub running_var: Param,
     momentum: f64,
     eps: f64,
     training: bool,
+    element: PhantomData<fn() -> F>,
 }
 
 impl<F: Float> BatchNorm1d<F> {
@@ -334,22 +345,13 @@ impl<F: Float> BatchNorm1d<F> {
         BatchNorm1d {
             weight: tape.param(Array1::<F>::ones(features)),
             bias: tape.param(Array1::<F>::zeros(features)),
-            running_mean: RefCell::new(Array1::zeros(features)),
-            running_var: RefCell::new(Array1::ones(features)),
+            running_mean: tape.buffer(Array1::<F>::zeros(features)),
+            running_var: tape.buffer(Array1::<F>::ones(features)),
             momentum: 0.1,
             eps: 1e-5,
             training: true,
+            element: PhantomData,
         }
-    }
-
-    /// The running mean used in evaluation mode.
-    pub fn running_mean(&self) -> Array1<F> {
-        self.running_mean.borrow().clone()
-    }
-
-    /// The running (unbiased) variance used in evaluation mode.
-    pub fn running_var(&self) -> Array1<F> {
-        self.running_var.borrow().clone()
     }
 }
 
@@ -357,7 +359,7 @@ impl<F: Float> Module<F> for BatchNorm1d<F> {
     #[track_caller]
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
         let tape = x.tape();
-        let (shape, features) = (x.shape(), self.running_mean.borrow().len());
+        let (shape, features) = (x.shape(), tape.get(self.running_mean).shape()[0]);
         if shape.len() != 2 || shape[1] != features || (self.training && shape[0] == 0) {
             let expected = format!("(batch, {features}) with a batch of at least one sample");
             panic!("{}", crate::Error::shape("BatchNorm1d", &[&shape], expected));
@@ -367,26 +369,31 @@ impl<F: Float> Module<F> for BatchNorm1d<F> {
             let mean = x.mean_axes(&[0], true);
             let centered = x - mean;
             let var = centered.square().mean_axes(&[0], true);
-            let n = x.shape()[0] as f64;
+            let n = shape[0] as f64;
             let momentum = F::of(self.momentum);
-            let update = |running: &RefCell<Array1<F>>, batch: ArrayD<F>, scale: F| {
+            let update = |running: Param, batch: ArrayD<F>, scale: F| {
                 let batch = batch.index_axis_move(Axis(0), 0);
-                let mut running = running.borrow_mut();
-                running.zip_mut_with(&batch, |r, &b| *r = *r * (F::one() - momentum) + momentum * b * scale);
+                tape.get(running).update(|r| {
+                    r.view_mut()
+                        .zip_mut_with(&batch, |r, &b| *r = *r * (F::one() - momentum) + momentum * b * scale)
+                });
             };
-            update(&self.running_mean, mean.to_array(), F::one());
+            update(self.running_mean, mean.to_array(), F::one());
             let unbiased = if n > 1.0 { F::of(n / (n - 1.0)) } else { F::one() };
-            update(&self.running_var, var.to_array(), unbiased);
+            update(self.running_var, var.to_array(), unbiased);
             centered / (var + eps).sqrt()
         } else {
-            let mean = tape.constant(self.running_mean.borrow().clone());
-            let std = tape.constant(self.running_var.borrow().mapv(|v| (v + eps).sqrt()));
+            let mean = tape.get(self.running_mean).detach();
+            let std = tape.get(self.running_var).map_constant(|v| (v + eps).sqrt());
             (x - mean) / std
         };
         normalized * tape.get(self.weight) + tape.get(self.bias)
     }
     fn parameters(&self) -> Vec<(String, Param)> {
         vec![("weight".into(), self.weight), ("bias".into(), self.bias)]
+    }
+    fn buffers(&self) -> Vec<(String, Param)> {
+        vec![("running_mean".into(), self.running_mean), ("running_var".into(), self.running_var)]
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;

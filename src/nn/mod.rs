@@ -56,6 +56,12 @@ pub trait Module<F: Float> {
     /// names (`"fc1.weight"`).
     fn parameters(&self) -> Vec<(String, Param)>;
 
+    /// State that is not trained but belongs to the model (batch-norm running statistics),
+    /// named like the parameters; [`save`] and [`load`] carry it. The default has none.
+    fn buffers(&self) -> Vec<(String, Param)> {
+        Vec::new()
+    }
+
     /// Switches between training and evaluation behaviour (dropout, batch statistics). The
     /// default does nothing.
     fn set_training(&mut self, _training: bool) {}

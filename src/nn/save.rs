@@ -89,7 +89,7 @@ fn dtype<F: Float>() -> Dtype {
     if F::NAME == "f32" { Dtype::F32 } else { Dtype::F64 }
 }
 
-/// Writes every parameter of `module` (values on `tape`) to `path` as safetensors.
+/// Writes every parameter and buffer of `module` (values on `tape`) to `path` as safetensors.
 ///
 /// ```
 /// use rand::SeedableRng;
@@ -114,6 +114,7 @@ pub fn save<F: Float>(
     let tensors: Vec<(String, Tensor<F>)> = module
         .parameters()
         .into_iter()
+        .chain(module.buffers())
         .map(|(name, p)| {
             let value = tape.get(p).value();
             let bytes = value.view().iter().flat_map(|&x| le_bytes(x)).collect();
@@ -146,7 +147,8 @@ pub fn load<F: Float>(
     let bytes = std::fs::read(path).map_err(|error| SaveError::Io { path: path.to_path_buf(), error })?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|error| SaveError::Format { path: path.to_path_buf(), error })?;
-    let params = module.parameters();
+    let mut params = module.parameters();
+    params.extend(module.buffers());
     let found: Vec<String> = file.names().into_iter().map(String::from).collect();
     if let Some(extra) = found.iter().find(|n| !params.iter().any(|(name, _)| name == *n)) {
         return Err(SaveError::Unexpected { path: path.to_path_buf(), name: extra.clone() });
