@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex};
 use ndarray::Array2;
 use tapegrad::Tape;
 
-/// Runs `f`, which must panic, and returns the message and the line it was reported at.
+/// Runs `f`, which must panic, and returns the message and the line it was reported at. The
+/// panic hook is global to the process, so tests take turns installing theirs.
 fn panic_site(f: impl FnOnce()) -> (String, u32) {
+    static HOOK: Mutex<()> = Mutex::new(());
+    let _turn = HOOK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let line = Arc::new(Mutex::new(0));
     let seen = line.clone();
     let previous = panic::take_hook();
