@@ -36,6 +36,18 @@ pub trait Optimizer<F: Float> {
     fn set_learning_rate(&mut self, lr: f64);
 }
 
+/// The two learning-rate methods of an optimizer that keeps its rate in a field `lr`.
+macro_rules! learning_rate_field {
+    () => {
+        fn learning_rate(&self) -> f64 {
+            self.lr
+        }
+        fn set_learning_rate(&mut self, lr: f64) {
+            self.lr = lr;
+        }
+    };
+}
+
 /// Calls `f(i, w, g)` for each parameter `i` with a gradient.
 fn each<F: Float>(
     tape: &Tape<F>,
@@ -94,12 +106,7 @@ impl<F: Float> Optimizer<F> for Sgd {
             Zip::from(&mut w).and(&g).for_each(|w, &g| *w -= lr * (g + wd * *w));
         });
     }
-    fn learning_rate(&self) -> f64 {
-        self.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.lr = lr;
-    }
+    learning_rate_field!();
 }
 
 /// SGD with momentum `μ` (PyTorch's form): `b ← μ·b + g`, then `w ← w − lr·b`, or with
@@ -156,12 +163,7 @@ impl<F: Float> Optimizer<F> for Momentum<F> {
             });
         });
     }
-    fn learning_rate(&self) -> f64 {
-        self.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.lr = lr;
-    }
+    learning_rate_field!();
 }
 
 /// AdaGrad: `h ← h + g²`, `w ← w − lr·g / (√h + ε)`.
@@ -202,12 +204,7 @@ impl<F: Float> Optimizer<F> for AdaGrad<F> {
             });
         });
     }
-    fn learning_rate(&self) -> f64 {
-        self.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.lr = lr;
-    }
+    learning_rate_field!();
 }
 
 /// RMSProp: `h ← ρ·h + (1 − ρ)·g²`, `w ← w − lr·g / (√h + ε)`.
@@ -250,12 +247,7 @@ impl<F: Float> Optimizer<F> for RmsProp<F> {
             });
         });
     }
-    fn learning_rate(&self) -> f64 {
-        self.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.lr = lr;
-    }
+    learning_rate_field!();
 }
 
 /// Adam, and AdamW when `decoupled_weight_decay` is set: `m ← β₁m + (1 − β₁)g`,
@@ -348,12 +340,7 @@ impl<F: Float> Optimizer<F> for Adam<F> {
             });
         });
     }
-    fn learning_rate(&self) -> f64 {
-        self.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.lr = lr;
-    }
+    learning_rate_field!();
 }
 
 /// Scales all gradients so their joint L2 norm is at most `max_norm`; returns the norm before
