@@ -38,7 +38,7 @@ pub fn descend_square(x: f64, h: f64, steps: usize) -> Vec<f64> {
     for _ in 1..steps {
         let y = x * x;
         let dy = y.backward()[x].scalar().expect("a scalar");
-        x.update(|v| v.map_inplace(|x| x - h * dy));
+        x.update(|mut v| v.mapv_inplace(|x| x - h * dy));
         tape.reset();
         iterates.push(x.scalar());
     }
@@ -57,10 +57,7 @@ pub fn descend_2d(
     let mut path = vec![start];
     for _ in 0..steps {
         let grad = f(p).backward().wrt(p);
-        p.update(|v| {
-            let step = grad.view().mapv(|g| lr * g);
-            *v = tapegrad::Value::from(&v.view() - &step);
-        });
+        p.update(|mut v| v.zip_mut_with(&grad.view(), |w, &g| *w -= lr * g));
         tape.reset();
         let a = p.to_array();
         path.push([a[0], a[1]]);

@@ -26,7 +26,7 @@ pub fn newton(x: f64, steps: usize) -> Vec<(f64, f64, f64)> {
         let (dy, d2y) = (dy.scalar(), d2y.scalar());
         iterates.push((x.scalar(), dy, d2y));
         if k < steps {
-            x.update(|v| v.map_inplace(|x| x - dy / d2y));
+            x.update(|mut v| v.mapv_inplace(|x| x - dy / d2y));
         }
         tape.reset();
     }
@@ -43,7 +43,7 @@ pub fn gradient_descent_steps(x0: f64, lr: f64, target: f64, tolerance: f64, lim
             return k;
         }
         let dy = f(x).backward()[x].scalar().expect("a scalar");
-        x.update(|v| v.map_inplace(|x| x - lr * dy));
+        x.update(|mut v| v.mapv_inplace(|x| x - lr * dy));
         tape.reset();
     }
     limit

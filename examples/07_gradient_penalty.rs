@@ -74,7 +74,7 @@ pub fn train(lambda: f64) -> Vec<(f64, f64)> {
             let grads = (mse + penalty * lambda).backward();
             for p in params {
                 let g = grads.wrt(p);
-                p.update(|v| *v = tapegrad::Value::from(&v.view() - &g.view().mapv(|g| LR * g)));
+                p.update(|mut v| v.zip_mut_with(&g.view(), |w, &g| *w -= LR * g));
             }
         }
         tape.reset();

@@ -57,6 +57,15 @@ pub enum Error {
         /// The handle, as `Var#index(vversion)`.
         var: String,
     },
+    /// Anomaly mode ([`Tape::set_detect_anomaly`](crate::Tape::set_detect_anomaly)) found a NaN or
+    /// an infinity made from finite values.
+    #[error("{op}: {message}")]
+    Anomaly {
+        /// The op that produced it.
+        op: &'static str,
+        /// What it produced, from which shapes, and where its node was created.
+        message: String,
+    },
     /// A `Var` (or `Gradients`) of one tape was used with another tape.
     #[error("{op}: {what} belongs to a different Tape; values from two tapes cannot be mixed")]
     ForeignTape {
@@ -93,5 +102,14 @@ impl Error {
     /// An argument error for `op`.
     pub fn argument(op: &'static str, message: impl Into<String>) -> Self {
         Error::Argument { op, message: message.into() }
+    }
+}
+
+/// Unwraps at the caller's line, with the error's message: how every panicking method reports.
+#[track_caller]
+pub(crate) fn or_panic<T>(r: Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
     }
 }

@@ -280,7 +280,7 @@ fn weighted_sum<'t>(y: Var<'t, f64>, weights: &Value<f64>) -> Var<'t, f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Context, Grads, Op, Result, Tensor};
+    use crate::{Context, Grads, Op, Result};
 
     /// Softmax with a plausible wrong backward, `y·(gy − mean(gy))` instead of
     /// `y·(gy − Σ gy·y)`: both vanish when `gy` is uniform, so checking a plain sum of the
@@ -294,8 +294,8 @@ mod tests {
         fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
             crate::ops::reduce::Softmax(0).forward(x)
         }
-        fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
-            let mean = gy.clone().mean_axes(&[0], true);
+        fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+            let mean = gy.mean_axes(&[0], true);
             crate::grads![cx.output() * (gy - mean)]
         }
     }
@@ -332,8 +332,8 @@ mod tests {
         fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
             Ok(x[0].map(|v| v * v * v))
         }
-        fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
-            crate::grads![gy * 3.0 * cx.input(0).map_constant(|v| v * v)]
+        fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+            crate::grads![gy * F::of(3.0) * cx.input(0).map_constant(|v| v * v)]
         }
     }
 
@@ -382,7 +382,7 @@ mod tests {
         fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
             crate::ops::unary::Step.forward(x)
         }
-        fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+        fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
             crate::grads![gy]
         }
     }
@@ -397,8 +397,8 @@ mod tests {
         fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
             crate::ops::unary::Relu.forward(x)
         }
-        fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
-            crate::grads![gy * crate::op::apply(StraightThroughStep, [cx.input(0)])]
+        fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+            crate::grads![gy * crate::ops::apply(StraightThroughStep, [cx.input(0)])]
         }
     }
 

@@ -26,6 +26,7 @@
 //! `Var`; [`gradcheck`] and [`gradgradcheck`]; [`functional`] (Hessian- and Jacobian-vector
 //! products, Hessians and Jacobians of whole functions).
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod data;
 mod dot;
@@ -34,7 +35,6 @@ mod float;
 pub mod functional;
 mod gradcheck;
 pub mod nn;
-pub mod op;
 pub mod ops;
 pub mod optim;
 mod tape;
@@ -44,10 +44,11 @@ pub use dot::DotOptions;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradgradcheck, numerical_gradient};
-pub use op::{Context, Grads, IntoGrad, Op, Operand, Tensor};
 pub use ops::reduce::Norm;
 pub use ops::shape::{concat, stack, where_cond};
-pub use tape::{GradOptions, Gradients, NoGradGuard, NodeId, Param, Tape, Var};
+pub use tape::op;
+pub use tape::op::{Context, Grads, IntoGrad, Op};
+pub use tape::{GradOptions, Gradients, NoGradGuard, NodeId, OpStats, Param, Tape, TapeStats, Var};
 pub use value::{Shape, Value, broadcast_shape};
 
 // Links the BLAS implementation behind ndarray's `blas` feature.

@@ -57,7 +57,7 @@ fn each<F: Float>(
 ) {
     for (i, &p) in params.iter().enumerate() {
         if let Some(g) = grads.param(p) {
-            tape.get(p).update(|w| f(i, w.view_mut(), g.view()));
+            tape.get(p).update(|w| f(i, w, g.view()));
         }
     }
 }

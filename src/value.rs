@@ -175,23 +175,6 @@ impl<F: Float> Value<F> {
         }
     }
 
-    /// `self = f(self, other)` elementwise, when `other` broadcasts to `self`'s shape; `false`
-    /// (and `self` untouched) otherwise.
-    pub(crate) fn zip_in_place(&mut self, other: &Self, f: impl Fn(F, F) -> F) -> bool {
-        match (self, other) {
-            (Value::Scalar(x), Value::Scalar(y)) => *x = f(*x, *y),
-            (Value::Array(x), Value::Scalar(y)) => x.mapv_inplace(|x| f(x, *y)),
-            (Value::Array(x), Value::Array(y)) => {
-                if broadcast_shape(x.shape(), y.shape()).is_none_or(|s| !same_shape(&s, x.shape())) {
-                    return false;
-                }
-                x.zip_mut_with(&**y, |x, &y| *x = f(*x, y));
-            }
-            (Value::Scalar(_), Value::Array(_)) => return false,
-        }
-        true
-    }
-
     /// Adds `other` (of the same shape) into `self`: gradient accumulation.
     pub(crate) fn add_assign(&mut self, other: &Self) {
         match (self, other) {

@@ -61,7 +61,7 @@ fn create_graph_steps_free_everything_but_the_parameters() {
         let grads = (gw.square().sum() + gb.square().sum()).backward();
         assert!(grads.get(w).is_some());
         drop(grads);
-        w.update(|v| v.map_inplace(|x| x * (1.0 - 1e-3 * step as f64)));
+        w.update(|mut v| v.mapv_inplace(|x| x * (1.0 - 1e-3 * step as f64)));
         assert!(tape.len() > 50, "the step recorded its graph ({} nodes)", tape.len());
         tape.reset();
         assert_eq!(tape.len(), params, "only the parameters survive a reset");

@@ -321,7 +321,7 @@ mod tests {
         let table = read_csv(IRIS, true).unwrap();
         let iris = LabelledDataset::load(IRIS).unwrap();
         assert_eq!(table.dim(), (150, 5));
-        assert_eq!(table.slice(ndarray::s![.., ..4]), iris.features);
+        assert_eq!(table.slice_axis(ndarray::Axis(1), ndarray::Slice::from(..4)), iris.features);
         assert!(table.column(4).iter().zip(&iris.labels).all(|(&a, &b)| a == b as f64));
     }
 

@@ -457,7 +457,7 @@ fn splitmix64(x: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use ndarray::{Array3, array, s};
+    use ndarray::{Array3, array};
     use proptest::prelude::*;
 
     use super::*;
@@ -519,7 +519,7 @@ mod tests {
         let plain =
             DataLoader::new(&m.test_images, &m.test_labels, 32).unwrap().shuffle(false).one_hot(10).unwrap();
         let (x, y): (Array3<f64>, Array2<f64>) = plain.epoch(0).next().unwrap();
-        assert_eq!(x, m.test_images.slice(s![..32, .., ..]).mapv(f64::from));
+        assert_eq!(x, m.test_images.slice_axis(ndarray::Axis(0), ndarray::Slice::from(..32)).mapv(f64::from));
         assert_eq!(y.sum_axis(Axis(1)), Array1::<f64>::ones(32));
         for (row, &label) in y.outer_iter().zip(&m.test_labels) {
             assert_eq!(row[usize::from(label)], 1.0);

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array3, Axis, Ix1, Ix3, s};
+use ndarray::{Array1, Array3, Axis, Ix1, Ix3, Slice};
 
 use super::DataError;
 use super::idx::read_idx;
@@ -111,10 +111,10 @@ impl Mnist {
         let n = images.len_of(Axis(0)).min(labels.len());
         let n_train = ((n as f64 * train_fraction.clamp(0.0, 1.0)).round() as usize).min(n);
         Mnist {
-            train_images: images.slice(s![..n_train, .., ..]).to_owned(),
-            train_labels: labels.slice(s![..n_train]).to_owned(),
-            test_images: images.slice(s![n_train..n, .., ..]).to_owned(),
-            test_labels: labels.slice(s![n_train..n]).to_owned(),
+            train_images: images.slice_axis(Axis(0), Slice::from(..n_train)).to_owned(),
+            train_labels: labels.slice_axis(Axis(0), Slice::from(..n_train)).to_owned(),
+            test_images: images.slice_axis(Axis(0), Slice::from(n_train..n)).to_owned(),
+            test_labels: labels.slice_axis(Axis(0), Slice::from(n_train..n)).to_owned(),
         }
     }
 }
@@ -225,15 +225,15 @@ mod tests {
         let zeros = m.train_images.iter().filter(|&&p| p == 0).count() as f64 / m.train_images.len() as f64;
         assert!((0.7..0.9).contains(&zeros), "background fraction {zeros}");
         // Borders of MNIST digits are empty.
-        assert!(m.test_images.slice(s![.., 0, ..]).iter().all(|&p| p == 0));
+        assert!(m.test_images.index_axis(Axis(1), 0).iter().all(|&p| p == 0));
     }
 
     #[test]
     fn sample_split_is_a_prefix_and_suffix_of_the_file() {
         let m = Mnist::load(SAMPLE_DIR).unwrap();
         let labels = load_labels(format!("{SAMPLE_DIR}/mnist-10k-labels-idx1-ubyte.gz")).unwrap();
-        assert_eq!(m.train_labels, labels.slice(s![..8000]));
-        assert_eq!(m.test_labels, labels.slice(s![8000..]));
+        assert_eq!(m.train_labels, labels.slice_axis(Axis(0), Slice::from(..8000)));
+        assert_eq!(m.test_labels, labels.slice_axis(Axis(0), Slice::from(8000..)));
     }
 
     #[test]

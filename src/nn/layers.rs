@@ -373,9 +373,8 @@ impl<F: Float> Module<F> for BatchNorm1d<F> {
             let momentum = F::of(self.momentum);
             let update = |running: Param, batch: ArrayD<F>, scale: F| {
                 let batch = batch.index_axis_move(Axis(0), 0);
-                tape.get(running).update(|r| {
-                    r.view_mut()
-                        .zip_mut_with(&batch, |r, &b| *r = *r * (F::one() - momentum) + momentum * b * scale)
+                tape.get(running).update(|mut r| {
+                    r.zip_mut_with(&batch, |r, &b| *r = *r * (F::one() - momentum) + momentum * b * scale)
                 });
             };
             update(self.running_mean, mean.to_array(), F::one());

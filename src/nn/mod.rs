@@ -33,16 +33,14 @@ mod layers;
 mod loss;
 mod save;
 
+pub use crate::ops::nn::{SoftmaxCrossEntropy, softmax_cross_entropy, softmax_cross_entropy_with_targets};
 pub use init::Init;
 pub use layers::{Activation, BatchNorm1d, Dropout, Linear, Mlp, Sequential};
 pub use loss::{
-    SoftmaxCrossEntropy, accuracy, binary_cross_entropy_with_logits, mean_absolute_error, mean_squared_error,
-    predicted_classes, softmax_cross_entropy, softmax_cross_entropy_with_targets, sum_squared_error,
+    accuracy, binary_cross_entropy_with_logits, mean_absolute_error, mean_squared_error, predicted_classes,
+    sum_squared_error,
 };
 pub use save::{SaveError, load, save};
-
-#[cfg(test)]
-pub(crate) use loss::cases as loss_cases;
 
 use crate::float::Float;
 use crate::tape::{Param, Var};

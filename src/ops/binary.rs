@@ -1,19 +1,21 @@
 //! Elementwise binary operations with NumPy broadcasting, and the same with a scalar constant on
-//! either side; the arithmetic operators (`+ − × ÷`, unary `−`) on [`Var`] and [`Tensor`].
+//! either side; the arithmetic operators (`+ − × ÷`, unary `−`) on [`Var`].
 //!
 //! Every rule reduces its gradients back to each input's shape with the one
 //! [`sum_to`](crate::Var::sum_to) helper, which undoes broadcasting.
 
 use crate::error::Result;
+use crate::error::or_panic;
 use crate::float::Float;
-use crate::op::{Context, Grads, Op, Operand, ScalarGrads, Tensor, apply, methods};
+use crate::ops::apply;
 use crate::ops::elementwise::{Scalar, scalar_grad};
 use crate::tape::Var;
+use crate::tape::op::{Context, Grads, Op, ScalarGrads};
 use crate::value::Value;
 
 /// Defines elementwise binary ops, one row each: the op struct, its forward `f(a, b)`, the
 /// gradient for each input before reduction to the input's shape, and the property-test
-/// strategy. Rules see `a`, `b`, the output `y` and the incoming gradient `gy` as [`Tensor`]s.
+/// strategy. Rules see `a`, `b`, the output `y` and the incoming gradient `gy` as [`Var`]s.
 macro_rules! binary_ops {
     ($(
         $(#[$meta:meta])*
@@ -31,26 +33,14 @@ macro_rules! binary_ops {
                 fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
                     Value::zip($name, x[0], x[1], |$fa: F, $fb: F| $f)
                 }
-                fn forward_in_place(&self, a: &mut Value<F>, rest: &[&Value<F>]) -> bool {
-                    a.zip_in_place(rest[0], |$fa: F, $fb: F| $f)
-                }
-                #[allow(unused_variables, clippy::redundant_clone)]
-                fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
-                    let both = cx.needs_grad(0) && cx.needs_grad(1);
-                    let mut gy = Some(gy);
-                    let da = cx.grad_if(0, || {
-                        let $gy = if both { gy.clone().expect("set") } else { gy.take().expect("set") };
-                        let ($a, $b, $y) = (cx.input(0), cx.input(1), cx.output());
-                        ($da).sum_to(&cx.input_shape(0))
-                    });
-                    let db = cx.grad_if(1, || {
-                        let $gy = gy.take().expect("set");
-                        let ($a, $b, $y) = (cx.input(0), cx.input(1), cx.output());
-                        ($db).sum_to(&cx.input_shape(1))
-                    });
+                #[allow(unused_variables)]
+                fn backward<'a>(&self, cx: &Context<'a, F>, $gy: Var<'a, F>) -> Grads<'a, F> {
+                    let ($a, $b, $y) = (cx.input(0), cx.input(1), cx.output());
+                    let da = cx.grad_if(0, || ($da).sum_to(&cx.input_shape(0)));
+                    let db = cx.grad_if(1, || ($db).sum_to(&cx.input_shape(1)));
                     crate::grads![da, db]
                 }
-                #[allow(unused_variables, clippy::clone_on_copy)]
+                #[allow(unused_variables)]
                 fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
                     let ($a, $b, $y, $gy) = (Scalar(x[0]), Scalar(x[1]), Scalar(y), Scalar(gy));
                     Some(smallvec::smallvec![scalar_grad($da), scalar_grad($db)])
@@ -93,8 +83,8 @@ binary_ops! {
     /// `aᵇ`. NOTE: where `aᵇ = 0` the gradient in `b` is taken as 0 (not `0·ln 0`, NaN).
     Pow "pow", |a, b| a.powf(b),
     // da = gy·b·aᵇ⁻¹, db = gy·y·ln a (0 where y = 0)
-    |a, b, y, gy| gy * b.clone() * a.pow(b - 1.0),
-                  gy * y.clone() * nonzero_where(a, y.map_constant(|y| if y == F::zero() { F::zero() } else { F::one() })).ln(),
+    |a, b, y, gy| gy * b * a.pow(b - F::one()),
+                  gy * y * nonzero_where::<F, _>(a, y.map_constant(|y| if y == F::zero() { F::zero() } else { F::one() })).ln(),
     test binary(POSITIVE, ANY);
 
     /// The larger of `a` and `b`. NOTE: on a tie the gradient is split evenly between them.
@@ -113,11 +103,11 @@ binary_ops! {
 }
 
 /// `x` where `mask` is 1 and 1 where it is 0, differentiably in `x`: keeps `ln` away from 0.
-fn nonzero_where<T>(x: T, mask: T) -> T
+fn nonzero_where<F: Float, T>(x: T, mask: T) -> T
 where
-    T: Clone + std::ops::Mul<Output = T> + std::ops::Sub<Output = T> + std::ops::Sub<f64, Output = T>,
+    T: Copy + std::ops::Mul<Output = T> + std::ops::Sub<Output = T> + std::ops::Sub<F, Output = T>,
 {
-    x * mask.clone() - (mask - 1.0)
+    x * mask - (mask - F::one())
 }
 
 /// 1 where `a > b`, ½ where they tie, 0 elsewhere.
@@ -131,7 +121,7 @@ fn tie_mask<F: Float>(a: F, b: F) -> F {
     }
 }
 
-methods! {
+impl<'t, F: Float> Var<'t, F> {
     /// `aᵇ` elementwise, both differentiable (`a > 0` for a real gradient in `b`).
     ///
     /// ```
@@ -144,8 +134,15 @@ methods! {
     /// assert_eq!(g[a].scalar(), Some(12.0));                       // b·aᵇ⁻¹
     /// assert!((g[b].scalar().unwrap() - 8.0 * 2f64.ln()).abs() < 1e-12); // aᵇ·ln a
     /// ```
-    fn pow / try_pow(self, exponent: Self) -> Result<Self> {
-        crate::op::try_apply(Pow, [self, exponent])
+    #[track_caller]
+    pub fn pow(self, exponent: Self) -> Self {
+        or_panic(self.try_pow(exponent))
+    }
+
+    /// Like [`pow`](Self::pow), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_pow(self, exponent: Self) -> Result<Self> {
+        crate::ops::try_apply(Pow, [self, exponent])
     }
 
     /// The elementwise larger of two values, broadcasting; ties split the gradient evenly.
@@ -160,8 +157,15 @@ methods! {
     /// assert_eq!(g[a].to_array().into_raw_vec_and_offset().0, vec![0.0, 1.0, 0.5]);
     /// assert_eq!(g[b].scalar(), Some(1.5));
     /// ```
-    fn maximum / try_maximum(self, other: Self) -> Result<Self> {
-        crate::op::try_apply(Maximum, [self, other])
+    #[track_caller]
+    pub fn maximum(self, other: Self) -> Self {
+        or_panic(self.try_maximum(other))
+    }
+
+    /// Like [`maximum`](Self::maximum), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_maximum(self, other: Self) -> Result<Self> {
+        crate::ops::try_apply(Maximum, [self, other])
     }
 
     /// The elementwise smaller of two values, broadcasting; ties split the gradient evenly.
@@ -172,8 +176,15 @@ methods! {
     /// let a = tape.var(vec![1.0, 5.0]);
     /// assert_eq!(a.minimum(tape.constant(3.0)).to_array().into_raw_vec_and_offset().0, vec![1.0, 3.0]);
     /// ```
-    fn minimum / try_minimum(self, other: Self) -> Result<Self> {
-        crate::op::try_apply(Minimum, [self, other])
+    #[track_caller]
+    pub fn minimum(self, other: Self) -> Self {
+        or_panic(self.try_minimum(other))
+    }
+
+    /// Like [`minimum`](Self::minimum), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_minimum(self, other: Self) -> Result<Self> {
+        crate::ops::try_apply(Minimum, [self, other])
     }
 }
 
@@ -188,19 +199,19 @@ impl<'t, F: Float> Var<'t, F> {
     /// assert!(err.to_string().starts_with("add: got shapes [2] and [3]"));
     /// ```
     pub fn try_add(self, other: Self) -> Result<Self> {
-        crate::op::try_apply(Add, [self, other])
+        crate::ops::try_apply(Add, [self, other])
     }
     /// `a − b`, returning the error; see [`try_add`](Self::try_add).
     pub fn try_sub(self, other: Self) -> Result<Self> {
-        crate::op::try_apply(Sub, [self, other])
+        crate::ops::try_apply(Sub, [self, other])
     }
     /// `a · b`, returning the error; see [`try_add`](Self::try_add).
     pub fn try_mul(self, other: Self) -> Result<Self> {
-        crate::op::try_apply(Mul, [self, other])
+        crate::ops::try_apply(Mul, [self, other])
     }
     /// `a / b`, returning the error; see [`try_add`](Self::try_add).
     pub fn try_div(self, other: Self) -> Result<Self> {
-        crate::op::try_apply(Div, [self, other])
+        crate::ops::try_apply(Div, [self, other])
     }
 }
 
@@ -224,17 +235,12 @@ macro_rules! scalar_ops {
                     let $fc = self.0;
                     Ok(x[0].map(|$fx: F| $f))
                 }
-                fn forward_in_place(&self, x: &mut Value<F>, _rest: &[&Value<F>]) -> bool {
-                    let $fc = self.0;
-                    x.map_inplace(|$fx: F| $f);
-                    true
-                }
                 #[allow(unused_variables)]
-                fn backward<'a>(&self, cx: &Context<'a, F>, $gy: Tensor<'a, F>) -> Grads<'a, F> {
+                fn backward<'a>(&self, cx: &Context<'a, F>, $gy: Var<'a, F>) -> Grads<'a, F> {
                     let ($x, $y, $c) = (cx.input(0), cx.output(), self.0);
                     crate::grads![$dx]
                 }
-                #[allow(unused_variables, clippy::clone_on_copy)]
+                #[allow(unused_variables)]
                 fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
                     let ($x, $y, $gy, $c) = (Scalar(x[0]), Scalar(y), Scalar(gy), self.0);
                     Some(smallvec::smallvec![scalar_grad($dx)])
@@ -259,7 +265,7 @@ scalar_ops! {
     /// `x · c`.
     MulScalar "mul_scalar" "× {}", |x, c| x * c,
     // dx = gy·c
-    |x, c, y, gy| gy * c.as_f64(),
+    |x, c, y, gy| gy * c,
     test with_scalar(ANY, -3.0, 3.0);
 
     /// `c − x`.
@@ -271,7 +277,7 @@ scalar_ops! {
     /// `x / c`.
     DivScalar "div_scalar" "÷ {}", |x, c| x / c,
     // dx = gy/c
-    |x, c, y, gy| gy / c.as_f64(),
+    |x, c, y, gy| gy / c,
     test with_scalar(ANY, 0.5, 3.0);
 
     /// `c / x`.
@@ -283,13 +289,13 @@ scalar_ops! {
     /// `xᶜ` for a constant exponent.
     Powf "powf" "^ {}", |x, c| x.powf(c),
     // dx = gy·c·xᶜ⁻¹
-    |x, c, y, gy| gy * c.as_f64() * x.powf(c - F::one()),
+    |x, c, y, gy| gy * c * x.powf(c - F::one()),
     test with_scalar(POSITIVE, -2.5, 2.5);
 
     /// `cˣ` for a constant base `c > 0`.
     RPowScalar "rpow_scalar" "{} ^", |x, c| c.powf(x),
     // dx = gy·y·ln c
-    |x, c, y, gy| gy * y * c.ln().as_f64(),
+    |x, c, y, gy| gy * y * c.ln(),
     test with_scalar(ANY, 0.5, 3.0);
 
     /// `x` where positive, `c·x` elsewhere. NOTE: at 0 the gradient is `c`.
@@ -299,7 +305,7 @@ scalar_ops! {
     test with_scalar(NONZERO, 0.01, 0.3);
 }
 
-methods! {
+impl<'t, F: Float> Var<'t, F> {
     /// `xᶜ` for a constant exponent.
     ///
     /// ```
@@ -310,7 +316,8 @@ methods! {
     /// assert_eq!(y.scalar(), 8.0);
     /// assert_eq!(y.backward()[x].scalar(), Some(3.0));  // 1.5·√4
     /// ```
-    fn powf(self, exponent: F) -> Self {
+    #[track_caller]
+    pub fn powf(self, exponent: F) -> Self {
         apply(Powf(exponent), [self])
     }
 
@@ -321,7 +328,8 @@ methods! {
     /// let tape = Tape::<f64>::new();
     /// assert_eq!(tape.var(3.0).rpow(2.0).scalar(), 8.0);
     /// ```
-    fn rpow(self, base: F) -> Self {
+    #[track_caller]
+    pub fn rpow(self, base: F) -> Self {
         apply(RPowScalar(base), [self])
     }
 
@@ -333,7 +341,8 @@ methods! {
     /// let x = tape.var(vec![-2.0, 3.0]);
     /// assert_eq!(x.leaky_relu(0.1).to_array().into_raw_vec_and_offset().0, vec![-0.2, 3.0]);
     /// ```
-    fn leaky_relu(self, slope: F) -> Self {
+    #[track_caller]
+    pub fn leaky_relu(self, slope: F) -> Self {
         apply(LeakyRelu(slope), [self])
     }
 }
@@ -352,12 +361,8 @@ impl<F: Float> Op<F> for Negate {
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         Ok(x[0].map(|x| -x))
     }
-    fn forward_in_place(&self, x: &mut Value<F>, _rest: &[&Value<F>]) -> bool {
-        x.map_inplace(|x| -x);
-        true
-    }
     // dx = −gy
-    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![-gy]
     }
     fn backward_scalar(&self, _x: &[F], _y: F, gy: F) -> Option<ScalarGrads<F>> {
@@ -371,35 +376,35 @@ pub(crate) fn neg_cases() -> Vec<crate::ops::cases::Case> {
 }
 
 #[track_caller]
-pub(crate) fn add_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+pub(crate) fn add_scalar<'t, F: Float>(x: Var<'t, F>, c: F) -> Var<'t, F> {
     apply(AddScalar(c), [x])
 }
 #[track_caller]
-pub(crate) fn add_scalar_left<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+pub(crate) fn add_scalar_left<'t, F: Float>(c: F, x: Var<'t, F>) -> Var<'t, F> {
     apply(AddScalar(c), [x])
 }
 #[track_caller]
-pub(crate) fn sub_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+pub(crate) fn sub_scalar<'t, F: Float>(x: Var<'t, F>, c: F) -> Var<'t, F> {
     apply(AddScalar(-c), [x])
 }
 #[track_caller]
-pub(crate) fn rsub_scalar<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+pub(crate) fn rsub_scalar<'t, F: Float>(c: F, x: Var<'t, F>) -> Var<'t, F> {
     apply(RSubScalar(c), [x])
 }
 #[track_caller]
-pub(crate) fn mul_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+pub(crate) fn mul_scalar<'t, F: Float>(x: Var<'t, F>, c: F) -> Var<'t, F> {
     apply(MulScalar(c), [x])
 }
 #[track_caller]
-pub(crate) fn mul_scalar_left<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+pub(crate) fn mul_scalar_left<'t, F: Float>(c: F, x: Var<'t, F>) -> Var<'t, F> {
     apply(MulScalar(c), [x])
 }
 #[track_caller]
-pub(crate) fn div_scalar<'t, F: Float, T: Operand<'t, F>>(x: T, c: F) -> T {
+pub(crate) fn div_scalar<'t, F: Float>(x: Var<'t, F>, c: F) -> Var<'t, F> {
     apply(DivScalar(c), [x])
 }
 #[track_caller]
-pub(crate) fn rdiv_scalar<'t, F: Float, T: Operand<'t, F>>(c: F, x: T) -> T {
+pub(crate) fn rdiv_scalar<'t, F: Float>(c: F, x: Var<'t, F>) -> Var<'t, F> {
     apply(RDivScalar(c), [x])
 }
 
@@ -452,31 +457,9 @@ macro_rules! operators {
             }
         }
     };
-    // `Tensor<F>` with `f32` and `f64` literals on either side, for rules generic over `F`.
-    (@literal $T:ident, $Trait:ident, $method:ident, $with_scalar:ident, $scalar_with:ident) => {
-        operators!(@literal_of $T, $Trait, $method, $with_scalar, $scalar_with, f32);
-        operators!(@literal_of $T, $Trait, $method, $with_scalar, $scalar_with, f64);
-    };
-    (@literal_of $T:ident, $Trait:ident, $method:ident, $with_scalar:ident, $scalar_with:ident, $S:ty) => {
-        impl<'t, F: Float> std::ops::$Trait<$S> for $T<'t, F> {
-            type Output = Self;
-            #[track_caller]
-            fn $method(self, c: $S) -> Self {
-                $with_scalar(self, F::of(c as f64))
-            }
-        }
-        impl<'t, F: Float> std::ops::$Trait<$T<'t, F>> for $S {
-            type Output = $T<'t, F>;
-            #[track_caller]
-            fn $method(self, x: $T<'t, F>) -> $T<'t, F> {
-                $scalar_with(F::of(self as f64), x)
-            }
-        }
-    };
 }
 
 operators!(Var, exact);
-operators!(Tensor, literal);
 
 macro_rules! assign_operators {
     ($($Trait:ident $method:ident $op:tt),*) => {$(

@@ -319,7 +319,7 @@ pub(crate) fn logits_and_targets() -> impl Strategy<Value = Sample> {
 pub(crate) fn all() -> Vec<Case> {
     use crate::ops::*;
     [
-        crate::nn::loss_cases(),
+        crate::ops::nn::cases(),
         binary::cases(),
         binary::scalar_cases(),
         binary::neg_cases(),

@@ -1,18 +1,16 @@
 //! [`Scalar`]: the elementwise rules evaluated on plain numbers.
 //!
-//! The elementwise families write each gradient rule once, as an expression over [`Tensor`]s.
+//! The elementwise families write each gradient rule once, as an expression over [`Var`]s.
 //! Their macros instantiate the same expression a second time over `Scalar`, a newtype with the
-//! same operators and methods, and offer it as [`Op::backward_scalar`]. Backward takes that path
-//! when every value involved is a scalar, skipping the `Tensor` machinery: a scalar chain then
-//! costs a few nanoseconds per rule instead of a few tens.
+//! same operators and methods, and offer it as [`Op::backward_scalar`], the scalar fast path of
+//! plain backward (see the `NOTE` on `GradientStore::fast_path` for what it buys).
 //!
-//! [`Tensor`]: crate::Tensor
 //! [`Op::backward_scalar`]: crate::Op::backward_scalar
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::float::Float;
-use crate::op::Tensor;
+use crate::tape::Var;
 
 /// A number with the method set that elementwise gradient rules use.
 #[derive(Debug, Clone, Copy)]
@@ -62,23 +60,13 @@ macro_rules! scalar_operators {
                 Scalar(self.0 $op rhs.0)
             }
         }
-        scalar_operators!(@literal $Trait $method $op f32);
-        scalar_operators!(@literal $Trait $method $op f64);
-    )*};
-    (@literal $Trait:ident $method:ident $op:tt $S:ty) => {
-        impl<F: Float> $Trait<$S> for Scalar<F> {
+        impl<F: Float> $Trait<F> for Scalar<F> {
             type Output = Self;
-            fn $method(self, c: $S) -> Self {
-                Scalar(self.0 $op F::of(c as f64))
+            fn $method(self, c: F) -> Self {
+                Scalar(self.0 $op c)
             }
         }
-        impl<F: Float> $Trait<Scalar<F>> for $S {
-            type Output = Scalar<F>;
-            fn $method(self, x: Scalar<F>) -> Scalar<F> {
-                Scalar(F::of(self as f64) $op x.0)
-            }
-        }
-    };
+    )*};
 }
 
 scalar_operators!(Add add +, Sub sub -, Mul mul *, Div div /);
@@ -107,8 +95,8 @@ impl<T> RuleResult<T> for Option<T> {
     }
 }
 
-impl<'a, F: Float> RuleResult<Tensor<'a, F>> for Tensor<'a, F> {
-    fn into_option(self) -> Option<Tensor<'a, F>> {
+impl<'a, F: Float> RuleResult<Var<'a, F>> for Var<'a, F> {
+    fn into_option(self) -> Option<Var<'a, F>> {
         Some(self)
     }
 }

@@ -7,9 +7,12 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array3, ArrayView2, Axis, Ix2};
 
+use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::op::{Context, Grads, Op, Tensor, methods, try_apply};
+use crate::ops::try_apply;
+use crate::tape::Var;
+use crate::tape::op::{Context, Grads, Op};
 use crate::value::Value;
 
 /// `op(A)·op(B)` where `op` transposes the last two axes when the flag is set. Operands are 2-D
@@ -67,9 +70,9 @@ impl<F: Float> Op<F> for MatMul {
         Ok(Value::from(out))
     }
     // Y = A·B: dA = gy·Bᵀ, dB = Aᵀ·gy (with the flags: the same identities, transposed to fit)
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let (a, b) = (cx.input(0), cx.input(1));
-        let mm = |x: Tensor<'a, F>, y: Tensor<'a, F>, ta, tb| crate::op::apply(MatMul { ta, tb }, [x, y]);
+        let mm = |x: Var<'a, F>, y: Var<'a, F>, ta, tb| crate::ops::apply(MatMul { ta, tb }, [x, y]);
         let da = cx.grad_if(0, || {
             let d = if self.ta {
                 mm(b.clone(), gy.clone(), self.tb, true)
@@ -102,7 +105,7 @@ fn matrix<F: Float>(v: ndarray::ArrayViewD<'_, F>, t: bool) -> ArrayView2<'_, F>
     if t { v.reversed_axes() } else { v }
 }
 
-methods! {
+impl<'t, F: Float> Var<'t, F> {
     /// The matrix product, NumPy's `@`: `[m, k]·[k, n] → [m, n]`; batches
     /// `[b, m, k]·[b, k, n] → [b, m, n]` (either side may be a single 2-D matrix shared by the
     /// batch); `[k]·[k, n] → [n]`, `[m, k]·[k] → [m]` and the dot product `[k]·[k] → []`.
@@ -122,7 +125,14 @@ methods! {
     /// let e = a.try_matmul(tape.var(ndarray::Array2::<f64>::zeros((3, 2)))).unwrap_err();
     /// assert_eq!(e.to_string(), "matmul: got shapes [2, 2] and [3, 2], expected [m, k]·[k, n] with equal k (2 ≠ 3)");
     /// ```
-    fn matmul / try_matmul(self, other: Self) -> Result<Self> {
+    #[track_caller]
+    pub fn matmul(self, other: Self) -> Self {
+        or_panic(self.try_matmul(other))
+    }
+
+    /// Like [`matmul`](Self::matmul), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_matmul(self, other: Self) -> Result<Self> {
         let (sa, sb) = (self.shape(), other.shape());
         let (ra, rb) = (sa.len(), sb.len());
         if (ra == 1 || rb == 1) && ra > 0 && rb > 0 {
@@ -170,8 +180,8 @@ impl<F: Float> Op<F> for Affine {
         Ok(Value::from(out))
     }
     // dx = gy·Wᵀ, dW = xᵀ·gy, db = Σ gy over the batch
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
-        let mm = |x: Tensor<'a, F>, y: Tensor<'a, F>, ta, tb| crate::op::apply(MatMul { ta, tb }, [x, y]);
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        let mm = |x: Var<'a, F>, y: Var<'a, F>, ta, tb| crate::ops::apply(MatMul { ta, tb }, [x, y]);
         let dx = cx.grad_if(0, || mm(gy.clone(), cx.input(1), false, true));
         let dw = cx.grad_if(1, || mm(cx.input(0), gy.clone(), true, false));
         let db = cx.grad_if(2, || gy.sum_axes(&[0], false));
@@ -179,7 +189,7 @@ impl<F: Float> Op<F> for Affine {
     }
 }
 
-methods! {
+impl<'t, F: Float> Var<'t, F> {
     /// `x·W + b` for a batch `x` of shape `(n, inputs)`, `W` of `(inputs, outputs)` and `b` of
     /// `(outputs,)`: a fully connected layer in one op.
     ///
@@ -195,7 +205,14 @@ methods! {
     /// assert_eq!(g[w].to_array(), array![[1.0, 1.0], [2.0, 2.0]].into_dyn());
     /// assert_eq!(g[b].to_array(), array![1.0, 1.0].into_dyn());
     /// ```
-    fn affine / try_affine(self, weight: Self, bias: Self) -> Result<Self> {
+    #[track_caller]
+    pub fn affine(self, weight: Self, bias: Self) -> Self {
+        or_panic(self.try_affine(weight, bias))
+    }
+
+    /// Like [`affine`](Self::affine), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_affine(self, weight: Self, bias: Self) -> Result<Self> {
         try_apply(Affine, [self, weight, bias])
     }
 }
@@ -205,7 +222,7 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
     use crate::ops::cases::*;
     vec![
         crate::case!("matmul", matmul_operands(ANY), |x, p| {
-            crate::op::apply(MatMul { ta: p.ints[0] == 1, tb: p.ints[1] == 1 }, [x[0], x[1]])
+            crate::ops::apply(MatMul { ta: p.ints[0] == 1, tb: p.ints[1] == 1 }, [x[0], x[1]])
         }),
         crate::case!("matmul_vectors", vector_operands(ANY), |x, _p| x[0].matmul(x[1])),
         crate::case!("affine", affine_operands(ANY), |x, _p| x[0].affine(x[1], x[2])),

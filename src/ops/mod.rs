@@ -1,20 +1,54 @@
 //! Every differentiable operation, by family. Each op sits in one place: its forward, its
-//! backward (the math in a one-line comment) and its property-test entry, side by side.
+//! backward (the math in a one-line comment), its method on [`Var`] and its property-test
+//! entry, side by side.
 //!
 //! - [`binary`] — elementwise `+ − × ÷`, `pow`, `maximum`, `minimum` with broadcasting, and the
-//!   same with a scalar on either side;
+//!   same with a scalar on either side; the arithmetic operators on `Var`;
 //! - [`unary`] — elementwise functions (`exp`, `tanh`, `relu`, …);
 //! - [`reduce`] — sums, means, max/min, `logsumexp`, `softmax`, norms;
 //! - [`shape`] — reshape, permute, broadcast, slicing, indexing, `where_cond`, concat, stack;
-//! - [`linalg`] — `matmul`.
-//!
+//! - [`linalg`] — `matmul` and the fused `affine`;
+//! - [`nn`] — fused ops of neural networks (softmax cross-entropy).
 
 pub mod binary;
 mod elementwise;
 pub mod linalg;
+pub mod nn;
 pub mod reduce;
 pub mod shape;
 pub mod unary;
 
 #[cfg(test)]
 pub(crate) mod cases;
+
+use crate::error::{Error, Result, or_panic};
+use crate::float::Float;
+use crate::tape::Var;
+use crate::tape::op::Op;
+
+/// Applies `op` to `inputs` on their tape, panicking at the caller's line with the op's error.
+#[track_caller]
+pub(crate) fn apply<'t, F: Float, const N: usize>(op: impl Op<F>, inputs: [Var<'t, F>; N]) -> Var<'t, F> {
+    or_panic(try_apply(op, inputs))
+}
+
+/// Applies `op` to `inputs` on their tape, returning its error.
+#[track_caller]
+pub(crate) fn try_apply<'t, F: Float, const N: usize>(
+    op: impl Op<F>,
+    inputs: [Var<'t, F>; N],
+) -> Result<Var<'t, F>> {
+    inputs[0].tape().record(op, &inputs)
+}
+
+/// Checks an axis index against a rank.
+pub(crate) fn check_axis(op: &'static str, axis: usize, ndim: usize) -> Result<()> {
+    if axis < ndim {
+        Ok(())
+    } else {
+        Err(Error::argument(
+            op,
+            format!("axis {axis} is out of range for a value of rank {ndim} (axes 0..{ndim})"),
+        ))
+    }
+}

@@ -4,9 +4,12 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis};
 
+use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::op::{Context, Grads, Op, Tensor, apply, check_axis, methods, try_apply};
+use crate::ops::{apply, check_axis, try_apply};
+use crate::tape::Var;
+use crate::tape::op::{Context, Grads, Op};
 use crate::value::{Shape, Value};
 
 /// Sums over `axes` (all axes when empty is not meant: pass every axis), keeping them as length
@@ -34,7 +37,7 @@ impl<F: Float> Op<F> for SumAxes {
         Ok(reduce(x[0], &self.axes, self.keepdims, |a, axis| a.sum_axis(axis)))
     }
     // dx = broadcast_to(gy with the axes kept, shape(x))
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let shape = cx.input_shape(0);
         crate::grads![gy.reshape(&kept_shape(&shape, &self.axes)).broadcast_to(&shape)]
     }
@@ -66,7 +69,7 @@ impl<F: Float> Op<F> for Extremum {
         Ok(reduce(x[0], &self.axes, self.keepdims, |a, axis| a.fold_axis(axis, start, |&m, &v| pick(m, v))))
     }
     // dx = gy·[x = y] / (number of ties)
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let (x, shape) = (cx.input(0), cx.input_shape(0));
         let kept = kept_shape(&shape, &self.axes);
         let at_extreme =
@@ -96,7 +99,7 @@ impl<F: Float> Op<F> for LogSumExp {
         Ok(Value::from(if self.keepdims { lse } else { lse.remove_axis(Axis(self.axis)) }))
     }
     // dx = gy·e^(x − y), with gy and y broadcast along the axis
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let kept = kept_shape(&cx.input_shape(0), &[self.axis]);
         crate::grads![gy.reshape(&kept) * (cx.input(0) - cx.output().reshape(&kept)).exp()]
     }
@@ -136,7 +139,7 @@ impl<F: Float> Op<F> for Softmax {
         Ok(Value::from(exp / sum))
     }
     // dx = y·(gy − Σ gy·y) along the axis
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let y = cx.output();
         let dot = (gy.clone() * y.clone()).sum_axes(&[self.0], true);
         crate::grads![y * (gy - dot)]
@@ -158,7 +161,7 @@ impl<F: Float> Op<F> for LogSoftmax {
         Ok(Value::from(shifted - log_sum))
     }
     // dx = gy − e^y·Σ gy along the axis
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let total = gy.clone().sum_axes(&[self.0], true);
         crate::grads![gy - cx.output().exp() * total]
     }
@@ -258,7 +261,7 @@ pub enum Norm {
     P(f64),
 }
 
-methods! {
+impl<'t, F: Float> Var<'t, F> {
     /// The sum of all elements: a scalar.
     ///
     /// ```
@@ -267,7 +270,8 @@ methods! {
     /// let x = tape.var(ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
     /// assert_eq!(x.sum().scalar(), 10.0);
     /// ```
-    fn sum(self) -> Self {
+    #[track_caller]
+    pub fn sum(self) -> Self {
         let axes: Shape = (0..self.ndim()).collect();
         apply(SumAxes { axes, keepdims: false }, [self])
     }
@@ -281,7 +285,14 @@ methods! {
     /// assert_eq!(x.sum_axes(&[0], false).to_array(), ndarray::array![4.0, 6.0].into_dyn());
     /// assert_eq!(x.sum_axes(&[1], true).to_array(), ndarray::array![[3.0], [7.0]].into_dyn());
     /// ```
-    fn sum_axes / try_sum_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
+    #[track_caller]
+    pub fn sum_axes(self, axes: &[usize], keepdims: bool) -> Self {
+        or_panic(self.try_sum_axes(axes, keepdims))
+    }
+
+    /// Like [`sum_axes`](Self::sum_axes), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_sum_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
         let axes = sorted_axes("sum", axes, self.ndim())?;
         try_apply(SumAxes { axes, keepdims }, [self])
     }
@@ -294,7 +305,8 @@ methods! {
     /// let x = tape.var(vec![1.0, 2.0, 6.0]);
     /// assert_eq!(x.mean().scalar(), 3.0);
     /// ```
-    fn mean(self) -> Self {
+    #[track_caller]
+    pub fn mean(self) -> Self {
         let n = self.shape().iter().product::<usize>();
         crate::ops::binary::div_scalar(self.sum(), F::of(n as f64))
     }
@@ -307,7 +319,14 @@ methods! {
     /// let x = tape.var(ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
     /// assert_eq!(x.mean_axes(&[0], false).to_array(), ndarray::array![2.0, 3.0].into_dyn());
     /// ```
-    fn mean_axes / try_mean_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
+    #[track_caller]
+    pub fn mean_axes(self, axes: &[usize], keepdims: bool) -> Self {
+        or_panic(self.try_mean_axes(axes, keepdims))
+    }
+
+    /// Like [`mean_axes`](Self::mean_axes), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_mean_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
         let shape = self.shape();
         let n: usize = axes.iter().map(|&a| shape.get(a).copied().unwrap_or(1)).product();
         Ok(crate::ops::binary::div_scalar(self.try_sum_axes(axes, keepdims)?, F::of(n as f64)))
@@ -323,7 +342,8 @@ methods! {
     /// assert_eq!(m.scalar(), 3.0);
     /// assert_eq!(m.backward()[x].to_array().into_raw_vec_and_offset().0, vec![0.0, 0.5, 0.5]);
     /// ```
-    fn max(self) -> Self {
+    #[track_caller]
+    pub fn max(self) -> Self {
         let axes: Shape = (0..self.ndim()).collect();
         apply(Extremum { axes, keepdims: false, is_max: true }, [self])
     }
@@ -335,7 +355,8 @@ methods! {
     /// let tape = Tape::<f64>::new();
     /// assert_eq!(tape.var(vec![1.0, -3.0]).min().scalar(), -3.0);
     /// ```
-    fn min(self) -> Self {
+    #[track_caller]
+    pub fn min(self) -> Self {
         let axes: Shape = (0..self.ndim()).collect();
         apply(Extremum { axes, keepdims: false, is_max: false }, [self])
     }
@@ -348,7 +369,14 @@ methods! {
     /// let x = tape.var(ndarray::array![[1.0, 5.0], [7.0, 2.0]]);
     /// assert_eq!(x.max_axis(1, false).to_array(), ndarray::array![5.0, 7.0].into_dyn());
     /// ```
-    fn max_axis / try_max_axis(self, axis: usize, keepdims: bool) -> Result<Self> {
+    #[track_caller]
+    pub fn max_axis(self, axis: usize, keepdims: bool) -> Self {
+        or_panic(self.try_max_axis(axis, keepdims))
+    }
+
+    /// Like [`max_axis`](Self::max_axis), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_max_axis(self, axis: usize, keepdims: bool) -> Result<Self> {
         try_apply(Extremum { axes: Shape::from_slice(&[axis]), keepdims, is_max: true }, [self])
     }
 
@@ -360,7 +388,14 @@ methods! {
     /// let x = tape.var(ndarray::array![[1.0, 5.0], [7.0, 2.0]]);
     /// assert_eq!(x.min_axis(0, true).to_array(), ndarray::array![[1.0, 2.0]].into_dyn());
     /// ```
-    fn min_axis / try_min_axis(self, axis: usize, keepdims: bool) -> Result<Self> {
+    #[track_caller]
+    pub fn min_axis(self, axis: usize, keepdims: bool) -> Self {
+        or_panic(self.try_min_axis(axis, keepdims))
+    }
+
+    /// Like [`min_axis`](Self::min_axis), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_min_axis(self, axis: usize, keepdims: bool) -> Result<Self> {
         try_apply(Extremum { axes: Shape::from_slice(&[axis]), keepdims, is_max: false }, [self])
     }
 
@@ -372,7 +407,14 @@ methods! {
     /// let x = tape.var(vec![1000.0, 1000.0]);
     /// assert!((x.logsumexp(0, false).scalar() - (1000.0 + 2f64.ln())).abs() < 1e-9);
     /// ```
-    fn logsumexp / try_logsumexp(self, axis: usize, keepdims: bool) -> Result<Self> {
+    #[track_caller]
+    pub fn logsumexp(self, axis: usize, keepdims: bool) -> Self {
+        or_panic(self.try_logsumexp(axis, keepdims))
+    }
+
+    /// Like [`logsumexp`](Self::logsumexp), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_logsumexp(self, axis: usize, keepdims: bool) -> Result<Self> {
         try_apply(LogSumExp { axis, keepdims }, [self])
     }
 
@@ -384,7 +426,14 @@ methods! {
     /// let x = tape.var(vec![1000.0, 1000.0]);
     /// assert_eq!(x.softmax(0).to_array().into_raw_vec_and_offset().0, vec![0.5, 0.5]);
     /// ```
-    fn softmax / try_softmax(self, axis: usize) -> Result<Self> {
+    #[track_caller]
+    pub fn softmax(self, axis: usize) -> Self {
+        or_panic(self.try_softmax(axis))
+    }
+
+    /// Like [`softmax`](Self::softmax), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_softmax(self, axis: usize) -> Result<Self> {
         try_apply(Softmax(axis), [self])
     }
 
@@ -396,7 +445,14 @@ methods! {
     /// let y = tape.var(vec![0.0, -1000.0]).log_softmax(0).to_array();
     /// assert_eq!(y[[1]], -1000.0);
     /// ```
-    fn log_softmax / try_log_softmax(self, axis: usize) -> Result<Self> {
+    #[track_caller]
+    pub fn log_softmax(self, axis: usize) -> Self {
+        or_panic(self.try_log_softmax(axis))
+    }
+
+    /// Like [`log_softmax`](Self::log_softmax), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_log_softmax(self, axis: usize) -> Result<Self> {
         try_apply(LogSoftmax(axis), [self])
     }
 
@@ -411,7 +467,14 @@ methods! {
     /// assert_eq!(x.norm(Norm::Inf).scalar(), 4.0);
     /// assert!((x.norm(Norm::P(3.0)).scalar() - 91f64.cbrt()).abs() < 1e-12);
     /// ```
-    fn norm / try_norm(self, p: Norm) -> Result<Self> {
+    #[track_caller]
+    pub fn norm(self, p: Norm) -> Self {
+        or_panic(self.try_norm(p))
+    }
+
+    /// Like [`norm`](Self::norm), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_norm(self, p: Norm) -> Result<Self> {
         let axes: Shape = (0..self.ndim()).collect();
         self.try_norm_axes(p, &axes, false)
     }
@@ -424,7 +487,14 @@ methods! {
     /// let x = tape.var(ndarray::array![[3.0, 4.0], [6.0, 8.0]]);
     /// assert_eq!(x.norm_axes(Norm::L2, &[1], false).to_array(), ndarray::array![5.0, 10.0].into_dyn());
     /// ```
-    fn norm_axes / try_norm_axes(self, p: Norm, axes: &[usize], keepdims: bool) -> Result<Self> {
+    #[track_caller]
+    pub fn norm_axes(self, p: Norm, axes: &[usize], keepdims: bool) -> Self {
+        or_panic(self.try_norm_axes(p, axes, keepdims))
+    }
+
+    /// Like [`norm_axes`](Self::norm_axes), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_norm_axes(self, p: Norm, axes: &[usize], keepdims: bool) -> Result<Self> {
         let axes = sorted_axes("norm", axes, self.ndim())?;
         Ok(match p {
             Norm::L1 => self.abs().try_sum_axes(&axes, keepdims)?,
@@ -454,7 +524,14 @@ methods! {
     /// assert_eq!(a.distance(b, Norm::L2).scalar(), 5.0);
     /// assert_eq!(a.distance(b, Norm::L1).scalar(), 7.0);
     /// ```
-    fn distance / try_distance(self, other: Self, p: Norm) -> Result<Self> {
+    #[track_caller]
+    pub fn distance(self, other: Self, p: Norm) -> Self {
+        or_panic(self.try_distance(other, p))
+    }
+
+    /// Like [`distance`](Self::distance), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_distance(self, other: Self, p: Norm) -> Result<Self> {
         let diff = try_apply(crate::ops::binary::Sub, [self, other])?;
         diff.try_norm(p)
     }

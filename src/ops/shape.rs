@@ -9,9 +9,12 @@ use std::rc::Rc;
 use ndarray::{ArrayD, Axis, IxDyn, SliceInfoElem};
 use smallvec::SmallVec;
 
+use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::op::{Context, Grads, Op, Operand, Tensor, apply, check_axis, methods, try_apply};
+use crate::ops::{apply, check_axis, try_apply};
+use crate::tape::Var;
+use crate::tape::op::{Context, Grads, Op};
 use crate::value::{Shape, Value, broadcast_shape};
 
 /// Sums over broadcast axes so that the result has `shape`: the inverse of broadcasting.
@@ -26,7 +29,7 @@ impl<F: Float> Op<F> for SumTo {
         sum_to(x[0], &self.0)
     }
     // dx = broadcast_to(gy, shape(x))
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![gy.broadcast_to(&cx.input_shape(0))]
     }
 }
@@ -79,7 +82,7 @@ impl<F: Float> Op<F> for BroadcastTo {
         }
     }
     // dx = sum_to(gy, shape(x))
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![gy.sum_to(&cx.input_shape(0))]
     }
 }
@@ -103,7 +106,7 @@ impl<F: Float> Op<F> for Reshape {
         Ok(Value::from(out.into_owned()))
     }
     // dx = reshape(gy, shape(x))
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![gy.reshape(&cx.input_shape(0))]
     }
 }
@@ -130,7 +133,7 @@ impl<F: Float> Op<F> for Permute {
         Ok(Value::from(view.as_standard_layout().into_owned()))
     }
     // dx = permute(gy, inverse(axes))
-    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let mut inverse = self.0.clone();
         for (i, &a) in self.0.iter().enumerate() {
             inverse[a] = i;
@@ -152,7 +155,7 @@ impl<F: Float> Op<F> for Slice {
         Ok(Value::from(x[0].view().slice(&*self.0).to_owned()))
     }
     // dx = gy placed into zeros of shape(x)
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![apply(SliceGrad(self.0.clone(), cx.input_shape(0)), [gy])]
     }
 }
@@ -176,7 +179,7 @@ impl<F: Float> Op<F> for SliceGrad {
         Ok(Value::from(out))
     }
     // dx = slice(gy)
-    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![apply(Slice(self.0.clone()), [gy])]
     }
 }
@@ -238,7 +241,7 @@ impl<F: Float> Op<F> for Select {
         Ok(Value::from(x[0].view().select(Axis(self.axis), &self.indices)))
     }
     // dx = index_add(zeros(shape(x)), indices, gy)
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let len = cx.input_shape(0)[self.axis];
         crate::grads![apply(IndexAdd { axis: self.axis, indices: self.indices.clone(), len }, [gy])]
     }
@@ -282,7 +285,7 @@ impl<F: Float> Op<F> for IndexAdd {
         Ok(Value::from(out))
     }
     // dx = select(gy, indices)
-    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![apply(Select { axis: self.axis, indices: self.indices.clone() }, [gy])]
     }
 }
@@ -314,9 +317,9 @@ impl<F: Float> Op<F> for WhereCond {
         ))
     }
     // da = where(cond, gy, 0), db = where(cond, 0, gy)
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
-        let zero = gy.full_like(&[], F::zero());
-        let da = cx.grad_if(0, || apply(self.clone(), [gy.clone(), zero.clone()]).sum_to(&cx.input_shape(0)));
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        let zero = cx.tape().constant(F::zero());
+        let da = cx.grad_if(0, || apply(self.clone(), [gy, zero]).sum_to(&cx.input_shape(0)));
         let db = cx.grad_if(1, || apply(self.clone(), [zero, gy]).sum_to(&cx.input_shape(1)));
         crate::grads![da, db]
     }
@@ -347,7 +350,7 @@ impl<F: Float> Op<F> for Concat {
         Ok(Value::from(out))
     }
     // dxᵢ = gy[.., offsetᵢ..offsetᵢ + lenᵢ, ..]
-    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let mut start = 0;
         (0..cx.num_inputs())
             .map(|i| {
@@ -359,7 +362,7 @@ impl<F: Float> Op<F> for Concat {
     }
 }
 
-methods! {
+impl<'t, F: Float> Var<'t, F> {
     /// Sums over broadcast axes so the result has `shape` (leading axes dropped, axes of
     /// length 1 in `shape` summed): how every binary op undoes broadcasting in its gradient.
     /// Returns `self` unchanged when the shape already matches.
@@ -371,7 +374,14 @@ methods! {
     /// assert_eq!(x.sum_to(&[1, 2]).to_array(), ndarray::array![[4.0, 6.0]].into_dyn());
     /// assert_eq!(x.sum_to(&[]).scalar(), 10.0);
     /// ```
-    fn sum_to / try_sum_to(self, shape: &[usize]) -> Result<Self> {
+    #[track_caller]
+    pub fn sum_to(self, shape: &[usize]) -> Self {
+        or_panic(self.try_sum_to(shape))
+    }
+
+    /// Like [`sum_to`](Self::sum_to), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_sum_to(self, shape: &[usize]) -> Result<Self> {
         if crate::value::same_shape(&self.shape(), shape) {
             return Ok(self);
         }
@@ -388,7 +398,14 @@ methods! {
     /// assert_eq!(y.shape().as_slice(), &[3, 2]);
     /// assert_eq!(y.sum().backward()[x].to_array().into_raw_vec_and_offset().0, vec![3.0, 3.0]);
     /// ```
-    fn broadcast_to / try_broadcast_to(self, shape: &[usize]) -> Result<Self> {
+    #[track_caller]
+    pub fn broadcast_to(self, shape: &[usize]) -> Self {
+        or_panic(self.try_broadcast_to(shape))
+    }
+
+    /// Like [`broadcast_to`](Self::broadcast_to), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_broadcast_to(self, shape: &[usize]) -> Result<Self> {
         if crate::value::same_shape(&self.shape(), shape) {
             return Ok(self);
         }
@@ -404,7 +421,14 @@ methods! {
     /// assert_eq!(x.reshape(&[2, 3]).to_array(), ndarray::array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn());
     /// assert!(x.try_reshape(&[4, 2]).is_err());
     /// ```
-    fn reshape / try_reshape(self, shape: &[usize]) -> Result<Self> {
+    #[track_caller]
+    pub fn reshape(self, shape: &[usize]) -> Self {
+        or_panic(self.try_reshape(shape))
+    }
+
+    /// Like [`reshape`](Self::reshape), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_reshape(self, shape: &[usize]) -> Result<Self> {
         if crate::value::same_shape(&self.shape(), shape) {
             return Ok(self);
         }
@@ -419,7 +443,14 @@ methods! {
     /// let x = tape.var(ndarray::Array3::<f64>::zeros((2, 3, 4)));
     /// assert_eq!(x.permute(&[2, 0, 1]).shape().as_slice(), &[4, 2, 3]);
     /// ```
-    fn permute / try_permute(self, axes: &[usize]) -> Result<Self> {
+    #[track_caller]
+    pub fn permute(self, axes: &[usize]) -> Self {
+        or_panic(self.try_permute(axes))
+    }
+
+    /// Like [`permute`](Self::permute), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_permute(self, axes: &[usize]) -> Result<Self> {
         try_apply(Permute(Shape::from_slice(axes)), [self])
     }
 
@@ -431,7 +462,8 @@ methods! {
     /// let x = tape.var(ndarray::array![[1.0, 2.0, 3.0]]);
     /// assert_eq!(x.transpose().to_array(), ndarray::array![[1.0], [2.0], [3.0]].into_dyn());
     /// ```
-    fn transpose(self) -> Self {
+    #[track_caller]
+    pub fn transpose(self) -> Self {
         let axes: Shape = (0..self.ndim()).rev().collect();
         self.permute(&axes)
     }
@@ -444,7 +476,14 @@ methods! {
     /// let x = tape.var(ndarray::Array3::<f64>::zeros((2, 3, 4)));
     /// assert_eq!(x.swap_axes(1, 2).shape().as_slice(), &[2, 4, 3]);
     /// ```
-    fn swap_axes / try_swap_axes(self, a: usize, b: usize) -> Result<Self> {
+    #[track_caller]
+    pub fn swap_axes(self, a: usize, b: usize) -> Self {
+        or_panic(self.try_swap_axes(a, b))
+    }
+
+    /// Like [`swap_axes`](Self::swap_axes), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_swap_axes(self, a: usize, b: usize) -> Result<Self> {
         let ndim = self.ndim();
         check_axis("swap_axes", a.max(b), ndim)?;
         let mut axes: Shape = (0..ndim).collect();
@@ -461,7 +500,14 @@ methods! {
     /// assert_eq!(x.squeeze(1).shape().as_slice(), &[2, 4]);
     /// assert!(x.try_squeeze(0).is_err());
     /// ```
-    fn squeeze / try_squeeze(self, axis: usize) -> Result<Self> {
+    #[track_caller]
+    pub fn squeeze(self, axis: usize) -> Self {
+        or_panic(self.try_squeeze(axis))
+    }
+
+    /// Like [`squeeze`](Self::squeeze), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_squeeze(self, axis: usize) -> Result<Self> {
         let mut shape = self.shape();
         check_axis("squeeze", axis, shape.len())?;
         if shape[axis] != 1 {
@@ -481,7 +527,14 @@ methods! {
     /// assert_eq!(x.unsqueeze(0).shape().as_slice(), &[1, 2]);
     /// assert_eq!(x.unsqueeze(1).shape().as_slice(), &[2, 1]);
     /// ```
-    fn unsqueeze / try_unsqueeze(self, axis: usize) -> Result<Self> {
+    #[track_caller]
+    pub fn unsqueeze(self, axis: usize) -> Self {
+        or_panic(self.try_unsqueeze(axis))
+    }
+
+    /// Like [`unsqueeze`](Self::unsqueeze), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_unsqueeze(self, axis: usize) -> Result<Self> {
         let mut shape = self.shape();
         check_axis("unsqueeze", axis, shape.len() + 1)?;
         shape.insert(axis, 1);
@@ -501,7 +554,14 @@ methods! {
     /// let g = b.sum().backward();
     /// assert_eq!(g[a].to_array(), ndarray::array![[0.0, 1.0, 1.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]].into_dyn());
     /// ```
-    fn slice / try_slice(self, info: impl AsRef<[SliceInfoElem]>) -> Result<Self> {
+    #[track_caller]
+    pub fn slice(self, info: impl AsRef<[SliceInfoElem]>) -> Self {
+        or_panic(self.try_slice(info))
+    }
+
+    /// Like [`slice`](Self::slice), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_slice(self, info: impl AsRef<[SliceInfoElem]>) -> Result<Self> {
         try_apply(Slice(info.as_ref().into()), [self])
     }
 
@@ -513,12 +573,20 @@ methods! {
     /// let x = tape.var(vec![1.0, 2.0, 3.0, 4.0]);
     /// assert_eq!(x.narrow(0, 1, 2).to_array().into_raw_vec_and_offset().0, vec![2.0, 3.0]);
     /// ```
-    fn narrow / try_narrow(self, axis: usize, start: usize, len: usize) -> Result<Self> {
+    #[track_caller]
+    pub fn narrow(self, axis: usize, start: usize, len: usize) -> Self {
+        or_panic(self.try_narrow(axis, start, len))
+    }
+
+    /// Like [`narrow`](Self::narrow), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_narrow(self, axis: usize, start: usize, len: usize) -> Result<Self> {
         let ndim = self.ndim();
         check_axis("narrow", axis, ndim)?;
         let full = SliceInfoElem::Slice { start: 0, end: None, step: 1 };
         let mut elems: SmallVec<[SliceInfoElem; 4]> = SmallVec::from_elem(full, ndim);
-        elems[axis] = SliceInfoElem::Slice { start: start as isize, end: Some((start + len) as isize), step: 1 };
+        elems[axis] =
+            SliceInfoElem::Slice { start: start as isize, end: Some((start + len) as isize), step: 1 };
         self.try_slice(elems)
     }
 
@@ -530,7 +598,14 @@ methods! {
     /// let x = tape.var(ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
     /// assert_eq!(x.select(1, &[1, 1]).to_array(), ndarray::array![[2.0, 2.0], [4.0, 4.0]].into_dyn());
     /// ```
-    fn select / try_select(self, axis: usize, indices: &[usize]) -> Result<Self> {
+    #[track_caller]
+    pub fn select(self, axis: usize, indices: &[usize]) -> Self {
+        or_panic(self.try_select(axis, indices))
+    }
+
+    /// Like [`select`](Self::select), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_select(self, axis: usize, indices: &[usize]) -> Result<Self> {
         try_apply(Select { axis, indices: indices.into() }, [self])
     }
 
@@ -546,7 +621,14 @@ methods! {
     /// let g = b.sum().backward();
     /// assert_eq!(g[a].to_array(), ndarray::array![[1.0, 1.0], [0.0, 0.0], [2.0, 2.0]].into_dyn());
     /// ```
-    fn rows / try_rows(self, indices: &[usize]) -> Result<Self> {
+    #[track_caller]
+    pub fn rows(self, indices: &[usize]) -> Self {
+        or_panic(self.try_rows(indices))
+    }
+
+    /// Like [`rows`](Self::rows), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_rows(self, indices: &[usize]) -> Result<Self> {
         self.try_select(0, indices)
     }
 }
@@ -564,7 +646,7 @@ methods! {
 /// assert_eq!(y.sum().backward()[x].to_array().into_raw_vec_and_offset().0, vec![10.0, 1.0, 10.0]);
 /// ```
 #[track_caller]
-pub fn where_cond<'t, F: Float, T: Operand<'t, F>>(cond: &ArrayD<bool>, a: T, b: T) -> T {
+pub fn where_cond<'t, F: Float>(cond: &ArrayD<bool>, a: Var<'t, F>, b: Var<'t, F>) -> Var<'t, F> {
     apply(WhereCond(Rc::new(cond.clone())), [a, b])
 }
 
@@ -580,16 +662,17 @@ pub fn where_cond<'t, F: Float, T: Operand<'t, F>>(cond: &ArrayD<bool>, a: T, b:
 /// assert!(tapegrad::ops::shape::try_concat(&[a, b], 1).is_err());
 /// ```
 #[track_caller]
-pub fn concat<'t, F: Float, T: Operand<'t, F>>(values: &[T], axis: usize) -> T {
-    crate::op::or_panic(try_concat(values, axis))
+pub fn concat<'t, F: Float>(values: &[Var<'t, F>], axis: usize) -> Var<'t, F> {
+    or_panic(try_concat(values, axis))
 }
 
 /// Like [`concat()`], returning the error.
-pub fn try_concat<'t, F: Float, T: Operand<'t, F>>(values: &[T], axis: usize) -> Result<T> {
+#[track_caller]
+pub fn try_concat<'t, F: Float>(values: &[Var<'t, F>], axis: usize) -> Result<Var<'t, F>> {
     if values.is_empty() {
         return Err(Error::argument("concat", "no values to join"));
     }
-    T::try_apply_op(Concat(axis), values)
+    values[0].tape().record(Concat(axis), values)
 }
 
 /// Joins values of equal shape along a new axis at position `axis`.
@@ -602,25 +685,20 @@ pub fn try_concat<'t, F: Float, T: Operand<'t, F>>(values: &[T], axis: usize) ->
 /// assert_eq!(stack(&[a, b], 1).to_array(), ndarray::array![[1.0, 3.0], [2.0, 4.0]].into_dyn());
 /// ```
 #[track_caller]
-pub fn stack<'t, F: Float, T: Operand<'t, F>>(values: &[T], axis: usize) -> T {
-    crate::op::or_panic(try_stack(values, axis))
+pub fn stack<'t, F: Float>(values: &[Var<'t, F>], axis: usize) -> Var<'t, F> {
+    or_panic(try_stack(values, axis))
 }
 
 /// Like [`stack`], returning the error.
-pub fn try_stack<'t, F: Float, T: Operand<'t, F>>(values: &[T], axis: usize) -> Result<T> {
+#[track_caller]
+pub fn try_stack<'t, F: Float>(values: &[Var<'t, F>], axis: usize) -> Result<Var<'t, F>> {
     let first = values.first().ok_or_else(|| Error::argument("stack", "no values to join"))?.shape();
-    if let Some(other) = values.iter().map(Operand::shape).find(|s| *s != first) {
+    if let Some(other) = values.iter().map(Var::shape).find(|s| *s != first) {
         return Err(Error::shape("stack", &[&first, &other], "values of equal shape"));
     }
     check_axis("stack", axis, first.len() + 1)?;
-    let expanded: Result<Vec<T>> = values.iter().map(|v| unsqueeze(v.clone(), axis)).collect();
+    let expanded: Result<Vec<_>> = values.iter().map(|v| v.try_unsqueeze(axis)).collect();
     try_concat(&expanded?, axis)
-}
-
-fn unsqueeze<'t, F: Float, T: Operand<'t, F>>(v: T, axis: usize) -> Result<T> {
-    let mut shape = v.shape();
-    shape.insert(axis, 1);
-    T::try_apply_op(Reshape(shape), &[v])
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 
 use crate::error::Result;
 use crate::float::Float;
-use crate::op::{Context, Grads, Op, ScalarGrads, Tensor, apply};
+use crate::ops::apply;
 use crate::ops::elementwise::{Scalar, scalar_grad, zero};
+use crate::tape::Var;
+use crate::tape::op::{Context, Grads, Op, ScalarGrads};
 use crate::value::Value;
 
 /// Defines elementwise unary ops: the op struct, its forward, its backward (written with the
-/// input `x`, the output `y` and the incoming gradient `gy`), the method on `Var` and `Tensor`
+/// input `x`, the output `y` and the incoming gradient `gy`), the method on `Var`
 /// with a runnable example checked against central differences at `at`, and the test entry.
 macro_rules! unary_ops {
     ($(
@@ -28,12 +30,8 @@ macro_rules! unary_ops {
                 fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
                     Ok(x[0].map(|$fx: F| $f))
                 }
-                fn forward_in_place(&self, x: &mut Value<F>, _rest: &[&Value<F>]) -> bool {
-                    x.map_inplace(|$fx: F| $f);
-                    true
-                }
                 #[allow(unused_variables)]
-                fn backward<'a>(&self, cx: &Context<'a, F>, $gy: Tensor<'a, F>) -> Grads<'a, F> {
+                fn backward<'a>(&self, cx: &Context<'a, F>, $gy: Var<'a, F>) -> Grads<'a, F> {
                     let ($x, $y) = (cx.input(0), cx.output());
                     crate::grads![$dx]
                 }
@@ -44,7 +42,7 @@ macro_rules! unary_ops {
                 }
             }
 
-            crate::op::methods! {
+            impl<'t, F: Float> Var<'t, F> {
                 $(#[$meta])*
                 ///
                 /// ```
@@ -56,7 +54,8 @@ macro_rules! unary_ops {
                 #[doc = concat!("let h = 1e-6;")]
                 #[doc = concat!("assert!((dy - (f(", stringify!($at), " + h) - f(", stringify!($at), " - h)) / (2.0 * h)).abs() < 1e-6);")]
                 /// ```
-                fn $name(self) -> Self {
+                #[track_caller]
+                pub fn $name(self) -> Self {
                     apply($Op, [self])
                 }
             }
@@ -85,13 +84,13 @@ unary_ops! {
     /// `√x`.
     Sqrt sqrt, |x| x.sqrt(),
     // dx = gy/(2y)
-    |x, y, gy| gy * 0.5 / y,
+    |x, y, gy| gy * F::of(0.5) / y,
     at 0.7, test unary(POSITIVE);
 
     /// `x²`.
     Square square, |x| x * x,
     // dx = gy·2x
-    |x, y, gy| gy * x * 2.0,
+    |x, y, gy| gy * x * F::of(2.0),
     at 0.7, test unary(ANY);
 
     /// `|x|`. NOTE: the gradient at 0 is 0.
@@ -115,13 +114,13 @@ unary_ops! {
     /// `tanh x`.
     Tanh tanh, |x| x.tanh(),
     // dx = gy·(1 − y²)
-    |x, y, gy| gy * (1.0 - y.square()),
+    |x, y, gy| gy * (-y.square() + F::one()),
     at 0.7, test unary(ANY);
 
     /// The logistic sigmoid `1/(1 + e⁻ˣ)`, computed without overflow for large `|x|`.
     Sigmoid sigmoid, |x| sigmoid(x),
     // dx = gy·y·(1 − y)
-    |x, y, gy| gy * y.clone() * (1.0 - y),
+    |x, y, gy| gy * y * (-y + F::one()),
     at 0.7, test unary(ANY);
 
     /// `max(x, 0)`. NOTE: the gradient at 0 is 0.
