@@ -329,10 +329,11 @@ impl<'t, F: Float> Var<'t, F> {
     /// Like [`apply`](Self::apply), returning the op's error.
     ///
     /// ```
-    /// use tapegrad::{ops::linalg::MatMul, Tape};
+    /// use tapegrad::{ops::unary::Sqrt, Tape};
     /// let tape = Tape::<f64>::new();
-    /// let err = tape.var(vec![1.0, 2.0]).try_apply(MatMul::default()).unwrap_err();
-    /// assert!(err.to_string().starts_with("matmul:"));
+    /// tape.set_detect_anomaly(true);
+    /// let err = tape.var(-1.0).try_apply(Sqrt).unwrap_err();
+    /// assert!(err.to_string().starts_with("sqrt: produced NaN"));
     /// ```
     #[track_caller]
     pub fn try_apply(self, op: impl Op<F>) -> Result<Self> {
