@@ -589,6 +589,15 @@ mod tests {
         // (2^32 - 1)^2 u8 elements exceed isize::MAX bytes.
         let err = parse_idx(&[0, 0, 8, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1]).unwrap_err();
         assert!(matches!(err, DataError::DimsOverflow { ref dims } if dims.len() == 2), "{err}");
+        // No elements at all, but ndarray still refuses the other axes'
+        // (2^32 - 1)^2 elements per index of the first.
+        let mut bytes = vec![0, 0, 8, 3, 0, 0, 0, 0];
+        bytes.extend([0xFF; 8]);
+        let err = parse_idx(&bytes).unwrap_err();
+        assert!(
+            matches!(err, DataError::DimsOverflow { ref dims } if dims[..2] == [0, u32::MAX as usize]),
+            "{err}"
+        );
         // 2^32 - 1 i32 elements fit in usize but the payload is absent.
         let err = parse_idx(&[0, 0, 0x0C, 1, 0xFF, 0xFF, 0xFF, 0xFF, 1]).unwrap_err();
         assert!(
