@@ -116,17 +116,21 @@ impl LabelledDataset {
                 found: String::new(),
             });
         };
-        let count = |i: usize, expected: &str| {
+        // NOTE: no array or Vec holds more than isize::MAX elements, and this
+        // bound keeps `n_features + 1` (the columns of a data line) from wrapping.
+        let count = |i: usize, what: &str| {
+            let max = isize::MAX as usize;
             let field = header.get(i).copied().unwrap_or_default();
-            field.parse::<usize>().map_err(|_| DataError::Parse {
+            field.parse::<usize>().ok().filter(|&n| n <= max).ok_or_else(|| DataError::Parse {
                 line: header_line,
                 column: i + 1,
-                expected: expected.into(),
+                expected: format!("{what} (an integer from 0 to {max})"),
                 found: shorten(field),
             })
         };
-        let rows = count(0, "the number of rows (a non-negative integer)")?;
-        let n_features = count(1, "the number of features (a non-negative integer)")?;
+        let rows = count(0, "the number of rows")?;
+        let n_features = count(1, "the number of features")?;
+        let columns = n_features + 1;
         let class_names: Vec<String> = header.iter().skip(2).map(|s| s.to_string()).collect();
         let missing =
             if class_names.is_empty() { Some(0) } else { class_names.iter().position(|n| n.is_empty()) };
@@ -142,8 +146,8 @@ impl LabelledDataset {
         let mut features = Vec::new();
         let mut labels = Vec::new();
         for (line, fields) in lines {
-            if fields.len() != n_features + 1 {
-                return Err(DataError::ColumnCount { line, expected: n_features + 1, found: fields.len() });
+            if fields.len() != columns {
+                return Err(DataError::ColumnCount { line, expected: columns, found: fields.len() });
             }
             for (i, field) in fields[..n_features].iter().enumerate() {
                 features.push(parse_f64(field, line, i + 1)?);
@@ -152,7 +156,7 @@ impl LabelledDataset {
             let label =
                 field.parse::<usize>().ok().filter(|&l| l < num_classes).ok_or_else(|| DataError::Parse {
                     line,
-                    column: n_features + 1,
+                    column: columns,
                     expected: format!("a class index in 0..{num_classes}"),
                     found: shorten(field),
                 })?;
@@ -353,6 +357,35 @@ mod tests {
             let err = LabelledDataset::parse(text).unwrap_err();
             assert!(err.to_string().starts_with(want), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn header_counts_beyond_any_table_are_rejected() {
+        let max = usize::MAX;
+        let limit = isize::MAX;
+        // `features + 1` columns would wrap to 0, with and without data lines.
+        for text in [format!("1,{max},a\n1,0\n"), format!("0,{max},a\n")] {
+            let err = LabelledDataset::parse(&text).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "line 1, column 2: expected the number of features (an integer from 0 to {limit}), \
+                     found \"{max}\""
+                ),
+                "{text:?}"
+            );
+        }
+        let err = LabelledDataset::parse(&format!("{max},1,a\n1,0\n")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "line 1, column 1: expected the number of rows (an integer from 0 to {limit}), found \"{max}\""
+            )
+        );
+        // The largest accepted count still gives an empty table.
+        let d = LabelledDataset::parse(&format!("0,{limit},a\n")).unwrap();
+        assert_eq!(d.features.dim(), (0, limit as usize));
+        assert!(d.is_empty());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! from the file name.
 
 use std::fmt;
-use std::io::Read;
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
@@ -259,6 +260,10 @@ idx_element!(u8 => U8, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64)
 
 /// Reads an IDX file, gzipped or raw.
 ///
+/// The file is read as a stream: the header first, then exactly the payload
+/// it declares and one byte more to detect trailing data, so neither a gzip
+/// bomb nor a huge file costs more memory than the header justifies.
+///
 /// Errors about the contents are wrapped in [`DataError::InFile`] naming the
 /// path; use [`DataError::root`] to match on the cause.
 ///
@@ -271,15 +276,18 @@ idx_element!(u8 => U8, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64)
 /// ```
 pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray, DataError> {
     let path = path.as_ref();
-    parse_idx(&super::read_file(path)?).map_err(|e| e.in_file(path))
+    let io_error = |error| DataError::Io { path: path.to_path_buf(), error };
+    let file = File::open(path).map_err(io_error)?;
+    read_stream(file, io_error).map_err(|e| e.in_file(path))
 }
 
 /// Parses IDX data held in memory, gzipped (detected by the leading bytes
 /// `1F 8B`) or raw.
 ///
 /// Never panics: truncated or oversized input, a bad magic number, absurd
-/// dimensions and corrupt gzip streams are all reported as errors. Memory is
-/// only allocated for payload bytes that are actually present.
+/// dimensions and corrupt gzip streams are all reported as errors. A gzip
+/// stream is decompressed only as far as the header declares plus one byte,
+/// and memory is only allocated for payload bytes that are actually present.
 ///
 /// ```
 /// use tapegrad::data::{DataError, parse_idx};
@@ -292,36 +300,87 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray, DataError> {
 /// // One payload byte missing.
 /// let err = parse_idx(&bytes[..17]).unwrap_err();
 /// assert!(matches!(err, DataError::Truncated { expected: 6, found: 5, .. }));
+///
+/// // One byte too many.
+/// let err = parse_idx(&[&bytes[..], &[0]].concat()).unwrap_err();
+/// assert!(matches!(err, DataError::TrailingBytes { expected: 18, .. }));
 /// # Ok::<(), DataError>(())
 /// ```
 pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, DataError> {
-    if bytes.starts_with(&[0x1F, 0x8B]) {
-        let mut raw = Vec::new();
-        MultiGzDecoder::new(bytes).read_to_end(&mut raw).map_err(DataError::Gzip)?;
-        parse_raw(&raw)
-    } else {
-        parse_raw(bytes)
+    // A slice never fails to read, so every I/O error comes from the gzip decoder.
+    read_stream(bytes, DataError::Gzip)
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
+
+/// Reads IDX data from `input`, decompressing it if it starts with the gzip
+/// magic bytes. `read_error` reports a failure of `input` itself, which must
+/// not be mistaken for corrupt gzip data.
+fn read_stream(
+    input: impl Read,
+    read_error: impl FnOnce(io::Error) -> DataError,
+) -> Result<IdxArray, DataError> {
+    let mut input = Source { inner: input, error: None };
+    let result = read_up_to(&mut input, GZIP_MAGIC.len()).map_err(DataError::Gzip).and_then(|prefix| {
+        let input = prefix.as_slice().chain(&mut input);
+        if prefix == GZIP_MAGIC {
+            read_contents(MultiGzDecoder::new(input), "decompressed ")
+        } else {
+            read_contents(input, "")
+        }
+    });
+    match input.error.take() {
+        Some(error) => Err(read_error(error)),
+        None => result,
     }
 }
 
-/// Parses uncompressed IDX bytes.
-fn parse_raw(bytes: &[u8]) -> Result<IdxArray, DataError> {
-    let Some((magic, rest)) = bytes.split_first_chunk::<4>() else {
-        return Err(DataError::Truncated { what: "IDX header".into(), expected: 4, found: bytes.len() });
+/// A reader that keeps the first error of the reader it wraps, so that a
+/// failing file can be told apart from corrupt data decoded from it.
+struct Source<R> {
+    inner: R,
+    error: Option<io::Error>,
+}
+
+impl<R: Read> Read for Source<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|error| {
+            let kind = error.kind();
+            if kind != io::ErrorKind::Interrupted {
+                self.error.get_or_insert(error);
+            }
+            io::Error::from(kind)
+        })
+    }
+}
+
+/// Parses uncompressed IDX data from a stream, reading the header, then the
+/// payload it declares and then one more byte to detect trailing data.
+/// `stream` describes the data in messages (`"decompressed "` or empty); I/O
+/// errors are reported as corrupt gzip data, the only kind `read_stream` keeps.
+fn read_contents(mut input: impl Read, stream: &str) -> Result<IdxArray, DataError> {
+    let magic = read_up_to(&mut input, 4).map_err(DataError::Gzip)?;
+    let Ok(magic) = <[u8; 4]>::try_from(magic.as_slice()) else {
+        return Err(DataError::Truncated {
+            what: format!("{stream}IDX header"),
+            expected: 4,
+            found: magic.len(),
+        });
     };
     if magic[..2] != [0, 0] {
-        return Err(DataError::BadMagic { found: *magic });
+        return Err(DataError::BadMagic { found: magic });
     }
     let dtype = IdxType::from_code(magic[2]).ok_or(DataError::UnknownType { found: magic[2] })?;
     let ndim = usize::from(magic[3]);
     let header_len = 4 + 4 * ndim;
-    let Some(dim_bytes) = rest.get(..4 * ndim) else {
+    let dim_bytes = read_up_to(&mut input, 4 * ndim).map_err(DataError::Gzip)?;
+    if dim_bytes.len() < 4 * ndim {
         return Err(DataError::Truncated {
-            what: format!("IDX header with {ndim} dimensions"),
+            what: format!("{stream}IDX header with {ndim} dimensions"),
             expected: header_len,
-            found: bytes.len(),
+            found: 4 + dim_bytes.len(),
         });
-    };
+    }
     let dims: Vec<usize> =
         dim_bytes.as_chunks::<4>().0.iter().map(|d| u32::from_be_bytes(*d) as usize).collect();
     let payload_len = dims
@@ -329,27 +388,44 @@ fn parse_raw(bytes: &[u8]) -> Result<IdxArray, DataError> {
         .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= isize::MAX as usize)
         .ok_or_else(|| DataError::DimsOverflow { dims: dims.clone() })?;
-    let payload = &rest[4 * ndim..];
+    let what = || format!("{stream}IDX payload of {dims:?} {} elements", dtype.name());
+    let payload = read_up_to(&mut input, payload_len).map_err(DataError::Gzip)?;
     if payload.len() < payload_len {
-        return Err(DataError::Truncated {
-            what: format!("IDX payload of {dims:?} {} elements", dtype.name()),
-            expected: payload_len,
-            found: payload.len(),
-        });
+        return Err(DataError::Truncated { what: what(), expected: payload_len, found: payload.len() });
     }
-    if payload.len() > payload_len {
-        return Err(DataError::TrailingBytes { expected: header_len + payload_len, found: bytes.len() });
+    if !read_up_to(&mut input, 1).map_err(DataError::Gzip)?.is_empty() {
+        return Err(DataError::TrailingBytes { what: what(), expected: header_len + payload_len });
     }
     let shape = IxDyn(&dims);
+    let bytes = payload.as_slice();
     let array = match dtype {
-        IdxType::U8 => ArrayD::from_shape_vec(shape, payload.to_vec()).map(IdxArray::U8),
-        IdxType::I8 => ArrayD::from_shape_vec(shape, decode(payload, i8::from_be_bytes)).map(IdxArray::I8),
-        IdxType::I16 => ArrayD::from_shape_vec(shape, decode(payload, i16::from_be_bytes)).map(IdxArray::I16),
-        IdxType::I32 => ArrayD::from_shape_vec(shape, decode(payload, i32::from_be_bytes)).map(IdxArray::I32),
-        IdxType::F32 => ArrayD::from_shape_vec(shape, decode(payload, f32::from_be_bytes)).map(IdxArray::F32),
-        IdxType::F64 => ArrayD::from_shape_vec(shape, decode(payload, f64::from_be_bytes)).map(IdxArray::F64),
+        IdxType::U8 => ArrayD::from_shape_vec(shape, payload).map(IdxArray::U8),
+        IdxType::I8 => ArrayD::from_shape_vec(shape, decode(bytes, i8::from_be_bytes)).map(IdxArray::I8),
+        IdxType::I16 => ArrayD::from_shape_vec(shape, decode(bytes, i16::from_be_bytes)).map(IdxArray::I16),
+        IdxType::I32 => ArrayD::from_shape_vec(shape, decode(bytes, i32::from_be_bytes)).map(IdxArray::I32),
+        IdxType::F32 => ArrayD::from_shape_vec(shape, decode(bytes, f32::from_be_bytes)).map(IdxArray::F32),
+        IdxType::F64 => ArrayD::from_shape_vec(shape, decode(bytes, f64::from_be_bytes)).map(IdxArray::F64),
     };
     array.map_err(|_| DataError::DimsOverflow { dims })
+}
+
+/// The smallest step by which [`read_up_to`] grows its buffer.
+const MIN_READ_STEP: usize = 64 * 1024;
+
+/// Reads `len` bytes, or fewer if the input ends first. The buffer grows with
+/// the data that arrives (at most doubling), never to `len` up front, so a
+/// header that declares more than the input holds costs only what is there;
+/// a complete read ends with exactly `len` bytes of capacity.
+fn read_up_to(input: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    while bytes.len() < len {
+        let step = (len - bytes.len()).min(bytes.len().max(MIN_READ_STEP));
+        bytes.reserve_exact(step);
+        if input.by_ref().take(step as u64).read_to_end(&mut bytes)? < step {
+            break;
+        }
+    }
+    Ok(bytes)
 }
 
 /// Decodes big-endian elements of `N` bytes each.
@@ -439,9 +515,69 @@ mod tests {
         let mut bytes = SMALL.to_vec();
         bytes.extend([1, 2, 3]);
         let err = parse_idx(&bytes).unwrap_err();
-        assert!(matches!(err, DataError::TrailingBytes { expected: 16, found: 19 }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "trailing data after IDX payload of [2, 2] u8 elements: expected 16 bytes in total, found more"
+        );
         let err = parse_idx(&gzip(&bytes)).unwrap_err();
-        assert!(matches!(err, DataError::TrailingBytes { expected: 16, found: 19 }), "{err}");
+        assert!(matches!(err, DataError::TrailingBytes { expected: 16, .. }), "{err}");
+        assert!(err.to_string().starts_with("trailing data after decompressed IDX payload"), "{err}");
+    }
+
+    #[test]
+    fn header_declaring_more_than_the_input_holds_is_truncated() {
+        // 60000 x 28 x 28 u8 images declared, ten payload bytes present.
+        let mut bytes = vec![0, 0, 8, 3, 0, 0, 0xEA, 0x60, 0, 0, 0, 28, 0, 0, 0, 28];
+        bytes.extend([7; 10]);
+        let err = parse_idx(&bytes).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "truncated IDX payload of [60000, 28, 28] u8 elements: expected 47040000 bytes, found 10"
+        );
+        let err = parse_idx(&gzip(&bytes)).unwrap_err();
+        assert!(matches!(err, DataError::Truncated { expected: 47_040_000, found: 10, .. }), "{err}");
+        assert!(err.to_string().starts_with("truncated decompressed IDX payload"), "{err}");
+    }
+
+    #[test]
+    fn reading_grows_with_the_data_not_the_declared_length() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        // A short input: only what is there is allocated.
+        let short = read_up_to(&mut &data[..10], 47_040_000).unwrap();
+        assert_eq!(short, &data[..10]);
+        assert!(short.capacity() <= MIN_READ_STEP, "capacity {}", short.capacity());
+        // A complete read stops at the length asked for, with no spare capacity.
+        let mut input = &data[..];
+        let head = read_up_to(&mut input, 150_000).unwrap();
+        assert_eq!((head.len(), head.capacity()), (150_000, 150_000));
+        assert_eq!(head[149_999], (149_999u32 as u8));
+        assert_eq!(input.len(), 50_000);
+    }
+
+    /// Yields `data`, then fails the way a disk might.
+    struct FailingAfter<'a>(&'a [u8]);
+
+    impl Read for FailingAfter<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(io::Error::other("device unplugged")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_input_is_not_reported_as_corrupt_data() {
+        let io_error = |e: io::Error| DataError::InvalidArgument(format!("read failed: {e}"));
+        let gz = gzip(&SMALL);
+        for (what, bytes) in [("raw", &SMALL[..10]), ("gzipped", &gz[..gz.len() / 2])] {
+            let err = read_stream(FailingAfter(bytes), io_error).unwrap_err();
+            assert_eq!(err.to_string(), "invalid argument: read failed: device unplugged", "{what}");
+        }
+        // Opening succeeds on a directory on Unix, reading does not.
+        let dir = std::env::temp_dir();
+        let err = read_idx(&dir).unwrap_err();
+        assert!(matches!(&err, DataError::Io { path, .. } if *path == dir), "{err}");
     }
 
     #[test]
@@ -453,6 +589,15 @@ mod tests {
         // (2^32 - 1)^2 u8 elements exceed isize::MAX bytes.
         let err = parse_idx(&[0, 0, 8, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1]).unwrap_err();
         assert!(matches!(err, DataError::DimsOverflow { ref dims } if dims.len() == 2), "{err}");
+        // No elements at all, but ndarray still refuses the other axes'
+        // (2^32 - 1)^2 elements per index of the first.
+        let mut bytes = vec![0, 0, 8, 3, 0, 0, 0, 0];
+        bytes.extend([0xFF; 8]);
+        let err = parse_idx(&bytes).unwrap_err();
+        assert!(
+            matches!(err, DataError::DimsOverflow { ref dims } if dims[..2] == [0, u32::MAX as usize]),
+            "{err}"
+        );
         // 2^32 - 1 i32 elements fit in usize but the payload is absent.
         let err = parse_idx(&[0, 0, 0x0C, 1, 0xFF, 0xFF, 0xFF, 0xFF, 1]).unwrap_err();
         assert!(
@@ -462,13 +607,22 @@ mod tests {
 
     #[test]
     fn corrupt_gzip_is_reported() {
-        let mut gz = gzip(&SMALL);
+        let gz = gzip(&SMALL);
         let n = gz.len();
-        gz[n / 2] ^= 0xFF;
-        gz[n - 6] ^= 0xFF; // break the CRC as well
-        assert!(matches!(parse_idx(&gz).unwrap_err(), DataError::Gzip(_)));
+        // The CRC is checked once the payload has been read.
+        let mut bad_crc = gz.clone();
+        bad_crc[n - 6] ^= 0xFF;
+        let err = parse_idx(&bad_crc).unwrap_err();
+        assert!(matches!(err, DataError::Gzip(ref e) if e.kind() == io::ErrorKind::InvalidInput), "{err}");
+        assert!(err.to_string().starts_with("corrupt gzip stream"), "{err}");
         let err = parse_idx(&gz[..n - 3]).unwrap_err();
         assert!(err.to_string().starts_with("corrupt gzip stream"), "{err}");
+        // Damaged compressed data may decode to a wrong header before the CRC
+        // is reached; the first problem found is the one reported.
+        let mut bad_data = bad_crc;
+        bad_data[n / 2] ^= 0xFF;
+        let err = parse_idx(&bad_data).unwrap_err();
+        assert!(matches!(err, DataError::Gzip(_)) || err.to_string().contains("decompressed IDX"), "{err}");
     }
 
     #[test]
@@ -541,9 +695,9 @@ mod tests {
                     prop_assert!(payload.len() < want);
                     prop_assert_eq!((expected, found), (want, payload.len()));
                 }
-                Err(DataError::TrailingBytes { expected, found }) => {
+                Err(DataError::TrailingBytes { expected, .. }) => {
                     prop_assert!(payload.len() > want);
-                    prop_assert_eq!(found - expected, payload.len() - want);
+                    prop_assert_eq!(expected, 4 + 4 * dims.len() + want);
                 }
                 Err(e) => prop_assert!(false, "unexpected error {}", e),
             }

@@ -78,16 +78,16 @@ pub enum DataError {
         /// How many bytes were actually there.
         found: usize,
     },
-    /// The input is longer than its header says it should be.
-    #[error(
-        "size mismatch: expected {expected} bytes in total, found {found} ({} trailing bytes)",
-        found - expected
-    )]
+    /// The input goes on after the size its header declares.
+    ///
+    /// Only one byte past the declared end is read, so the true length stays
+    /// unknown: a gzip bomb is not decompressed to find it.
+    #[error("trailing data after {what}: expected {expected} bytes in total, found more")]
     TrailingBytes {
+        /// The part of the input that should have been the last.
+        what: String,
         /// The total size implied by the header.
         expected: usize,
-        /// The actual total size (always larger than `expected`).
-        found: usize,
     },
     /// The product of the IDX dimensions does not fit in memory addresses.
     #[error("IDX dimensions {dims:?} are too large: their byte size overflows usize")]
@@ -208,11 +208,6 @@ impl fmt::Display for Hex<'_> {
     }
 }
 
-/// Reads a whole file, reporting failures with the path.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|error| DataError::Io { path: path.to_path_buf(), error })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,8 +219,11 @@ mod tests {
             e.to_string(),
             "bad IDX magic number 1F 00 08 03: expected 00 00 <type code> <dimension count>"
         );
-        let e = DataError::TrailingBytes { expected: 10, found: 13 };
-        assert_eq!(e.to_string(), "size mismatch: expected 10 bytes in total, found 13 (3 trailing bytes)");
+        let e = DataError::TrailingBytes { what: "IDX payload of [2] u8 elements".into(), expected: 10 };
+        assert_eq!(
+            e.to_string(),
+            "trailing data after IDX payload of [2] u8 elements: expected 10 bytes in total, found more"
+        );
         let e = DataError::Parse { line: 3, column: 2, expected: "a number".into(), found: "x".into() };
         let e = e.in_file(Path::new("a.csv"));
         assert_eq!(e.to_string(), "a.csv: line 3, column 2: expected a number, found \"x\"");
