@@ -43,7 +43,7 @@ macro_rules! binary_ops {
                 #[allow(unused_variables)]
                 fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
                     let ($a, $b, $y, $gy) = (Scalar(x[0]), Scalar(x[1]), Scalar(y), Scalar(gy));
-                    Some(smallvec::smallvec![scalar_grad($da), scalar_grad($db)])
+                    Some([scalar_grad($da), scalar_grad($db)])
                 }
             }
         )*
@@ -243,7 +243,7 @@ macro_rules! scalar_ops {
                 #[allow(unused_variables)]
                 fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
                     let ($x, $y, $gy, $c) = (Scalar(x[0]), Scalar(y), Scalar(gy), self.0);
-                    Some(smallvec::smallvec![scalar_grad($dx)])
+                    Some([scalar_grad($dx), None])
                 }
             }
         )*
@@ -366,7 +366,7 @@ impl<F: Float> Op<F> for Negate {
         crate::grads![-gy]
     }
     fn backward_scalar(&self, _x: &[F], _y: F, gy: F) -> Option<ScalarGrads<F>> {
-        Some(smallvec::smallvec![Some(-gy)])
+        Some([Some(-gy), None])
     }
 }
 

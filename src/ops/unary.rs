@@ -38,7 +38,7 @@ macro_rules! unary_ops {
                 #[allow(unused_variables, clippy::clone_on_copy)]
                 fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
                     let ($x, $y, $gy) = (Scalar(x[0]), Scalar(y), Scalar(gy));
-                    Some(smallvec::smallvec![scalar_grad($dx)])
+                    Some([scalar_grad($dx), None])
                 }
             }
 

@@ -24,10 +24,8 @@ use crate::tape::record::{ScopeMark, anomaly, first_non_finite};
 use crate::tape::{GradOptions, Gradients, NodeId, Tape, Var};
 use crate::value::{Shape, Value, same_shape};
 
-/// The gradients of the inputs of one node: `(input, gradient)` for each input that needs one.
-type Contributions<G> = SmallVec<[(NodeId, G); 2]>;
-
-/// Where one backward pass keeps its gradients.
+/// Where one backward pass keeps its gradients. The stores hold no state of their own: the
+/// gradients live in the map [`backward`] owns.
 pub(crate) trait GradientStore<'t, F: Float> {
     /// One gradient as this store keeps it.
     type Grad: Clone;
@@ -35,7 +33,6 @@ pub(crate) trait GradientStore<'t, F: Float> {
     /// Runs `op`'s rule with `gy`, returning one gradient per input (`None` where the rule
     /// returned none).
     fn run_rule(
-        &mut self,
         tape: &'t Tape<F>,
         op: &dyn Op<F>,
         cx: Context<'t, F>,
@@ -43,20 +40,16 @@ pub(crate) trait GradientStore<'t, F: Float> {
     ) -> SmallVec<[Option<Self::Grad>; 2]>;
 
     /// Adds `g` into `acc`.
-    fn accumulate(&mut self, tape: &'t Tape<F>, acc: &mut Self::Grad, g: Self::Grad);
+    fn accumulate(tape: &'t Tape<F>, acc: &mut Self::Grad, g: Self::Grad);
 
     /// Reads the value of a gradient.
-    fn with_value<R>(&self, tape: &'t Tape<F>, g: &Self::Grad, f: impl FnOnce(&Value<F>) -> R) -> R;
+    fn with_value<R>(tape: &'t Tape<F>, g: &Self::Grad, f: impl FnOnce(&Value<F>) -> R) -> R;
 
-    /// The one place for fast paths: the contributions of node `id` computed without running
-    /// its rule, or `None` to run the rule.
-    fn fast_path(
-        &mut self,
-        _tape: &'t Tape<F>,
-        _id: NodeId,
-        _gy: &Self::Grad,
-    ) -> Option<Contributions<Self::Grad>> {
-        None
+    /// The one place for fast paths: passes the gradient of each input of node `id` that needs
+    /// one to `add` without running the rule, and returns `true`; or returns `false` to run
+    /// the rule.
+    fn fast_path(_tape: &'t Tape<F>, _id: NodeId, _gy: &Self::Grad, _add: impl FnMut(NodeId, Self::Grad)) -> bool {
+        false
     }
 }
 
@@ -64,7 +57,6 @@ pub(crate) trait GradientStore<'t, F: Float> {
 /// Returns the gradients of the leaves that require one, and of the nodes in `keep`.
 fn backward<'t, F: Float, S: GradientStore<'t, F>>(
     tape: &'t Tape<F>,
-    store: &mut S,
     output: NodeId,
     seed: S::Grad,
     keep: &[NodeId],
@@ -83,30 +75,27 @@ fn backward<'t, F: Float, S: GradientStore<'t, F>>(
         let id = tape.inner.borrow().order[i];
         let gy = if keep.contains(&id) { grads.get(id).cloned() } else { grads.remove(id) };
         let Some(gy) = gy else { continue };
-        let contributions = match store.fast_path(tape, id, &gy) {
-            Some(contributions) => contributions,
-            None => rule(tape, store, id, gy)?,
-        };
-        for (p, g) in contributions {
-            match grads.get_mut(p) {
-                Some(acc) => store.accumulate(tape, acc, g),
-                None => {
-                    grads.insert(p, g);
-                }
+        let mut add = |p: NodeId, g: S::Grad| match grads.get_mut(p) {
+            Some(acc) => S::accumulate(tape, acc, g),
+            None => {
+                grads.insert(p, g);
             }
+        };
+        if !S::fast_path(tape, id, &gy, &mut add) {
+            rule::<F, S>(tape, id, gy, add)?;
         }
     }
     Ok(grads)
 }
 
-/// Runs the rule of node `id` and checks what it returns: one gradient per input, each of its
-/// input's shape, and (in anomaly mode) finite when `gy` is.
+/// Runs the rule of node `id` and checks what it returns before passing it to `add`: one
+/// gradient per input, each of its input's shape, and (in anomaly mode) finite when `gy` is.
 fn rule<'t, F: Float, S: GradientStore<'t, F>>(
     tape: &'t Tape<F>,
-    store: &mut S,
     id: NodeId,
     gy: S::Grad,
-) -> Result<Contributions<S::Grad>> {
+    mut add: impl FnMut(NodeId, S::Grad),
+) -> Result<()> {
     let (op, parents, needs) = {
         let mut inner = tape.inner.borrow_mut();
         let node = &mut inner.nodes[id];
@@ -116,8 +105,8 @@ fn rule<'t, F: Float, S: GradientStore<'t, F>>(
         (op, parents, needs)
     };
     let check_anomaly =
-        tape.anomaly_in_backward.get() && store.with_value(tape, &gy, |g| first_non_finite(g).is_none());
-    let gxs = store.run_rule(tape, &*op, Context::new(tape, parents.clone(), id, needs.clone()), gy);
+        tape.anomaly_in_backward.get() && S::with_value(tape, &gy, |g| first_non_finite(g).is_none());
+    let gxs = S::run_rule(tape, &*op, Context::new(tape, parents.clone(), id, needs.clone()), gy);
     tape.inner.borrow_mut().nodes[id].op = Some(op);
     let inner = tape.inner.borrow();
     let op = inner.nodes[id].op.as_deref().expect("put back");
@@ -129,11 +118,10 @@ fn rule<'t, F: Float, S: GradientStore<'t, F>>(
         gxs.len(),
         parents.len()
     );
-    let mut contributions = Contributions::new();
     for ((&p, g), need) in parents.iter().zip(gxs).zip(needs) {
         let Some(g) = g.filter(|_| need) else { continue };
         let expected = inner.nodes[p].value.shape();
-        store.with_value(tape, &g, |g| {
+        S::with_value(tape, &g, |g| {
             assert!(
                 same_shape(g.shape(), expected),
                 "backward of {} returned a gradient of shape {:?} for an input of shape {expected:?}",
@@ -141,16 +129,16 @@ fn rule<'t, F: Float, S: GradientStore<'t, F>>(
                 g.shape()
             )
         });
-        if check_anomaly && let Some(bad) = store.with_value(tape, &g, first_non_finite) {
+        if check_anomaly && let Some(bad) = S::with_value(tape, &g, first_non_finite) {
             let shapes: Vec<Vec<usize>> =
                 parents.iter().map(|&p| inner.nodes[p].value.shape().to_vec()).collect();
             let location =
                 inner.origins.get(id).map_or_else(|| "an unknown line".to_string(), |l| l.to_string());
             return Err(anomaly(op.name(), " in backward", bad, &shapes, &location));
         }
-        contributions.push((p, g));
+        add(p, g);
     }
-    Ok(contributions)
+    Ok(())
 }
 
 /// Gradients as plain values: rules compute with recording off, and their temporaries are freed
@@ -161,7 +149,6 @@ impl<'t, F: Float> GradientStore<'t, F> for Values {
     type Grad = Value<F>;
 
     fn run_rule(
-        &mut self,
         tape: &'t Tape<F>,
         op: &dyn Op<F>,
         cx: Context<'t, F>,
@@ -172,11 +159,11 @@ impl<'t, F: Float> GradientStore<'t, F> for Values {
         take_temporaries(tape, mark, &gxs)
     }
 
-    fn accumulate(&mut self, _tape: &'t Tape<F>, acc: &mut Value<F>, g: Value<F>) {
+    fn accumulate(_tape: &'t Tape<F>, acc: &mut Value<F>, g: Value<F>) {
         acc.add_assign(&g);
     }
 
-    fn with_value<R>(&self, _tape: &'t Tape<F>, g: &Value<F>, f: impl FnOnce(&Value<F>) -> R) -> R {
+    fn with_value<R>(_tape: &'t Tape<F>, g: &Value<F>, f: impl FnOnce(&Value<F>) -> R) -> R {
         f(g)
     }
 
@@ -185,24 +172,27 @@ impl<'t, F: Float> GradientStore<'t, F> for Values {
     /// elementwise op), the gradients are computed on plain numbers: no rule context, no
     /// temporaries on the tape. It takes the scalar chain of `cargo bench --bench scalar_chain`
     /// from 105 to 48 ns per op.
-    fn fast_path(&mut self, tape: &'t Tape<F>, id: NodeId, gy: &Value<F>) -> Option<Contributions<Value<F>>> {
-        let &Value::Scalar(gy) = gy else { return None };
+    fn fast_path(tape: &'t Tape<F>, id: NodeId, gy: &Value<F>, mut add: impl FnMut(NodeId, Value<F>)) -> bool {
+        let &Value::Scalar(gy) = gy else { return false };
         let inner = tape.inner.borrow();
         let node = &inner.nodes[id];
         let scalar = |p: NodeId| match inner.nodes[p].value {
             Value::Scalar(x) => Some(x),
             Value::Array(_) => None,
         };
-        let (Value::Scalar(y), Some(op)) = (&node.value, &node.op) else { return None };
-        let grads = match node.parents.as_slice() {
-            &[p] => op.backward_scalar(&[scalar(p)?], *y, gy)?,
-            &[p, q] => op.backward_scalar(&[scalar(p)?, scalar(q)?], *y, gy)?,
-            _ => return None,
+        let (Value::Scalar(y), Some(op)) = (&node.value, &node.op) else { return false };
+        let grads = match *node.parents.as_slice() {
+            [p] => scalar(p).and_then(|x| op.backward_scalar(&[x], *y, gy)),
+            [p, q] => scalar(p).zip(scalar(q)).and_then(|(x, z)| op.backward_scalar(&[x, z], *y, gy)),
+            _ => None,
         };
-        let needed = |(&p, g): (&NodeId, Option<F>)| {
-            Some((p, Value::Scalar(g?))).filter(|_| inner.nodes[p].requires_grad)
-        };
-        Some(node.parents.iter().zip(grads).filter_map(needed).collect())
+        let Some(grads) = grads else { return false };
+        for (&p, g) in node.parents.iter().zip(grads) {
+            if let Some(g) = g.filter(|_| inner.nodes[p].requires_grad) {
+                add(p, Value::Scalar(g));
+            }
+        }
+        true
     }
 }
 
@@ -235,7 +225,6 @@ impl<'t, F: Float> GradientStore<'t, F> for Recorded {
     type Grad = NodeId;
 
     fn run_rule(
-        &mut self,
         tape: &'t Tape<F>,
         op: &dyn Op<F>,
         cx: Context<'t, F>,
@@ -244,11 +233,11 @@ impl<'t, F: Float> GradientStore<'t, F> for Recorded {
         op.backward(&cx, tape.handle(gy)).into_iter().map(|g| g.map(|g| g.id())).collect()
     }
 
-    fn accumulate(&mut self, tape: &'t Tape<F>, acc: &mut NodeId, g: NodeId) {
+    fn accumulate(tape: &'t Tape<F>, acc: &mut NodeId, g: NodeId) {
         *acc = or_panic(tape.record(Accumulate, &[tape.handle(*acc), tape.handle(g)])).id();
     }
 
-    fn with_value<R>(&self, tape: &'t Tape<F>, g: &NodeId, f: impl FnOnce(&Value<F>) -> R) -> R {
+    fn with_value<R>(tape: &'t Tape<F>, g: &NodeId, f: impl FnOnce(&Value<F>) -> R) -> R {
         f(&tape.inner.borrow().nodes[*g].value)
     }
 }
@@ -317,7 +306,7 @@ impl<F: Float> Tape<F> {
             return Err(Error::shape("backward", &[&shape, seed.shape()], expected));
         }
         let _pass = Pass::begin(self, false);
-        let grads = backward(self, &mut Values, output.id(), seed, keep)?;
+        let grads = backward::<F, Values>(self, output.id(), seed, keep)?;
         Ok(Gradients::new(grads, self.id()))
     }
 
@@ -404,7 +393,7 @@ impl<F: Float> Tape<F> {
         let grads = {
             let _pass = Pass::begin(self, true);
             let seed = self.constant(F::one()).id();
-            backward(self, &mut Recorded, output.id(), seed, &keep)?
+            backward::<F, Recorded>(self, output.id(), seed, &keep)?
         };
         Ok(wrt.iter().map(|w| grads.get(w.id()).map_or_else(|| zeros(w), |&g| self.handle(g))).collect())
     }

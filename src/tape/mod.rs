@@ -175,6 +175,7 @@ impl<F: Float> Tape<F> {
         self.handle(param.id())
     }
 
+    #[inline]
     pub(crate) fn handle(&self, id: NodeId) -> Var<'_, F> {
         Var::new(self, id)
     }

@@ -76,10 +76,11 @@ pub trait Op<F: Float>: 'static {
     /// skipped with `None`.
     fn backward<'t>(&self, cx: &Context<'t, F>, gy: Var<'t, F>) -> Grads<'t, F>;
 
-    /// The same gradients as [`backward`](Self::backward) when every input, the output and
-    /// `gy` are scalars, computed on plain numbers; `None` (the default) means "use
-    /// `backward`". The built-in elementwise ops derive it from their one rule. Only plain
-    /// backward uses it (see `GradientStore::fast_path`).
+    /// The same gradients as [`backward`](Self::backward) when every input (one or two), the
+    /// output and `gy` are scalars, computed on plain numbers (the second entry is `None` for
+    /// an op of one input); `None` (the default) means "use `backward`". The built-in
+    /// elementwise ops derive it from their one rule. Only plain backward uses it (see
+    /// `GradientStore::fast_path`).
     #[doc(hidden)]
     fn backward_scalar(&self, _inputs: &[F], _output: F, _gy: F) -> Option<ScalarGrads<F>> {
         None
@@ -91,9 +92,9 @@ pub trait Op<F: Float>: 'static {
     }
 }
 
-/// Gradients of an op on scalars, one per input.
+/// Gradients of an op of one or two inputs on scalars, one per input.
 #[doc(hidden)]
-pub type ScalarGrads<F> = SmallVec<[Option<F>; 2]>;
+pub type ScalarGrads<F> = [Option<F>; 2];
 
 /// The gradients a backward rule returns: one per input, `None` for an input that gets none.
 pub type Grads<'t, F> = SmallVec<[Option<Var<'t, F>>; 2]>;

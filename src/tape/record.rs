@@ -74,6 +74,7 @@ impl<F: Float> Inner<F> {
     }
 
     /// Adds a node, logging it when a scope is open.
+    #[inline]
     pub(crate) fn insert(&mut self, node: Node<F>) -> NodeId {
         let recorded = node.op.is_some();
         let id = self.nodes.insert(node);
@@ -181,7 +182,8 @@ impl<F: Float> Tape<F> {
         }
         let node = if requires_grad && self.is_recording() {
             let seq = u32::try_from(inner.order.len()).expect("fewer than 2^32 ops on one tape");
-            let parents = inputs.iter().map(|v| v.id()).collect();
+            let mut parents = SmallVec::new();
+            inputs.iter().for_each(|v| parents.push(v.id()));
             Node { value, op: Some(Box::new(op)), parents, requires_grad: true, persistent: false, seq }
         } else {
             Node::leaf(value, false, false)
@@ -212,6 +214,9 @@ impl<F: Float> Tape<F> {
         Err(anomaly(op.name(), "", bad, &shapes, Location::caller()))
     }
 
+    /// The node behind `v`, or the error naming `op` and operand `i`: a handle from another
+    /// tape, a freed node, or the leaf that `Var::update` is changing.
+    #[inline]
     pub(crate) fn lookup<'i>(
         &self,
         inner: &'i Inner<F>,
@@ -219,14 +224,23 @@ impl<F: Float> Tape<F> {
         op: &'static str,
         i: usize,
     ) -> Result<&'i Node<F>> {
+        let node = if std::ptr::eq(v.tape(), self) { inner.nodes.get(v.id()) } else { None };
+        match node {
+            Some(node) if inner.updating != Some(v.id()) => Ok(node),
+            _ => Err(self.lookup_error(inner, v, op, i)),
+        }
+    }
+
+    #[cold]
+    fn lookup_error(&self, inner: &Inner<F>, v: Var<'_, F>, op: &'static str, i: usize) -> Error {
         if !std::ptr::eq(v.tape(), self) {
-            return Err(Error::ForeignTape { op, what: format!("operand {i} ({})", v.key()) });
-        }
-        if inner.updating == Some(v.id()) {
+            Error::ForeignTape { op, what: format!("operand {i} ({})", v.key()) }
+        } else if inner.updating == Some(v.id()) {
             let message = format!("{} is being changed by Var::update; read it before the update", v.key());
-            return Err(Error::argument(op, message));
+            Error::argument(op, message)
+        } else {
+            Error::Freed { op, var: v.key() }
         }
-        inner.nodes.get(v.id()).ok_or_else(|| Error::Freed { op, var: v.key() })
     }
 
     #[track_caller]
