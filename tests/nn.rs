@@ -282,3 +282,80 @@ fn batch_norm_statistics_travel_with_the_weights() {
     assert_eq!(a, b);
     assert!(a.iter().all(|v| v.is_finite()));
 }
+
+/// A hand-written module that lists two parameters under one name.
+struct SameNameTwice {
+    first: tapegrad::Param,
+    second: tapegrad::Param,
+}
+
+impl Module<f64> for SameNameTwice {
+    fn forward<'t>(&self, x: tapegrad::Var<'t, f64>) -> tapegrad::Var<'t, f64> {
+        x
+    }
+    fn parameters(&self) -> Vec<(String, tapegrad::Param)> {
+        vec![("weight".into(), self.first), ("weight".into(), self.second)]
+    }
+}
+
+/// A repeated name is reported before the file is opened: a new file is not created, an old
+/// one keeps its contents, and loading refuses the ambiguous model too.
+#[test]
+fn saving_a_model_with_a_repeated_name_is_an_error_that_writes_nothing() {
+    let tape = Tape::<f64>::new();
+    let model = SameNameTwice { first: tape.param(array![1.0, 2.0]), second: tape.param(array![[3.0]]) };
+    let dir = std::env::temp_dir().join(format!("tapegrad-duplicate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let expected = |path: &std::path::Path| {
+        format!(
+            "{}: the model names two tensors \"weight\" (shapes [2] and [1, 1]); expected each \
+             parameter and buffer name once",
+            path.display()
+        )
+    };
+
+    let fresh = dir.join("fresh.safetensors");
+    let e = nn::save(&fresh, &tape, &model).unwrap_err();
+    assert!(matches!(e, nn::SaveError::Duplicate { .. }), "{e:?}");
+    assert_eq!(e.to_string(), expected(&fresh));
+    assert!(!fresh.exists());
+
+    let existing = dir.join("existing.safetensors");
+    std::fs::write(&existing, b"earlier contents").unwrap();
+    assert_eq!(nn::save(&existing, &tape, &model).unwrap_err().to_string(), expected(&existing));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"earlier contents");
+
+    let single = Linear::from_arrays(&tape, array![[5.0]], array![6.0]);
+    nn::save(&existing, &tape, &single).unwrap();
+    assert_eq!(nn::load(&existing, &tape, &model).unwrap_err().to_string(), expected(&existing));
+    assert_eq!(tape.get(model.first).to_array(), array![1.0, 2.0].into_dyn());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `Sequential::add` refuses the names PyTorch's `add_module` refuses: one already taken, one
+/// with a `.` (which would make `"a.b" + "weight"` collide with `"a" + "b.weight"`), an empty one.
+#[test]
+fn sequential_refuses_a_taken_dotted_or_empty_layer_name() {
+    let add = |name: &'static str| {
+        let model = nn::Sequential::<f64>::new().add("relu", Activation::Relu);
+        let payload =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.add(name, Activation::Tanh)))
+                .err()
+                .unwrap();
+        *payload.downcast::<String>().unwrap()
+    };
+    assert_eq!(
+        add("relu"),
+        "Sequential::add: the layer name \"relu\" is already taken (layers so far: [\"relu\"]); expected a \
+         new name"
+    );
+    assert_eq!(
+        add("a.b"),
+        "Sequential::add: the layer name \"a.b\" contains '.', which separates a layer's name from its \
+         parameters' (layers so far: [\"relu\"]); expected a new name"
+    );
+    assert_eq!(
+        add(""),
+        "Sequential::add: the layer name \"\" is empty (layers so far: [\"relu\"]); expected a new name"
+    );
+}

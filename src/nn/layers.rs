@@ -160,9 +160,38 @@ impl<F: Float> Sequential<F> {
         Sequential { layers: Vec::new() }
     }
 
-    /// Appends a module under `name`.
+    /// Appends a module under `name`, which prefixes its parameters' names (`"name.weight"`).
+    ///
+    /// Panics if `name` is empty, contains a `.`, or is already taken in this sequence (as
+    /// PyTorch's `add_module` refuses them): the names must stay unique for [`save`](super::save)
+    /// and [`load`](super::load).
+    ///
+    /// ```
+    /// use tapegrad::nn::{Activation, Sequential};
+    /// let model = Sequential::<f64>::new().add("relu", Activation::Relu);
+    /// let again = std::panic::AssertUnwindSafe(|| model.add("relu", Activation::Tanh));
+    /// let message = *std::panic::catch_unwind(again).err().unwrap().downcast::<String>().unwrap();
+    /// assert!(message.starts_with("Sequential::add: the layer name \"relu\" is already taken"));
+    /// ```
+    #[track_caller]
     pub fn add(mut self, name: impl Into<String>, module: impl Module<F> + 'static) -> Self {
-        self.layers.push((name.into(), Box::new(module)));
+        let name = name.into();
+        let problem = if name.is_empty() {
+            Some("is empty")
+        } else if name.contains('.') {
+            Some("contains '.', which separates a layer's name from its parameters'")
+        } else if self.layers.iter().any(|(taken, _)| *taken == name) {
+            Some("is already taken")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let taken: Vec<&str> = self.layers.iter().map(|(taken, _)| taken.as_str()).collect();
+            let message =
+                format!("the layer name {name:?} {problem} (layers so far: {taken:?}); expected a new name");
+            panic!("{}", crate::Error::argument("Sequential::add", message));
+        }
+        self.layers.push((name, Box::new(module)));
         self
     }
 }
