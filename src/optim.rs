@@ -2,7 +2,9 @@
 //!
 //! An optimizer holds the [`Param`]s it updates and their state (momentum, second moments); each
 //! [`step`](Optimizer::step) reads their gradients from one backward pass and changes the values
-//! on the tape in place. Parameters with no gradient in that pass are left alone.
+//! on the tape in place. Parameters with no gradient in that pass are left alone. Each parameter
+//! is listed once: a constructor panics at a repeat, which would be updated twice per step
+//! ([`nn::params`](crate::nn::params) lists a parameter shared by two layers once).
 //!
 //! ```
 //! use tapegrad::optim::{Adam, Optimizer};
@@ -21,8 +23,11 @@
 //! assert!((tape.get(w).scalar() - 3.0).abs() < 1e-2);
 //! ```
 
+use std::collections::HashMap;
+
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, Zip};
 
+use crate::error::Error;
 use crate::float::Float;
 use crate::tape::{Gradients, Param, Tape};
 
@@ -46,6 +51,27 @@ macro_rules! learning_rate_field {
             self.lr = lr;
         }
     };
+}
+
+/// An error naming the first parameter `params` lists twice, and what repeating it would do.
+fn repeated(op: &'static str, params: &[Param], consequence: &str) -> Option<Error> {
+    let mut seen = HashMap::with_capacity(params.len());
+    let (first, second) = params.iter().enumerate().find_map(|(j, &p)| seen.insert(p, j).map(|i| (i, j)))?;
+    let message = format!(
+        "parameter {:?} is listed at positions {first} and {second}; expected each parameter once \
+         ({consequence})",
+        params[first]
+    );
+    Some(Error::argument(op, message))
+}
+
+/// `params`, checked to list each parameter once.
+#[track_caller]
+fn distinct(optimizer: &'static str, params: Vec<Param>) -> Vec<Param> {
+    if let Some(error) = repeated(optimizer, &params, "a repeated one would be updated twice per step") {
+        panic!("{error}");
+    }
+    params
 }
 
 /// Calls `f(i, w, g)` for each parameter `i` with a gradient.
@@ -86,6 +112,8 @@ pub struct Sgd {
 impl Sgd {
     /// SGD over `params` with learning rate `lr`.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{Optimizer, Sgd};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -94,8 +122,9 @@ impl Sgd {
     /// Sgd::new(vec![w], 0.1).step(&tape, &grads);
     /// assert_eq!(tape.get(w).scalar(), 2.0 - 0.1 * 4.0);
     /// ```
+    #[track_caller]
     pub fn new(params: Vec<Param>, lr: f64) -> Self {
-        Sgd { params, lr, weight_decay: 0.0 }
+        Sgd { params: distinct("Sgd", params), lr, weight_decay: 0.0 }
     }
 }
 
@@ -127,6 +156,8 @@ pub struct Momentum<F> {
 impl<F: Float> Momentum<F> {
     /// Momentum SGD (μ = 0.9) over `params`.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{Momentum, Optimizer};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -139,11 +170,22 @@ impl<F: Float> Momentum<F> {
     /// // b₁ = 2, w₁ = 1 − 0.2 = 0.8; b₂ = 0.9·2 + 2 = 3.8, w₂ = 0.8 − 0.38 = 0.42
     /// assert!((tape.get(w).scalar() - 0.42).abs() < 1e-12);
     /// ```
+    #[track_caller]
     pub fn new(params: Vec<Param>, lr: f64) -> Self {
-        Momentum { params, lr, momentum: 0.9, nesterov: false, weight_decay: 0.0, buffers: Vec::new() }
+        Momentum {
+            params: distinct("Momentum", params),
+            lr,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+            buffers: Vec::new(),
+        }
     }
 
     /// Nesterov momentum (μ = 0.9) over `params`.
+    ///
+    /// Panics if a parameter is listed twice.
+    #[track_caller]
     pub fn nesterov(params: Vec<Param>, lr: f64) -> Self {
         Momentum { nesterov: true, ..Self::new(params, lr) }
     }
@@ -179,6 +221,8 @@ pub struct AdaGrad<F> {
 impl<F: Float> AdaGrad<F> {
     /// AdaGrad over `params`.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{AdaGrad, Optimizer};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -187,8 +231,9 @@ impl<F: Float> AdaGrad<F> {
     /// AdaGrad::new(vec![w], 0.5).step(&tape, &grads);
     /// assert!((tape.get(w).scalar() - (1.0 - 0.5 * 3.0 / (3.0 + 1e-7))).abs() < 1e-12);
     /// ```
+    #[track_caller]
     pub fn new(params: Vec<Param>, lr: f64) -> Self {
-        AdaGrad { params, lr, eps: 1e-7, sums: Vec::new() }
+        AdaGrad { params: distinct("AdaGrad", params), lr, eps: 1e-7, sums: Vec::new() }
     }
 }
 
@@ -222,6 +267,8 @@ pub struct RmsProp<F> {
 impl<F: Float> RmsProp<F> {
     /// RMSProp over `params`.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{Optimizer, RmsProp};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -230,8 +277,9 @@ impl<F: Float> RmsProp<F> {
     /// RmsProp::new(vec![w], 0.01).step(&tape, &grads);
     /// assert!((tape.get(w).scalar() - (1.0 - 0.01 * 2.0 / (0.04f64.sqrt() + 1e-8))).abs() < 1e-12);
     /// ```
+    #[track_caller]
     pub fn new(params: Vec<Param>, lr: f64) -> Self {
-        RmsProp { params, lr, decay: 0.99, eps: 1e-8, averages: Vec::new() }
+        RmsProp { params: distinct("RmsProp", params), lr, decay: 0.99, eps: 1e-8, averages: Vec::new() }
     }
 }
 
@@ -274,6 +322,8 @@ pub struct Adam<F> {
 impl<F: Float> Adam<F> {
     /// Adam over `params` with the usual defaults.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{Adam, Optimizer};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -283,9 +333,10 @@ impl<F: Float> Adam<F> {
     /// // the first step moves by lr·sign(g), whatever |g|: m̂ = g, v̂ = g²
     /// assert!((tape.get(w).scalar() - (1.0 - 0.1 * 5.0 / (5.0 + 1e-8))).abs() < 1e-12);
     /// ```
+    #[track_caller]
     pub fn new(params: Vec<Param>, lr: f64) -> Self {
         Adam {
-            params,
+            params: distinct("Adam", params),
             lr,
             beta1: 0.9,
             beta2: 0.999,
@@ -300,6 +351,8 @@ impl<F: Float> Adam<F> {
 
     /// AdamW: Adam with decoupled weight decay `λ`.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{Adam, Optimizer};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -308,6 +361,7 @@ impl<F: Float> Adam<F> {
     /// Adam::adamw(vec![w], 0.1, 0.5).step(&tape, &grads);
     /// assert!((tape.get(w).scalar() - 2.0 * (1.0 - 0.1 * 0.5)).abs() < 1e-12);
     /// ```
+    #[track_caller]
     pub fn adamw(params: Vec<Param>, lr: f64, weight_decay: f64) -> Self {
         Adam { weight_decay, decoupled_weight_decay: true, ..Self::new(params, lr) }
     }

@@ -359,3 +359,50 @@ fn sequential_refuses_a_taken_dotted_or_empty_layer_name() {
         "Sequential::add: the layer name \"\" is empty (layers so far: [\"relu\"]); expected a new name"
     );
 }
+
+/// The message a call panics with.
+fn panic_message(f: impl FnOnce()) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("the call panics");
+    *payload.downcast::<String>().unwrap()
+}
+
+/// A parameter listed twice would be updated twice per step: every constructor refuses it and
+/// names it with both positions.
+#[test]
+fn optimizers_refuse_a_parameter_listed_twice() {
+    let tape = Tape::<f64>::new();
+    let (w, b) = (tape.param(1.0), tape.param(2.0));
+    let expected = |optimizer: &str| {
+        format!(
+            "{optimizer}: parameter {w:?} is listed at positions 0 and 2; expected each parameter \
+             once (a repeated one would be updated twice per step)"
+        )
+    };
+    let listed = || vec![w, b, w];
+    assert_eq!(panic_message(|| drop(Sgd::new(listed(), 0.1))), expected("Sgd"));
+    assert_eq!(panic_message(|| drop(Momentum::<f64>::new(listed(), 0.1))), expected("Momentum"));
+    assert_eq!(panic_message(|| drop(Momentum::<f64>::nesterov(listed(), 0.1))), expected("Momentum"));
+    assert_eq!(panic_message(|| drop(AdaGrad::<f64>::new(listed(), 0.1))), expected("AdaGrad"));
+    assert_eq!(panic_message(|| drop(RmsProp::<f64>::new(listed(), 0.1))), expected("RmsProp"));
+    assert_eq!(panic_message(|| drop(Adam::<f64>::new(listed(), 0.1))), expected("Adam"));
+    assert_eq!(panic_message(|| drop(Adam::<f64>::adamw(listed(), 0.1, 0.01))), expected("Adam"));
+}
+
+/// A layer used twice (tied weights) lists its parameters under two names; `nn::params` gives
+/// each once, so an optimizer takes them and one step moves each parameter once by its
+/// accumulated gradient.
+#[test]
+fn a_layer_used_twice_is_stepped_once() {
+    let tape = Tape::<f64>::new();
+    let layer = Linear::from_arrays(&tape, array![[2.0]], array![1.0]);
+    let model = nn::Sequential::new().add("first", layer).add("again", layer);
+    assert_eq!(model.parameters().len(), 4);
+    assert_eq!(nn::params(&model), [layer.weight, layer.bias]);
+    let mut sgd = Sgd::new(nn::params(&model), 0.1);
+    // y = w·(w·x + b) + b at x = 3, w = 2, b = 1: ∂y/∂w = 2wx + b = 13, ∂y/∂b = w + 1 = 3
+    let y = model.forward(tape.constant(array![[3.0]])).sum();
+    assert_eq!(y.scalar(), 15.0);
+    sgd.step(&tape, &y.backward());
+    assert!((tape.get(layer.weight).scalar() - (2.0 - 0.1 * 13.0)).abs() < 1e-12);
+    assert!((tape.get(layer.bias).scalar() - (1.0 - 0.1 * 3.0)).abs() < 1e-12);
+}
