@@ -23,13 +23,14 @@
 //! assert!((tape.get(w).scalar() - 3.0).abs() < 1e-2);
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, Zip};
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::tape::{Gradients, Param, Tape};
+use crate::value::Value;
 
 /// Updates parameters from their gradients.
 pub trait Optimizer<F: Float> {
@@ -397,31 +398,103 @@ impl<F: Float> Optimizer<F> for Adam<F> {
     learning_rate_field!();
 }
 
-/// Scales all gradients so their joint L2 norm is at most `max_norm`; returns the norm before
-/// clipping.
+/// Options of [`clip_grad_norm`].
 ///
 /// ```
-/// use tapegrad::optim::clip_grad_norm;
+/// use tapegrad::optim::{clip_grad_norm, ClipOptions};
 /// let tape = tapegrad::Tape::<f64>::new();
-/// let (a, b) = (tape.var(1.0), tape.var(1.0));
-/// let mut grads = (a * 3.0 + b * 4.0).backward();   // gradient (3, 4), norm 5
-/// assert_eq!(clip_grad_norm(&mut grads, 1.0), 5.0);
+/// let w = tape.param(1.0);
+/// let mut grads = (tape.get(w) * f64::NAN).backward();
+/// let strict = ClipOptions { error_if_nonfinite: true };
+/// assert!(clip_grad_norm(&[w], &mut grads, 1.0, strict).is_err());
+/// assert!(clip_grad_norm(&[w], &mut grads, 1.0, ClipOptions::default()).unwrap().is_nan());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClipOptions {
+    /// Return an error, changing nothing, when the total norm is NaN or infinite (PyTorch's
+    /// `error_if_nonfinite`). Off by default: the gradients are then scaled by
+    /// `max_norm / norm` all the same, which makes them all NaN for a NaN norm, and zero (NaN
+    /// where infinite) for an infinite one, as in PyTorch.
+    pub error_if_nonfinite: bool,
+}
+
+/// Scales the gradients of `params` so that their joint L2 norm is at most `max_norm`, and
+/// returns that norm before clipping (PyTorch's `clip_grad_norm_`). Other gradients in `grads`
+/// (inputs, parameters not listed) are left alone; a parameter without a gradient counts as
+/// zero. The clipped norm is `max_norm` exactly, where PyTorch divides by `norm + 1e-6`.
+///
+/// Returns an error, changing nothing, if `max_norm` is negative, NaN or infinite, if a
+/// parameter is listed twice, or if the norm is not finite and
+/// [`error_if_nonfinite`](ClipOptions::error_if_nonfinite) is set. Panics if a parameter
+/// belongs to another tape than `grads`.
+///
+/// ```
+/// use tapegrad::optim::{clip_grad_norm, ClipOptions};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let (a, b, x) = (tape.param(1.0), tape.param(1.0), tape.var(1.0));
+/// let mut grads = (tape.get(a) * 3.0 + tape.get(b) * 4.0 + x * 10.0).backward();
+/// // the parameters' gradient is (3, 4), of norm 5
+/// assert_eq!(clip_grad_norm(&[a, b], &mut grads, 1.0, ClipOptions::default()), Ok(5.0));
 /// assert!((grads[a].scalar().unwrap() - 0.6).abs() < 1e-12);
 /// assert!((grads[b].scalar().unwrap() - 0.8).abs() < 1e-12);
+/// assert_eq!(grads[x].scalar(), Some(10.0));
 /// ```
-pub fn clip_grad_norm<F: Float>(grads: &mut Gradients<F>, max_norm: f64) -> f64 {
-    let norm = grads
-        .values_mut()
-        .map(|g| g.view().iter().map(|x| x.as_f64().powi(2)).sum::<f64>())
-        .sum::<f64>()
-        .sqrt();
-    if norm > max_norm {
-        let scale = F::of(max_norm / norm);
-        for g in grads.values_mut() {
+#[track_caller]
+pub fn clip_grad_norm<F: Float>(
+    params: &[Param],
+    grads: &mut Gradients<F>,
+    max_norm: f64,
+    options: ClipOptions,
+) -> Result<f64> {
+    const OP: &str = "clip_grad_norm";
+    if !(max_norm.is_finite() && max_norm >= 0.0) {
+        return Err(Error::argument(OP, format!("max_norm = {max_norm}; expected a finite number ≥ 0")));
+    }
+    let twice = "a repeated one would count twice in the norm and be scaled twice";
+    if let Some(error) = repeated(OP, params, twice) {
+        return Err(error);
+    }
+    let clipped: Vec<&Value<F>> = params.iter().filter_map(|&p| grads.param(p)).collect();
+    let norm = l2_norm(&clipped);
+    if options.error_if_nonfinite && !norm.is_finite() {
+        let message = format!(
+            "the total norm of the gradients of {} parameters is {norm}; expected a finite norm \
+             (error_if_nonfinite is set)",
+            clipped.len()
+        );
+        return Err(Error::argument(OP, message));
+    }
+    if norm <= max_norm {
+        return Ok(norm);
+    }
+    // NOTE: `Gradients` lends its gradients mutably only all at once, so the listed parameters'
+    // are recognised by address.
+    let listed: HashSet<*const Value<F>> = clipped.into_iter().map(|g| g as *const Value<F>).collect();
+    let scale = F::of(max_norm / norm);
+    for g in grads.values_mut() {
+        if listed.contains(&(g as *const Value<F>)) {
             g.map_inplace(|x| x * scale);
         }
     }
-    norm
+    Ok(norm)
+}
+
+/// The L2 norm of all the elements of `values`, in `f64` and scaled by the largest magnitude,
+/// so that large finite gradients do not overflow: NaN if an element is NaN, else infinite if
+/// one is.
+fn l2_norm<F: Float>(values: &[&Value<F>]) -> f64 {
+    let magnitudes = || values.iter().flat_map(|v| v.view().into_iter().map(|x| x.as_f64().abs()));
+    let mut largest = 0.0f64;
+    for m in magnitudes() {
+        if m.is_nan() {
+            return f64::NAN;
+        }
+        largest = largest.max(m);
+    }
+    if largest == 0.0 || largest.is_infinite() {
+        return largest;
+    }
+    largest * magnitudes().map(|m| (m / largest).powi(2)).sum::<f64>().sqrt()
 }
 
 /// A learning rate as a function of the epoch.

@@ -4,7 +4,7 @@
 use ndarray::{ArrayD, array};
 use rand::SeedableRng;
 use tapegrad::nn::{self, Activation, BatchNorm1d, Init, Linear, Mlp, Module};
-use tapegrad::optim::{AdaGrad, Adam, Momentum, Optimizer, RmsProp, Sgd};
+use tapegrad::optim::{AdaGrad, Adam, ClipOptions, Momentum, Optimizer, RmsProp, Sgd, clip_grad_norm};
 use tapegrad::{GradcheckOptions, Tape, gradcheck};
 
 fn rng() -> rand::rngs::StdRng {
@@ -405,4 +405,99 @@ fn a_layer_used_twice_is_stepped_once() {
     sgd.step(&tape, &y.backward());
     assert!((tape.get(layer.weight).scalar() - (2.0 - 0.1 * 13.0)).abs() < 1e-12);
     assert!((tape.get(layer.bias).scalar() - (1.0 - 0.1 * 3.0)).abs() < 1e-12);
+}
+
+/// Clipping scales the listed parameters' gradients, and only theirs, to exactly `max_norm`,
+/// and returns their norm before clipping.
+#[test]
+fn clip_grad_norm_scales_only_the_listed_parameters() {
+    let tape = Tape::<f64>::new();
+    let (a, b, other, unused) =
+        (tape.param(array![1.0, 1.0]), tape.param(1.0), tape.param(1.0), tape.param(1.0));
+    let x = tape.var(1.0);
+    // gradients: a → (3, 0), b → 4 (together of norm 5), other → 12, x → 20
+    let y = (tape.get(a) * tape.constant(array![3.0, 0.0])).sum()
+        + tape.get(b) * 4.0
+        + tape.get(other) * 12.0
+        + x * 20.0;
+    let mut grads = y.backward();
+    let options = ClipOptions::default();
+    assert_eq!(clip_grad_norm(&[a, b, unused], &mut grads, 2.0, options), Ok(5.0));
+    // scaled by 2/5
+    let ga = grads[a].to_array();
+    assert!((ga[0] - 1.2).abs() < 1e-15 && ga[1] == 0.0, "{ga}");
+    assert!((grads[b].scalar().unwrap() - 1.6).abs() < 1e-15);
+    assert_eq!((grads[other].scalar(), grads[x].scalar()), (Some(12.0), Some(20.0)));
+    // now within the limit: unchanged
+    let norm = clip_grad_norm(&[a, b], &mut grads, 3.0, options).unwrap();
+    assert!((norm - 2.0).abs() < 1e-15, "{norm}");
+    assert!((grads[b].scalar().unwrap() - 1.6).abs() < 1e-15);
+    assert_eq!(clip_grad_norm(&[unused], &mut grads, 1.0, options), Ok(0.0));
+
+    // finite gradients whose squares overflow f64: (3e200, 4e200) has norm 5e200
+    let (p, q) = (tape.param(1.0), tape.param(1.0));
+    let mut grads = (tape.get(p) * 3e200 + tape.get(q) * 4e200).backward();
+    let norm = clip_grad_norm(&[p, q], &mut grads, 1.0, options).unwrap();
+    assert!((norm / 5e200 - 1.0).abs() < 1e-15, "{norm}");
+    assert!(
+        (grads[p].scalar().unwrap() - 0.6).abs() < 1e-15 && (grads[q].scalar().unwrap() - 0.8).abs() < 1e-15
+    );
+}
+
+/// A negative, NaN or infinite `max_norm`, or a parameter listed twice, is an error that
+/// changes nothing.
+#[test]
+fn clip_grad_norm_refuses_a_bad_max_norm_or_a_repeated_parameter() {
+    let tape = Tape::<f64>::new();
+    let (a, b) = (tape.param(1.0), tape.param(1.0));
+    let mut grads = (tape.get(a) * 3.0 + tape.get(b) * 4.0).backward();
+    for (max_norm, shown) in [(-1.0, "-1"), (f64::NAN, "NaN"), (f64::INFINITY, "inf")] {
+        let e = clip_grad_norm(&[a, b], &mut grads, max_norm, ClipOptions::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("clip_grad_norm: max_norm = {shown}; expected a finite number ≥ 0")
+        );
+    }
+    let e = clip_grad_norm(&[a, b, a], &mut grads, 1.0, ClipOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "clip_grad_norm: parameter {a:?} is listed at positions 0 and 2; expected each parameter once \
+             (a repeated one would count twice in the norm and be scaled twice)"
+        )
+    );
+    assert_eq!((grads[a].scalar(), grads[b].scalar()), (Some(3.0), Some(4.0)));
+}
+
+/// A NaN or infinite norm: an error changing nothing with `error_if_nonfinite`; without it,
+/// PyTorch's scaling by `max_norm / norm` (NaN everywhere, or zero and NaN where infinite).
+#[test]
+fn clip_grad_norm_with_a_nonfinite_norm_follows_pytorch() {
+    let tape = Tape::<f64>::new();
+    let (a, b, other) = (tape.param(1.0), tape.param(1.0), tape.param(1.0));
+    let strict = ClipOptions { error_if_nonfinite: true };
+    for (bad, shown) in [(f64::NAN, "NaN"), (f64::INFINITY, "inf")] {
+        let y = tape.get(a) * bad + tape.get(b) * 4.0 + tape.get(other) * 5.0;
+        let mut grads = y.backward();
+        let e = clip_grad_norm(&[a, b], &mut grads, 1.0, strict).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "clip_grad_norm: the total norm of the gradients of 2 parameters is {shown}; expected a \
+                 finite norm (error_if_nonfinite is set)"
+            )
+        );
+        assert_eq!(grads[b].scalar(), Some(4.0));
+
+        let norm = clip_grad_norm(&[a, b], &mut grads, 1.0, ClipOptions::default()).unwrap();
+        assert_eq!(norm.to_string(), shown);
+        let (ga, gb) = (grads[a].scalar().unwrap(), grads[b].scalar().unwrap());
+        if bad.is_nan() {
+            assert!(ga.is_nan() && gb.is_nan(), "{ga} {gb}");
+        } else {
+            // the coefficient 1/∞ = 0: ∞·0 is NaN, 4·0 is 0
+            assert!(ga.is_nan() && gb == 0.0, "{ga} {gb}");
+        }
+        assert_eq!(grads[other].scalar(), Some(5.0));
+    }
 }
