@@ -96,8 +96,5 @@ fn layer_and_vector_errors_name_the_callers_shapes() {
     let (message, _) = panic_site(|| {
         tapegrad::nn::Module::forward(&bn, tape.var(Array2::<f64>::zeros((4, 5))));
     });
-    assert_eq!(
-        message,
-        "BatchNorm1d: got shapes [4, 5], expected (batch, 3) with a batch of at least one sample"
-    );
+    assert_eq!(message, "BatchNorm1d: got shapes [4, 5], expected (batch, 3)");
 }

@@ -501,3 +501,31 @@ fn clip_grad_norm_with_a_nonfinite_norm_follows_pytorch() {
         assert_eq!(grads[other].scalar(), Some(5.0));
     }
 }
+
+/// A batch of one has zero variance, so training on it would give every output as the bias:
+/// it is an error naming the layer and the shape, before the running statistics change. In
+/// evaluation mode one sample is normalised with the running statistics.
+#[test]
+fn batch_norm_refuses_a_batch_of_one_while_training() {
+    let tape = Tape::<f64>::new();
+    let mut bn = BatchNorm1d::new(&tape, 3);
+    tape.get(bn.bias).set_value(array![0.5, -0.5, 2.0]);
+    let one = array![[1.0, 2.0, 3.0]];
+    assert_eq!(
+        panic_message(|| {
+            bn.forward(tape.constant(one.clone()));
+        }),
+        "BatchNorm1d: got shapes [1, 3], expected more than 1 value per channel when training (a batch \
+         of at least 2 samples, since one sample has zero variance and every output would be the \
+         bias); evaluation mode takes any batch"
+    );
+    assert_eq!(tape.get(bn.running_mean).to_array(), array![0.0, 0.0, 0.0].into_dyn());
+    assert_eq!(tape.get(bn.running_var).to_array(), array![1.0, 1.0, 1.0].into_dyn());
+
+    bn.set_training(false);
+    // (x − 0)/√(1 + 1e-5)·1 + bias
+    let y = bn.forward(tape.constant(one)).to_array();
+    let scale = 1.0 / (1.0f64 + 1e-5).sqrt();
+    let expected = array![[0.5 + scale, -0.5 + 2.0 * scale, 2.0 + 3.0 * scale]].into_dyn();
+    assert!((&y - &expected).iter().all(|d| d.abs() < 1e-15), "{y}");
+}

@@ -341,6 +341,10 @@ impl<F: Float> Module<F> for Dropout {
 /// and shifted by `bias`; running averages of the statistics are kept for evaluation mode, as
 /// buffers on the tape that [`save`](super::save) and [`load`](super::load) carry.
 ///
+/// Its forward panics unless the input is `(batch, features)`, and in training unless the
+/// batch has at least two samples (PyTorch: "Expected more than 1 value per channel when
+/// training"); in evaluation mode any batch will do.
+///
 /// ```
 /// use tapegrad::nn::{BatchNorm1d, Module};
 /// let tape = tapegrad::Tape::<f64>::new();
@@ -389,8 +393,13 @@ impl<F: Float> Module<F> for BatchNorm1d<F> {
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
         let tape = x.tape();
         let (shape, features) = (x.shape(), tape.get(self.running_mean).shape()[0]);
-        if shape.len() != 2 || shape[1] != features || (self.training && shape[0] == 0) {
-            let expected = format!("(batch, {features}) with a batch of at least one sample");
+        if shape.len() != 2 || shape[1] != features {
+            panic!("{}", crate::Error::shape("BatchNorm1d", &[&shape], format!("(batch, {features})")));
+        }
+        if self.training && shape[0] < 2 {
+            let expected = "more than 1 value per channel when training (a batch of at least 2 samples, \
+                            since one sample has zero variance and every output would be the bias); \
+                            evaluation mode takes any batch";
             panic!("{}", crate::Error::shape("BatchNorm1d", &[&shape], expected));
         }
         let eps = F::of(self.eps);
@@ -408,8 +417,7 @@ impl<F: Float> Module<F> for BatchNorm1d<F> {
                 });
             };
             update(self.running_mean, mean.to_array(), F::one());
-            let unbiased = if n > 1.0 { F::of(n / (n - 1.0)) } else { F::one() };
-            update(self.running_var, var.to_array(), unbiased);
+            update(self.running_var, var.to_array(), F::of(n / (n - 1.0)));
             centered / (var + eps).sqrt()
         } else {
             let mean = tape.get(self.running_mean).detach();
