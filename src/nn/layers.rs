@@ -21,6 +21,7 @@ pub struct Linear<F> {
     pub weight: Param,
     /// `b`, shape `(outputs,)`.
     pub bias: Param,
+    tape: u64,
     element: PhantomData<fn() -> F>,
 }
 
@@ -35,10 +36,13 @@ impl<F: Float> Linear<F> {
     /// let y = layer.forward(tape.constant(ndarray::Array2::<f64>::ones((4, 3))));
     /// assert_eq!(y.shape().as_slice(), &[4, 2]);
     /// ```
+    ///
+    /// Panics, at the caller's line, if `init` is invalid (see [`Init::sample`]).
+    #[track_caller]
     pub fn new(tape: &Tape<F>, inputs: usize, outputs: usize, init: Init, rng: &mut impl Rng) -> Self {
         let weight = tape.param(init.sample::<F>(&[inputs, outputs], rng));
         let bias = tape.param(ArrayD::<F>::zeros(IxDyn(&[outputs])));
-        Linear { weight, bias, element: PhantomData }
+        Linear { weight, bias, tape: tape.id(), element: PhantomData }
     }
 
     /// A layer with the given weights and bias (the textbook's fixed networks).
@@ -63,12 +67,13 @@ impl<F: Float> Linear<F> {
                 crate::Error::shape("Linear::from_arrays", &[weight.shape(), bias.shape()], expected)
             );
         }
-        Linear { weight: tape.param(weight), bias: tape.param(bias), element: PhantomData }
+        Linear { weight: tape.param(weight), bias: tape.param(bias), tape: tape.id(), element: PhantomData }
     }
 }
 
 impl<F: Float> Module<F> for Linear<F> {
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        check_tape("Linear", self.tape, x);
         let tape = x.tape();
         let (weight, bias) = (tape.get(self.weight), tape.get(self.bias));
         match x.ndim() {
@@ -109,6 +114,7 @@ impl Activation {
     /// let x = tape.var(vec![-1.0, 2.0]);
     /// assert_eq!(Activation::Relu.apply(x).to_array().into_raw_vec_and_offset().0, vec![0.0, 2.0]);
     /// ```
+    #[track_caller]
     pub fn apply<'t, F: Float>(&self, x: Var<'t, F>) -> Var<'t, F> {
         match *self {
             Activation::Sigmoid => x.sigmoid(),
@@ -198,7 +204,11 @@ impl<F: Float> Sequential<F> {
 
 impl<F: Float> Module<F> for Sequential<F> {
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
-        self.layers.iter().fold(x, |x, (_, layer)| layer.forward(x))
+        let mut y = x;
+        for (_, layer) in &self.layers {
+            y = layer.forward(y);
+        }
+        y
     }
     fn parameters(&self) -> Vec<(String, Param)> {
         let mut named = Vec::new();
@@ -243,7 +253,9 @@ pub struct Mlp<F> {
 impl<F: Float> Mlp<F> {
     /// Builds the network on `tape`; `sizes` lists the widths from input to output.
     ///
-    /// Panics if fewer than two sizes are given.
+    /// Panics, at the caller's line, if fewer than two sizes are given or `init` is invalid
+    /// (see [`Init::sample`]).
+    #[track_caller]
     pub fn new(
         tape: &Tape<F>,
         sizes: &[usize],
@@ -255,7 +267,10 @@ impl<F: Float> Mlp<F> {
             sizes.len() >= 2,
             "Mlp::new: got sizes {sizes:?}, expected at least an input and an output size"
         );
-        let layers = sizes.windows(2).map(|w| Linear::new(tape, w[0], w[1], init, rng)).collect();
+        let mut layers = Vec::with_capacity(sizes.len() - 1);
+        for fans in sizes.windows(2) {
+            layers.push(Linear::new(tape, fans[0], fans[1], init, rng));
+        }
         Mlp { layers, activation }
     }
 
@@ -267,11 +282,12 @@ impl<F: Float> Mlp<F> {
 
 impl<F: Float> Module<F> for Mlp<F> {
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
-        let last = self.layers.len() - 1;
-        self.layers.iter().enumerate().fold(x, |x, (i, layer)| {
-            let y = layer.forward(x);
-            if i < last { self.activation.apply(y) } else { y }
-        })
+        let (last, hidden) = self.layers.split_last().expect("Mlp::new makes at least one layer");
+        let mut y = x;
+        for layer in hidden {
+            y = self.activation.apply(layer.forward(y));
+        }
+        last.forward(y)
     }
     fn parameters(&self) -> Vec<(String, Param)> {
         let named = |(i, layer): (usize, &Linear<F>)| {
@@ -366,6 +382,7 @@ pub struct BatchNorm1d<F: Float> {
     pub running_mean: Param,
     /// The running (unbiased) variance used in evaluation mode (a buffer: no gradient).
     pub running_var: Param,
+    tape: u64,
     momentum: f64,
     eps: f64,
     training: bool,
@@ -380,6 +397,7 @@ impl<F: Float> BatchNorm1d<F> {
             bias: tape.param(Array1::<F>::zeros(features)),
             running_mean: tape.buffer(Array1::<F>::zeros(features)),
             running_var: tape.buffer(Array1::<F>::ones(features)),
+            tape: tape.id(),
             momentum: 0.1,
             eps: 1e-5,
             training: true,
@@ -389,8 +407,8 @@ impl<F: Float> BatchNorm1d<F> {
 }
 
 impl<F: Float> Module<F> for BatchNorm1d<F> {
-    #[track_caller]
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        check_tape("BatchNorm1d", self.tape, x);
         let tape = x.tape();
         let (shape, features) = (x.shape(), tape.get(self.running_mean).shape()[0]);
         if shape.len() != 2 || shape[1] != features {
@@ -434,5 +452,18 @@ impl<F: Float> Module<F> for BatchNorm1d<F> {
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;
+    }
+}
+
+/// Panics unless `x` is on the tape, `built_on`, that `layer`'s parameters live on.
+#[track_caller]
+fn check_tape<F: Float>(layer: &'static str, built_on: u64, x: Var<'_, F>) {
+    if x.tape().id() != built_on {
+        let message = format!(
+            "the input (shape {:?}) is on another tape than the layer's parameters; expected an \
+             input recorded on the tape the layer was built on",
+            x.shape().as_slice()
+        );
+        panic!("{}", crate::Error::argument(layer, message));
     }
 }

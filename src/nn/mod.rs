@@ -52,6 +52,10 @@ use crate::tape::{Param, Var};
 /// A model or layer: parameters it owns, and a forward pass built on the tape of its input.
 pub trait Module<F: Float> {
     /// The forward pass, recorded on `x`'s tape (the tape the module was built on).
+    ///
+    /// Panics, pointing at the caller's line, if `x` is on another tape than the module's
+    /// parameters or its shape does not fit the module.
+    #[track_caller]
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F>;
 
     /// The parameters with their names, in a stable order. Containers prefix their children's
