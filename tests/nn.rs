@@ -5,37 +5,103 @@ use ndarray::{ArrayD, array};
 use rand::SeedableRng;
 use tapegrad::nn::{self, Activation, BatchNorm1d, Init, Linear, Mlp, Module};
 use tapegrad::optim::{AdaGrad, Adam, ClipOptions, Momentum, Optimizer, RmsProp, Sgd, clip_grad_norm};
-use tapegrad::{GradcheckOptions, Tape, gradcheck};
+use tapegrad::{Context, GradcheckOptions, Grads, Op, Tape, Tensor, Value, gradcheck};
 
 fn rng() -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(5)
 }
 
-/// Gradient-checks a module's output with respect to its input and every parameter, by
-/// rebuilding it with the parameters given as inputs.
+/// An op whose forward is a module's forward and whose backward is the module's own backward:
+/// on a tape of its own, the module built by `build` gets its parameters (in `parameters()`
+/// order) set to inputs `1..` and runs on input 0; the gradients returned are the module's, for
+/// its input and for each parameter (`grads[param]`). Gradcheck on this op therefore checks a
+/// layer's gradients with respect to its weights against central differences of its forward.
+struct ThroughModule {
+    build: fn(&Tape<f64>) -> Box<dyn Module<f64>>,
+}
+
+impl ThroughModule {
+    /// The module's output for `inputs`, or with `seed`, its gradients.
+    fn run(&self, inputs: &[Value<f64>], seed: Option<Value<f64>>) -> Vec<Value<f64>> {
+        let tape = Tape::new();
+        let module = (self.build)(&tape);
+        let params = module.parameters();
+        assert_eq!(inputs.len(), params.len() + 1, "the input, then one value per parameter");
+        for ((name, p), value) in params.iter().zip(&inputs[1..]) {
+            assert_eq!(tape.get(*p).shape().as_slice(), value.shape(), "{name}");
+            tape.get(*p).set_value(value.clone());
+        }
+        let x = tape.var(inputs[0].clone());
+        let y = module.forward(x);
+        let Some(seed) = seed else { return vec![y.value()] };
+        let grads = y.backward_with(seed);
+        let param_grads = params.iter().map(|&(_, p)| grads.param(p).cloned().expect("a gradient"));
+        std::iter::once(grads.wrt(x)).chain(param_grads).collect()
+    }
+}
+
+impl Op<f64> for ThroughModule {
+    fn name(&self) -> &'static str {
+        "through_module"
+    }
+    fn forward(&self, inputs: &[&Value<f64>]) -> tapegrad::Result<Value<f64>> {
+        let inputs: Vec<_> = inputs.iter().map(|&v| v.clone()).collect();
+        Ok(self.run(&inputs, None).remove(0))
+    }
+    fn backward<'a>(&self, cx: &Context<'a, f64>, gy: Tensor<'a, f64>) -> Grads<'a, f64> {
+        let inputs: Vec<_> = (0..cx.num_inputs()).map(|i| cx.input(i).value()).collect();
+        self.run(&inputs, Some(gy.value())).into_iter().map(|g| Some(Tensor::from(g))).collect()
+    }
+}
+
+/// Gradient-checks the module `build` makes with respect to its input `inputs[0]` and each of
+/// its parameters, set to `inputs[1..]`, in f64 with tight tolerances.
+fn gradcheck_through_parameters(
+    build: fn(&Tape<f64>) -> Box<dyn Module<f64>>,
+    inputs: &[ArrayD<f64>],
+) -> Result<(), tapegrad::GradcheckError> {
+    let tight = GradcheckOptions { eps: 1e-6, atol: 1e-8, rtol: 1e-6, seed: 3 };
+    gradcheck(|v| v[0].tape().apply(ThroughModule { build }, v), inputs, tight)
+}
+
+/// Values in [−1, 1] of `shape`, drawn from `seed`.
+fn uniform(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    Init::Uniform(1.0).sample(shape, &mut rand::rngs::StdRng::seed_from_u64(seed))
+}
+
+/// Linear, Mlp and BatchNorm1d (training and evaluation), each checked with respect to its
+/// input and its parameters: weight and bias, every layer's of the MLP, BatchNorm's γ and β.
 #[test]
-fn layers_pass_gradcheck() {
-    let x = array![[0.3, -1.2, 0.5], [1.1, 0.4, -0.7]].into_dyn();
-    let w1 = Init::Xavier.sample::<f64>(&[3, 4], &mut rng());
-    let w2 = Init::Xavier.sample::<f64>(&[4, 2], &mut rng());
-    let b = array![0.1, -0.2, 0.3, 0.05].into_dyn();
-    // an MLP: tanh(x·W1 + b)·W2
-    gradcheck(
-        |v| (v[0].matmul(v[1]) + v[2]).tanh().matmul(v[3]),
-        &[x.clone(), w1, b, w2],
-        GradcheckOptions::default(),
-    )
-    .unwrap();
-    // batch normalisation in training mode, through the module itself
-    gradcheck(
-        |v| {
-            let bn = BatchNorm1d::new(v[0].tape(), 3);
-            bn.forward(v[0]) * v[0].tape().constant(array![[1.0, 2.0, 3.0], [-1.0, 0.5, 2.0]])
-        },
-        std::slice::from_ref(&x),
-        GradcheckOptions::default(),
-    )
-    .unwrap();
+fn layers_pass_gradcheck_through_their_parameters() {
+    // Linear on a batch (the fused affine op) and on a stack of batches (matmul + bias)
+    let linear =
+        |t: &Tape<f64>| -> Box<dyn Module<f64>> { Box::new(Linear::new(t, 3, 2, Init::Zeros, &mut rng())) };
+    for x in [uniform(&[4, 3], 1), uniform(&[2, 4, 3], 2)] {
+        gradcheck_through_parameters(linear, &[x, uniform(&[3, 2], 3), uniform(&[2], 4)]).unwrap();
+    }
+
+    let mlp = |t: &Tape<f64>| -> Box<dyn Module<f64>> {
+        Box::new(Mlp::new(t, &[3, 4, 3, 2], Activation::Tanh, Init::Zeros, &mut rng()))
+    };
+    let layers = [uniform(&[3, 4], 5), uniform(&[4], 6), uniform(&[4, 3], 7), uniform(&[3], 8)];
+    let (last_weight, last_bias) = (uniform(&[3, 2], 9), uniform(&[2], 10));
+    let mut inputs = vec![uniform(&[5, 3], 11)];
+    inputs.extend(layers.into_iter().chain([last_weight, last_bias]));
+    gradcheck_through_parameters(mlp, &inputs).unwrap();
+
+    // γ and β away from their initial 1 and 0; features with clearly different spreads
+    let x = uniform(&[5, 3], 12) * array![1.0, 3.0, 0.5] + array![0.5, -2.0, 1.0];
+    let (gamma, beta) = (uniform(&[3], 13) + 1.5, uniform(&[3], 14));
+    let training = |t: &Tape<f64>| -> Box<dyn Module<f64>> { Box::new(BatchNorm1d::new(t, 3)) };
+    gradcheck_through_parameters(training, &[x.clone(), gamma.clone(), beta.clone()]).unwrap();
+    let evaluation = |t: &Tape<f64>| -> Box<dyn Module<f64>> {
+        let mut bn = BatchNorm1d::new(t, 3);
+        t.get(bn.running_mean).set_value(array![0.2, -1.5, 0.7]);
+        t.get(bn.running_var).set_value(array![0.8, 4.0, 0.3]);
+        bn.set_training(false);
+        Box::new(bn)
+    };
+    gradcheck_through_parameters(evaluation, &[x, gamma, beta]).unwrap();
 }
 
 #[test]
