@@ -180,11 +180,17 @@ fn model_and_initialiser_misuse_is_reported_at_the_callers_line() {
 }
 
 /// Builders refuse what they cannot build at the caller's line: a taken layer name, a
-/// parameter given twice to an optimizer.
+/// parameter given twice to an optimizer, a dropout probability of 1.
 #[test]
 fn builder_misuse_is_reported_at_the_callers_line() {
-    use tapegrad::nn::{Activation, Sequential};
+    use tapegrad::nn::{Activation, Dropout, Sequential};
     use tapegrad::optim::Momentum;
+
+    let (message, line) = panic_site(|| {
+        Dropout::new(1.0, 0);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(message, "Dropout::new: p = 1, expected 0 ≤ p < 1");
 
     let (_, line) = panic_site(|| {
         Sequential::<f64>::new().add("act", Activation::Relu).add("act", Activation::Tanh);

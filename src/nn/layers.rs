@@ -320,7 +320,8 @@ pub struct Dropout {
 impl Dropout {
     /// Dropout with probability `p` (in `[0, 1)`), masks drawn from `seed`.
     ///
-    /// Panics if `p` is outside `[0, 1)`.
+    /// Panics, at the caller's line, if `p` is outside `[0, 1)`.
+    #[track_caller]
     pub fn new(p: f64, seed: u64) -> Self {
         assert!((0.0..1.0).contains(&p), "Dropout::new: p = {p}, expected 0 ≤ p < 1");
         Dropout { p, training: true, rng: RefCell::new(StdRng::seed_from_u64(seed)) }
