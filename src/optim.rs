@@ -2,7 +2,9 @@
 //!
 //! An optimizer holds the [`Param`]s it updates and their state (momentum, second moments); each
 //! [`step`](Optimizer::step) reads their gradients from one backward pass and changes the values
-//! on the tape in place. Parameters with no gradient in that pass are left alone.
+//! on the tape in place. Parameters with no gradient in that pass are left alone. Each parameter
+//! is listed once: a constructor panics at a repeat, which would be updated twice per step
+//! ([`nn::params`](crate::nn::params) lists a parameter shared by two layers once).
 //!
 //! ```
 //! use tapegrad::optim::{Adam, Optimizer};
@@ -21,10 +23,14 @@
 //! assert!((tape.get(w).scalar() - 3.0).abs() < 1e-2);
 //! ```
 
+use std::collections::HashMap;
+
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, Zip};
 
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::tape::{Gradients, Param, Tape};
+use crate::value::Value;
 
 /// Updates parameters from their gradients.
 pub trait Optimizer<F: Float> {
@@ -46,6 +52,27 @@ macro_rules! learning_rate_field {
             self.lr = lr;
         }
     };
+}
+
+/// An error naming the first parameter `params` lists twice, and what repeating it would do.
+fn repeated(op: &'static str, params: &[Param], consequence: &str) -> Option<Error> {
+    let mut seen = HashMap::with_capacity(params.len());
+    let (first, second) = params.iter().enumerate().find_map(|(j, &p)| seen.insert(p, j).map(|i| (i, j)))?;
+    let message = format!(
+        "parameter {:?} is listed at positions {first} and {second}; expected each parameter once \
+         ({consequence})",
+        params[first]
+    );
+    Some(Error::argument(op, message))
+}
+
+/// `params`, checked to list each parameter once.
+#[track_caller]
+fn distinct(optimizer: &'static str, params: Vec<Param>) -> Vec<Param> {
+    if let Some(error) = repeated(optimizer, &params, "a repeated one would be updated twice per step") {
+        panic!("{error}");
+    }
+    params
 }
 
 /// Calls `f(i, w, g)` for each parameter `i` with a gradient.
@@ -86,6 +113,8 @@ pub struct Sgd {
 impl Sgd {
     /// SGD over `params` with learning rate `lr`.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{Optimizer, Sgd};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -94,8 +123,9 @@ impl Sgd {
     /// Sgd::new(vec![w], 0.1).step(&tape, &grads);
     /// assert_eq!(tape.get(w).scalar(), 2.0 - 0.1 * 4.0);
     /// ```
+    #[track_caller]
     pub fn new(params: Vec<Param>, lr: f64) -> Self {
-        Sgd { params, lr, weight_decay: 0.0 }
+        Sgd { params: distinct("Sgd", params), lr, weight_decay: 0.0 }
     }
 }
 
@@ -127,6 +157,8 @@ pub struct Momentum<F> {
 impl<F: Float> Momentum<F> {
     /// Momentum SGD (μ = 0.9) over `params`.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{Momentum, Optimizer};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -139,11 +171,22 @@ impl<F: Float> Momentum<F> {
     /// // b₁ = 2, w₁ = 1 − 0.2 = 0.8; b₂ = 0.9·2 + 2 = 3.8, w₂ = 0.8 − 0.38 = 0.42
     /// assert!((tape.get(w).scalar() - 0.42).abs() < 1e-12);
     /// ```
+    #[track_caller]
     pub fn new(params: Vec<Param>, lr: f64) -> Self {
-        Momentum { params, lr, momentum: 0.9, nesterov: false, weight_decay: 0.0, buffers: Vec::new() }
+        Momentum {
+            params: distinct("Momentum", params),
+            lr,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+            buffers: Vec::new(),
+        }
     }
 
     /// Nesterov momentum (μ = 0.9) over `params`.
+    ///
+    /// Panics if a parameter is listed twice.
+    #[track_caller]
     pub fn nesterov(params: Vec<Param>, lr: f64) -> Self {
         Momentum { nesterov: true, ..Self::new(params, lr) }
     }
@@ -179,6 +222,8 @@ pub struct AdaGrad<F> {
 impl<F: Float> AdaGrad<F> {
     /// AdaGrad over `params`.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{AdaGrad, Optimizer};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -187,8 +232,9 @@ impl<F: Float> AdaGrad<F> {
     /// AdaGrad::new(vec![w], 0.5).step(&tape, &grads);
     /// assert!((tape.get(w).scalar() - (1.0 - 0.5 * 3.0 / (3.0 + 1e-7))).abs() < 1e-12);
     /// ```
+    #[track_caller]
     pub fn new(params: Vec<Param>, lr: f64) -> Self {
-        AdaGrad { params, lr, eps: 1e-7, sums: Vec::new() }
+        AdaGrad { params: distinct("AdaGrad", params), lr, eps: 1e-7, sums: Vec::new() }
     }
 }
 
@@ -222,6 +268,8 @@ pub struct RmsProp<F> {
 impl<F: Float> RmsProp<F> {
     /// RMSProp over `params`.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{Optimizer, RmsProp};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -230,8 +278,9 @@ impl<F: Float> RmsProp<F> {
     /// RmsProp::new(vec![w], 0.01).step(&tape, &grads);
     /// assert!((tape.get(w).scalar() - (1.0 - 0.01 * 2.0 / (0.04f64.sqrt() + 1e-8))).abs() < 1e-12);
     /// ```
+    #[track_caller]
     pub fn new(params: Vec<Param>, lr: f64) -> Self {
-        RmsProp { params, lr, decay: 0.99, eps: 1e-8, averages: Vec::new() }
+        RmsProp { params: distinct("RmsProp", params), lr, decay: 0.99, eps: 1e-8, averages: Vec::new() }
     }
 }
 
@@ -274,6 +323,8 @@ pub struct Adam<F> {
 impl<F: Float> Adam<F> {
     /// Adam over `params` with the usual defaults.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{Adam, Optimizer};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -283,9 +334,10 @@ impl<F: Float> Adam<F> {
     /// // the first step moves by lr·sign(g), whatever |g|: m̂ = g, v̂ = g²
     /// assert!((tape.get(w).scalar() - (1.0 - 0.1 * 5.0 / (5.0 + 1e-8))).abs() < 1e-12);
     /// ```
+    #[track_caller]
     pub fn new(params: Vec<Param>, lr: f64) -> Self {
         Adam {
-            params,
+            params: distinct("Adam", params),
             lr,
             beta1: 0.9,
             beta2: 0.999,
@@ -300,6 +352,8 @@ impl<F: Float> Adam<F> {
 
     /// AdamW: Adam with decoupled weight decay `λ`.
     ///
+    /// Panics if a parameter is listed twice.
+    ///
     /// ```
     /// use tapegrad::optim::{Adam, Optimizer};
     /// let tape = tapegrad::Tape::<f64>::new();
@@ -308,6 +362,7 @@ impl<F: Float> Adam<F> {
     /// Adam::adamw(vec![w], 0.1, 0.5).step(&tape, &grads);
     /// assert!((tape.get(w).scalar() - 2.0 * (1.0 - 0.1 * 0.5)).abs() < 1e-12);
     /// ```
+    #[track_caller]
     pub fn adamw(params: Vec<Param>, lr: f64, weight_decay: f64) -> Self {
         Adam { weight_decay, decoupled_weight_decay: true, ..Self::new(params, lr) }
     }
@@ -343,31 +398,100 @@ impl<F: Float> Optimizer<F> for Adam<F> {
     learning_rate_field!();
 }
 
-/// Scales all gradients so their joint L2 norm is at most `max_norm`; returns the norm before
-/// clipping.
+/// Options of [`clip_grad_norm`].
 ///
 /// ```
-/// use tapegrad::optim::clip_grad_norm;
+/// use tapegrad::optim::{clip_grad_norm, ClipOptions};
 /// let tape = tapegrad::Tape::<f64>::new();
-/// let (a, b) = (tape.var(1.0), tape.var(1.0));
-/// let mut grads = (a * 3.0 + b * 4.0).backward();   // gradient (3, 4), norm 5
-/// assert_eq!(clip_grad_norm(&mut grads, 1.0), 5.0);
+/// let w = tape.param(1.0);
+/// let mut grads = (tape.get(w) * f64::NAN).backward();
+/// let strict = ClipOptions { error_if_nonfinite: true };
+/// assert!(clip_grad_norm(&[w], &mut grads, 1.0, strict).is_err());
+/// assert!(clip_grad_norm(&[w], &mut grads, 1.0, ClipOptions::default()).unwrap().is_nan());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClipOptions {
+    /// Return an error, changing nothing, when the total norm is NaN or infinite (PyTorch's
+    /// `error_if_nonfinite`). Off by default: the gradients are then scaled by
+    /// `max_norm / norm` all the same, which makes them all NaN for a NaN norm, and zero (NaN
+    /// where infinite) for an infinite one, as in PyTorch.
+    pub error_if_nonfinite: bool,
+}
+
+/// Scales the gradients of `params` so that their joint L2 norm is at most `max_norm`, and
+/// returns that norm before clipping (PyTorch's `clip_grad_norm_`). Other gradients in `grads`
+/// (inputs, parameters not listed) are left alone; a parameter without a gradient counts as
+/// zero. The clipped norm is `max_norm` exactly, where PyTorch divides by `norm + 1e-6`.
+///
+/// Returns an error, changing nothing, if `max_norm` is negative, NaN or infinite, if a
+/// parameter is listed twice, or if the norm is not finite and
+/// [`error_if_nonfinite`](ClipOptions::error_if_nonfinite) is set. Panics if a parameter
+/// belongs to another tape than `grads`.
+///
+/// ```
+/// use tapegrad::optim::{clip_grad_norm, ClipOptions};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let (a, b, x) = (tape.param(1.0), tape.param(1.0), tape.var(1.0));
+/// let mut grads = (tape.get(a) * 3.0 + tape.get(b) * 4.0 + x * 10.0).backward();
+/// // the parameters' gradient is (3, 4), of norm 5
+/// assert_eq!(clip_grad_norm(&[a, b], &mut grads, 1.0, ClipOptions::default()), Ok(5.0));
 /// assert!((grads[a].scalar().unwrap() - 0.6).abs() < 1e-12);
 /// assert!((grads[b].scalar().unwrap() - 0.8).abs() < 1e-12);
+/// assert_eq!(grads[x].scalar(), Some(10.0));
 /// ```
-pub fn clip_grad_norm<F: Float>(grads: &mut Gradients<F>, max_norm: f64) -> f64 {
-    let norm = grads
-        .values_mut()
-        .map(|g| g.view().iter().map(|x| x.as_f64().powi(2)).sum::<f64>())
-        .sum::<f64>()
-        .sqrt();
-    if norm > max_norm {
-        let scale = F::of(max_norm / norm);
-        for g in grads.values_mut() {
+#[track_caller]
+pub fn clip_grad_norm<F: Float>(
+    params: &[Param],
+    grads: &mut Gradients<F>,
+    max_norm: f64,
+    options: ClipOptions,
+) -> Result<f64> {
+    const OP: &str = "clip_grad_norm";
+    if !(max_norm.is_finite() && max_norm >= 0.0) {
+        return Err(Error::argument(OP, format!("max_norm = {max_norm}; expected a finite number ≥ 0")));
+    }
+    let twice = "a repeated one would count twice in the norm and be scaled twice";
+    if let Some(error) = repeated(OP, params, twice) {
+        return Err(error);
+    }
+    let clipped: Vec<&Value<F>> = params.iter().filter_map(|&p| grads.param(p)).collect();
+    let norm = l2_norm(&clipped);
+    if options.error_if_nonfinite && !norm.is_finite() {
+        let message = format!(
+            "the total norm of the gradients of {} parameters is {norm}; expected a finite norm \
+             (error_if_nonfinite is set)",
+            clipped.len()
+        );
+        return Err(Error::argument(OP, message));
+    }
+    if norm <= max_norm {
+        return Ok(norm);
+    }
+    let scale = F::of(max_norm / norm);
+    for &p in params {
+        if let Some(g) = grads.param_mut(p) {
             g.map_inplace(|x| x * scale);
         }
     }
-    norm
+    Ok(norm)
+}
+
+/// The L2 norm of all the elements of `values`, in `f64` and scaled by the largest magnitude,
+/// so that large finite gradients do not overflow: NaN if an element is NaN, else infinite if
+/// one is.
+fn l2_norm<F: Float>(values: &[&Value<F>]) -> f64 {
+    let magnitudes = || values.iter().flat_map(|v| v.view().into_iter().map(|x| x.as_f64().abs()));
+    let mut largest = 0.0f64;
+    for m in magnitudes() {
+        if m.is_nan() {
+            return f64::NAN;
+        }
+        largest = largest.max(m);
+    }
+    if largest == 0.0 || largest.is_infinite() {
+        return largest;
+    }
+    largest * magnitudes().map(|m| (m / largest).powi(2)).sum::<f64>().sqrt()
 }
 
 /// A learning rate as a function of the epoch.

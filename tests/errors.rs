@@ -96,8 +96,112 @@ fn layer_and_vector_errors_name_the_callers_shapes() {
     let (message, _) = panic_site(|| {
         tapegrad::nn::Module::forward(&bn, tape.var(Array2::<f64>::zeros((4, 5))));
     });
+    assert_eq!(message, "BatchNorm1d: got shapes [4, 5], expected (batch, 3)");
+}
+
+/// A model used on another tape than the one it was built on, and an initialiser with an
+/// impossible spread, are reported at the caller's line, through every layer of the library
+/// between (containers, builders, trait objects), naming the layer or initialiser.
+#[test]
+fn model_and_initialiser_misuse_is_reported_at_the_callers_line() {
+    use rand::SeedableRng;
+    use tapegrad::nn::{Activation, BatchNorm1d, Init, Linear, Mlp, Module, Sequential};
+
+    let (tape, other) = (Tape::<f64>::new(), Tape::<f64>::new());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mlp = Mlp::new(&tape, &[3, 4, 2], Activation::Tanh, Init::Xavier, &mut rng);
+    let x = other.constant(Array2::<f64>::zeros((2, 3)));
+    let foreign = |layer: &str| {
+        format!(
+            "{layer}: the input (shape [2, 3]) is on another tape than the layer's parameters; expected \
+             an input recorded on the tape the layer was built on"
+        )
+    };
+
+    let (message, line) = panic_site(|| {
+        mlp.forward(x);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(message, foreign("Linear"));
+
+    let sequential = Sequential::new().add("act", Activation::Relu).add("fc", mlp.layers()[0]);
+    let (message, line) = panic_site(|| {
+        sequential.forward(x);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(message, foreign("Linear"));
+
+    let boxed: Box<dyn Module<f64>> = Box::new(BatchNorm1d::new(&tape, 3));
+    let (message, line) = panic_site(|| {
+        boxed.forward(x);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(message, foreign("BatchNorm1d"));
+
+    let one = tape.constant(Array2::<f64>::zeros((1, 3)));
+    let (message, line) = panic_site(|| {
+        Sequential::new().add("bn", BatchNorm1d::new(&tape, 3)).forward(one);
+    });
+    assert_eq!(line, line!() - 2);
+    assert!(message.starts_with("BatchNorm1d: got shapes [1, 3], expected more than 1 value per channel"));
+
+    let (message, line) = panic_site(|| {
+        Mlp::new(&tape, &[3, 4, 2], Activation::Tanh, Init::Normal(f64::NAN), &mut rng);
+    });
+    assert_eq!(line, line!() - 2);
     assert_eq!(
         message,
-        "BatchNorm1d: got shapes [4, 5], expected (batch, 3) with a batch of at least one sample"
+        "Init::Normal: std = NaN for a weight of shape [3, 4]; expected a finite standard deviation ≥ 0"
     );
+
+    let (message, line) = panic_site(|| {
+        Linear::new(&tape, 2, 5, Init::Normal(-0.5), &mut rng);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(
+        message,
+        "Init::Normal: std = -0.5 for a weight of shape [2, 5]; expected a finite standard deviation ≥ 0"
+    );
+
+    let (message, line) = panic_site(|| {
+        Init::Uniform(f64::INFINITY).sample::<f64>(&[4], &mut rng);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(
+        message,
+        "Init::Uniform: a = inf for a weight of shape [4]; expected a finite bound ≥ 0 (draws are in [−a, a])"
+    );
+
+    let (message, line) = panic_site(|| {
+        Mlp::<f64>::new(&tape, &[3], Activation::Tanh, Init::Xavier, &mut rng);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(message, "Mlp::new: got sizes [3], expected at least an input and an output size");
+}
+
+/// Builders refuse what they cannot build at the caller's line: a taken layer name, a
+/// parameter given twice to an optimizer, a dropout probability of 1.
+#[test]
+fn builder_misuse_is_reported_at_the_callers_line() {
+    use tapegrad::nn::{Activation, Dropout, Sequential};
+    use tapegrad::optim::Momentum;
+
+    let (message, line) = panic_site(|| {
+        Dropout::new(1.0, 0);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(message, "Dropout::new: p = 1, expected 0 ≤ p < 1");
+
+    let (_, line) = panic_site(|| {
+        Sequential::<f64>::new().add("act", Activation::Relu).add("act", Activation::Tanh);
+    });
+    assert_eq!(line, line!() - 2);
+
+    let tape = Tape::<f64>::new();
+    let w = tape.param(1.0);
+    let (message, line) = panic_site(|| {
+        Momentum::<f64>::nesterov(vec![w, w], 0.1);
+    });
+    assert_eq!(line, line!() - 2);
+    assert!(message.starts_with("Momentum: parameter Param"), "{message}");
 }

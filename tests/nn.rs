@@ -4,38 +4,104 @@
 use ndarray::{ArrayD, array};
 use rand::SeedableRng;
 use tapegrad::nn::{self, Activation, BatchNorm1d, Init, Linear, Mlp, Module};
-use tapegrad::optim::{AdaGrad, Adam, Momentum, Optimizer, RmsProp, Sgd};
-use tapegrad::{GradcheckOptions, Tape, gradcheck};
+use tapegrad::optim::{AdaGrad, Adam, ClipOptions, Momentum, Optimizer, RmsProp, Sgd, clip_grad_norm};
+use tapegrad::{Context, GradcheckOptions, Grads, Op, Tape, Value, Var, gradcheck};
 
 fn rng() -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(5)
 }
 
-/// Gradient-checks a module's output with respect to its input and every parameter, by
-/// rebuilding it with the parameters given as inputs.
+/// An op whose forward is a module's forward and whose backward is the module's own backward:
+/// on a tape of its own, the module built by `build` gets its parameters (in `parameters()`
+/// order) set to inputs `1..` and runs on input 0; the gradients returned are the module's, for
+/// its input and for each parameter (`grads[param]`). Gradcheck on this op therefore checks a
+/// layer's gradients with respect to its weights against central differences of its forward.
+struct ThroughModule {
+    build: fn(&Tape<f64>) -> Box<dyn Module<f64>>,
+}
+
+impl ThroughModule {
+    /// The module's output for `inputs`, or with `seed`, its gradients.
+    fn run(&self, inputs: &[Value<f64>], seed: Option<Value<f64>>) -> Vec<Value<f64>> {
+        let tape = Tape::new();
+        let module = (self.build)(&tape);
+        let params = module.parameters();
+        assert_eq!(inputs.len(), params.len() + 1, "the input, then one value per parameter");
+        for ((name, p), value) in params.iter().zip(&inputs[1..]) {
+            assert_eq!(tape.get(*p).shape().as_slice(), value.shape(), "{name}");
+            tape.get(*p).set_value(value.clone());
+        }
+        let x = tape.var(inputs[0].clone());
+        let y = module.forward(x);
+        let Some(seed) = seed else { return vec![y.value()] };
+        let grads = y.backward_with(seed);
+        let param_grads = params.iter().map(|&(_, p)| grads.param(p).cloned().expect("a gradient"));
+        std::iter::once(grads.wrt(x)).chain(param_grads).collect()
+    }
+}
+
+impl Op<f64> for ThroughModule {
+    fn name(&self) -> &'static str {
+        "through_module"
+    }
+    fn forward(&self, inputs: &[&Value<f64>]) -> tapegrad::Result<Value<f64>> {
+        let inputs: Vec<_> = inputs.iter().map(|&v| v.clone()).collect();
+        Ok(self.run(&inputs, None).remove(0))
+    }
+    fn backward<'a>(&self, cx: &Context<'a, f64>, gy: Var<'a, f64>) -> Grads<'a, f64> {
+        let inputs: Vec<_> = (0..cx.num_inputs()).map(|i| cx.input(i).value()).collect();
+        self.run(&inputs, Some(gy.value())).into_iter().map(|g| Some(cx.tape().constant(g))).collect()
+    }
+}
+
+/// Gradient-checks the module `build` makes with respect to its input `inputs[0]` and each of
+/// its parameters, set to `inputs[1..]`, in f64 with tight tolerances.
+fn gradcheck_through_parameters(
+    build: fn(&Tape<f64>) -> Box<dyn Module<f64>>,
+    inputs: &[ArrayD<f64>],
+) -> Result<(), tapegrad::GradcheckError> {
+    let tight = GradcheckOptions { eps: 1e-6, atol: 1e-8, rtol: 1e-6, seed: 3 };
+    gradcheck(|v| v[0].tape().apply(ThroughModule { build }, v), inputs, tight)
+}
+
+/// Values in [−1, 1] of `shape`, drawn from `seed`.
+fn uniform(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    Init::Uniform(1.0).sample(shape, &mut rand::rngs::StdRng::seed_from_u64(seed))
+}
+
+/// Linear, Mlp and BatchNorm1d (training and evaluation), each checked with respect to its
+/// input and its parameters: weight and bias, every layer's of the MLP, BatchNorm's γ and β.
 #[test]
-fn layers_pass_gradcheck() {
-    let x = array![[0.3, -1.2, 0.5], [1.1, 0.4, -0.7]].into_dyn();
-    let w1 = Init::Xavier.sample::<f64>(&[3, 4], &mut rng());
-    let w2 = Init::Xavier.sample::<f64>(&[4, 2], &mut rng());
-    let b = array![0.1, -0.2, 0.3, 0.05].into_dyn();
-    // an MLP: tanh(x·W1 + b)·W2
-    gradcheck(
-        |v| (v[0].matmul(v[1]) + v[2]).tanh().matmul(v[3]),
-        &[x.clone(), w1, b, w2],
-        GradcheckOptions::default(),
-    )
-    .unwrap();
-    // batch normalisation in training mode, through the module itself
-    gradcheck(
-        |v| {
-            let bn = BatchNorm1d::new(v[0].tape(), 3);
-            bn.forward(v[0]) * v[0].tape().constant(array![[1.0, 2.0, 3.0], [-1.0, 0.5, 2.0]])
-        },
-        std::slice::from_ref(&x),
-        GradcheckOptions::default(),
-    )
-    .unwrap();
+fn layers_pass_gradcheck_through_their_parameters() {
+    // Linear on a batch (the fused affine op) and on a stack of batches (matmul + bias)
+    let linear =
+        |t: &Tape<f64>| -> Box<dyn Module<f64>> { Box::new(Linear::new(t, 3, 2, Init::Zeros, &mut rng())) };
+    for x in [uniform(&[4, 3], 1), uniform(&[2, 4, 3], 2)] {
+        gradcheck_through_parameters(linear, &[x, uniform(&[3, 2], 3), uniform(&[2], 4)]).unwrap();
+    }
+
+    let mlp = |t: &Tape<f64>| -> Box<dyn Module<f64>> {
+        Box::new(Mlp::new(t, &[3, 4, 3, 2], Activation::Tanh, Init::Zeros, &mut rng()))
+    };
+    let layers = [uniform(&[3, 4], 5), uniform(&[4], 6), uniform(&[4, 3], 7), uniform(&[3], 8)];
+    let (last_weight, last_bias) = (uniform(&[3, 2], 9), uniform(&[2], 10));
+    let mut inputs = vec![uniform(&[5, 3], 11)];
+    inputs.extend(layers.into_iter().chain([last_weight, last_bias]));
+    gradcheck_through_parameters(mlp, &inputs).unwrap();
+
+    // γ and β away from their initial 1 and 0; features with clearly different spreads
+    let x = uniform(&[5, 3], 12) * array![1.0, 3.0, 0.5] + array![0.5, -2.0, 1.0];
+    let (gamma, beta) = (uniform(&[3], 13) + 1.5, uniform(&[3], 14));
+    let training = |t: &Tape<f64>| -> Box<dyn Module<f64>> { Box::new(BatchNorm1d::new(t, 3)) };
+    gradcheck_through_parameters(training, &[x.clone(), gamma.clone(), beta.clone()]).unwrap();
+    let evaluation = |t: &Tape<f64>| -> Box<dyn Module<f64>> {
+        let mut bn = BatchNorm1d::new(t, 3);
+        t.get(bn.running_mean).set_value(array![0.2, -1.5, 0.7]);
+        t.get(bn.running_var).set_value(array![0.8, 4.0, 0.3]);
+        bn.set_training(false);
+        Box::new(bn)
+    };
+    gradcheck_through_parameters(evaluation, &[x, gamma, beta]).unwrap();
 }
 
 #[test]
@@ -281,4 +347,251 @@ fn batch_norm_statistics_travel_with_the_weights() {
         (trained.forward(tape.constant(x.clone())).to_array(), fresh.forward(tape.constant(x)).to_array());
     assert_eq!(a, b);
     assert!(a.iter().all(|v| v.is_finite()));
+}
+
+/// A hand-written module that lists two parameters under one name.
+struct SameNameTwice {
+    first: tapegrad::Param,
+    second: tapegrad::Param,
+}
+
+impl Module<f64> for SameNameTwice {
+    fn forward<'t>(&self, x: tapegrad::Var<'t, f64>) -> tapegrad::Var<'t, f64> {
+        x
+    }
+    fn parameters(&self) -> Vec<(String, tapegrad::Param)> {
+        vec![("weight".into(), self.first), ("weight".into(), self.second)]
+    }
+}
+
+/// A repeated name is reported before the file is opened: a new file is not created, an old
+/// one keeps its contents, and loading refuses the ambiguous model too.
+#[test]
+fn saving_a_model_with_a_repeated_name_is_an_error_that_writes_nothing() {
+    let tape = Tape::<f64>::new();
+    let model = SameNameTwice { first: tape.param(array![1.0, 2.0]), second: tape.param(array![[3.0]]) };
+    let dir = std::env::temp_dir().join(format!("tapegrad-duplicate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let expected = |path: &std::path::Path| {
+        format!(
+            "{}: the model names two tensors \"weight\" (shapes [2] and [1, 1]); expected each \
+             parameter and buffer name once",
+            path.display()
+        )
+    };
+
+    let fresh = dir.join("fresh.safetensors");
+    let e = nn::save(&fresh, &tape, &model).unwrap_err();
+    assert!(matches!(e, nn::SaveError::Duplicate { .. }), "{e:?}");
+    assert_eq!(e.to_string(), expected(&fresh));
+    assert!(!fresh.exists());
+
+    let existing = dir.join("existing.safetensors");
+    std::fs::write(&existing, b"earlier contents").unwrap();
+    assert_eq!(nn::save(&existing, &tape, &model).unwrap_err().to_string(), expected(&existing));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"earlier contents");
+
+    let single = Linear::from_arrays(&tape, array![[5.0]], array![6.0]);
+    nn::save(&existing, &tape, &single).unwrap();
+    assert_eq!(nn::load(&existing, &tape, &model).unwrap_err().to_string(), expected(&existing));
+    assert_eq!(tape.get(model.first).to_array(), array![1.0, 2.0].into_dyn());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `Sequential::add` refuses the names PyTorch's `add_module` refuses: one already taken, one
+/// with a `.` (which would make `"a.b" + "weight"` collide with `"a" + "b.weight"`), an empty one.
+#[test]
+fn sequential_refuses_a_taken_dotted_or_empty_layer_name() {
+    let add = |name: &'static str| {
+        let model = nn::Sequential::<f64>::new().add("relu", Activation::Relu);
+        let payload =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.add(name, Activation::Tanh)))
+                .err()
+                .unwrap();
+        *payload.downcast::<String>().unwrap()
+    };
+    assert_eq!(
+        add("relu"),
+        "Sequential::add: the layer name \"relu\" is already taken (layers so far: [\"relu\"]); expected a \
+         new name"
+    );
+    assert_eq!(
+        add("a.b"),
+        "Sequential::add: the layer name \"a.b\" contains '.', which separates a layer's name from its \
+         parameters' (layers so far: [\"relu\"]); expected a new name"
+    );
+    assert_eq!(
+        add(""),
+        "Sequential::add: the layer name \"\" is empty (layers so far: [\"relu\"]); expected a new name"
+    );
+}
+
+/// The message a call panics with.
+fn panic_message(f: impl FnOnce()) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("the call panics");
+    *payload.downcast::<String>().unwrap()
+}
+
+/// A parameter listed twice would be updated twice per step: every constructor refuses it and
+/// names it with both positions.
+#[test]
+fn optimizers_refuse_a_parameter_listed_twice() {
+    let tape = Tape::<f64>::new();
+    let (w, b) = (tape.param(1.0), tape.param(2.0));
+    let expected = |optimizer: &str| {
+        format!(
+            "{optimizer}: parameter {w:?} is listed at positions 0 and 2; expected each parameter \
+             once (a repeated one would be updated twice per step)"
+        )
+    };
+    let listed = || vec![w, b, w];
+    assert_eq!(panic_message(|| drop(Sgd::new(listed(), 0.1))), expected("Sgd"));
+    assert_eq!(panic_message(|| drop(Momentum::<f64>::new(listed(), 0.1))), expected("Momentum"));
+    assert_eq!(panic_message(|| drop(Momentum::<f64>::nesterov(listed(), 0.1))), expected("Momentum"));
+    assert_eq!(panic_message(|| drop(AdaGrad::<f64>::new(listed(), 0.1))), expected("AdaGrad"));
+    assert_eq!(panic_message(|| drop(RmsProp::<f64>::new(listed(), 0.1))), expected("RmsProp"));
+    assert_eq!(panic_message(|| drop(Adam::<f64>::new(listed(), 0.1))), expected("Adam"));
+    assert_eq!(panic_message(|| drop(Adam::<f64>::adamw(listed(), 0.1, 0.01))), expected("Adam"));
+}
+
+/// A layer used twice (tied weights) lists its parameters under two names; `nn::params` gives
+/// each once, so an optimizer takes them and one step moves each parameter once by its
+/// accumulated gradient.
+#[test]
+fn a_layer_used_twice_is_stepped_once() {
+    let tape = Tape::<f64>::new();
+    let layer = Linear::from_arrays(&tape, array![[2.0]], array![1.0]);
+    let model = nn::Sequential::new().add("first", layer).add("again", layer);
+    assert_eq!(model.parameters().len(), 4);
+    assert_eq!(nn::params(&model), [layer.weight, layer.bias]);
+    let mut sgd = Sgd::new(nn::params(&model), 0.1);
+    // y = w·(w·x + b) + b at x = 3, w = 2, b = 1: ∂y/∂w = 2wx + b = 13, ∂y/∂b = w + 1 = 3
+    let y = model.forward(tape.constant(array![[3.0]])).sum();
+    assert_eq!(y.scalar(), 15.0);
+    sgd.step(&tape, &y.backward());
+    assert!((tape.get(layer.weight).scalar() - (2.0 - 0.1 * 13.0)).abs() < 1e-12);
+    assert!((tape.get(layer.bias).scalar() - (1.0 - 0.1 * 3.0)).abs() < 1e-12);
+}
+
+/// Clipping scales the listed parameters' gradients, and only theirs, to exactly `max_norm`,
+/// and returns their norm before clipping.
+#[test]
+fn clip_grad_norm_scales_only_the_listed_parameters() {
+    let tape = Tape::<f64>::new();
+    let (a, b, other, unused) =
+        (tape.param(array![1.0, 1.0]), tape.param(1.0), tape.param(1.0), tape.param(1.0));
+    let x = tape.var(1.0);
+    // gradients: a → (3, 0), b → 4 (together of norm 5), other → 12, x → 20
+    let y = (tape.get(a) * tape.constant(array![3.0, 0.0])).sum()
+        + tape.get(b) * 4.0
+        + tape.get(other) * 12.0
+        + x * 20.0;
+    let mut grads = y.backward();
+    let options = ClipOptions::default();
+    assert_eq!(clip_grad_norm(&[a, b, unused], &mut grads, 2.0, options), Ok(5.0));
+    // scaled by 2/5
+    let ga = grads[a].to_array();
+    assert!((ga[0] - 1.2).abs() < 1e-15 && ga[1] == 0.0, "{ga}");
+    assert!((grads[b].scalar().unwrap() - 1.6).abs() < 1e-15);
+    assert_eq!((grads[other].scalar(), grads[x].scalar()), (Some(12.0), Some(20.0)));
+    // now within the limit: unchanged
+    let norm = clip_grad_norm(&[a, b], &mut grads, 3.0, options).unwrap();
+    assert!((norm - 2.0).abs() < 1e-15, "{norm}");
+    assert!((grads[b].scalar().unwrap() - 1.6).abs() < 1e-15);
+    assert_eq!(clip_grad_norm(&[unused], &mut grads, 1.0, options), Ok(0.0));
+
+    // finite gradients whose squares overflow f64: (3e200, 4e200) has norm 5e200
+    let (p, q) = (tape.param(1.0), tape.param(1.0));
+    let mut grads = (tape.get(p) * 3e200 + tape.get(q) * 4e200).backward();
+    let norm = clip_grad_norm(&[p, q], &mut grads, 1.0, options).unwrap();
+    assert!((norm / 5e200 - 1.0).abs() < 1e-15, "{norm}");
+    assert!(
+        (grads[p].scalar().unwrap() - 0.6).abs() < 1e-15 && (grads[q].scalar().unwrap() - 0.8).abs() < 1e-15
+    );
+}
+
+/// A negative, NaN or infinite `max_norm`, or a parameter listed twice, is an error that
+/// changes nothing.
+#[test]
+fn clip_grad_norm_refuses_a_bad_max_norm_or_a_repeated_parameter() {
+    let tape = Tape::<f64>::new();
+    let (a, b) = (tape.param(1.0), tape.param(1.0));
+    let mut grads = (tape.get(a) * 3.0 + tape.get(b) * 4.0).backward();
+    for (max_norm, shown) in [(-1.0, "-1"), (f64::NAN, "NaN"), (f64::INFINITY, "inf")] {
+        let e = clip_grad_norm(&[a, b], &mut grads, max_norm, ClipOptions::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("clip_grad_norm: max_norm = {shown}; expected a finite number ≥ 0")
+        );
+    }
+    let e = clip_grad_norm(&[a, b, a], &mut grads, 1.0, ClipOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "clip_grad_norm: parameter {a:?} is listed at positions 0 and 2; expected each parameter once \
+             (a repeated one would count twice in the norm and be scaled twice)"
+        )
+    );
+    assert_eq!((grads[a].scalar(), grads[b].scalar()), (Some(3.0), Some(4.0)));
+}
+
+/// A NaN or infinite norm: an error changing nothing with `error_if_nonfinite`; without it,
+/// PyTorch's scaling by `max_norm / norm` (NaN everywhere, or zero and NaN where infinite).
+#[test]
+fn clip_grad_norm_with_a_nonfinite_norm_follows_pytorch() {
+    let tape = Tape::<f64>::new();
+    let (a, b, other) = (tape.param(1.0), tape.param(1.0), tape.param(1.0));
+    let strict = ClipOptions { error_if_nonfinite: true };
+    for (bad, shown) in [(f64::NAN, "NaN"), (f64::INFINITY, "inf")] {
+        let y = tape.get(a) * bad + tape.get(b) * 4.0 + tape.get(other) * 5.0;
+        let mut grads = y.backward();
+        let e = clip_grad_norm(&[a, b], &mut grads, 1.0, strict).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "clip_grad_norm: the total norm of the gradients of 2 parameters is {shown}; expected a \
+                 finite norm (error_if_nonfinite is set)"
+            )
+        );
+        assert_eq!(grads[b].scalar(), Some(4.0));
+
+        let norm = clip_grad_norm(&[a, b], &mut grads, 1.0, ClipOptions::default()).unwrap();
+        assert_eq!(norm.to_string(), shown);
+        let (ga, gb) = (grads[a].scalar().unwrap(), grads[b].scalar().unwrap());
+        if bad.is_nan() {
+            assert!(ga.is_nan() && gb.is_nan(), "{ga} {gb}");
+        } else {
+            // the coefficient 1/∞ = 0: ∞·0 is NaN, 4·0 is 0
+            assert!(ga.is_nan() && gb == 0.0, "{ga} {gb}");
+        }
+        assert_eq!(grads[other].scalar(), Some(5.0));
+    }
+}
+
+/// A batch of one has zero variance, so training on it would give every output as the bias:
+/// it is an error naming the layer and the shape, before the running statistics change. In
+/// evaluation mode one sample is normalised with the running statistics.
+#[test]
+fn batch_norm_refuses_a_batch_of_one_while_training() {
+    let tape = Tape::<f64>::new();
+    let mut bn = BatchNorm1d::new(&tape, 3);
+    tape.get(bn.bias).set_value(array![0.5, -0.5, 2.0]);
+    let one = array![[1.0, 2.0, 3.0]];
+    assert_eq!(
+        panic_message(|| {
+            bn.forward(tape.constant(one.clone()));
+        }),
+        "BatchNorm1d: got shapes [1, 3], expected more than 1 value per channel when training (a batch \
+         of at least 2 samples, since one sample has zero variance and every output would be the \
+         bias); evaluation mode takes any batch"
+    );
+    assert_eq!(tape.get(bn.running_mean).to_array(), array![0.0, 0.0, 0.0].into_dyn());
+    assert_eq!(tape.get(bn.running_var).to_array(), array![1.0, 1.0, 1.0].into_dyn());
+
+    bn.set_training(false);
+    // (x − 0)/√(1 + 1e-5)·1 + bias
+    let y = bn.forward(tape.constant(one)).to_array();
+    let scale = 1.0 / (1.0f64 + 1e-5).sqrt();
+    let expected = array![[0.5 + scale, -0.5 + 2.0 * scale, 2.0 + 3.0 * scale]].into_dyn();
+    assert!((&y - &expected).iter().all(|d| d.abs() < 1e-15), "{y}");
 }

@@ -32,7 +32,25 @@ impl Init {
     /// let std = (w.mapv(|v| v * v).mean().unwrap()).sqrt();
     /// assert!((std - (2.0f64 / 400.0).sqrt()).abs() < 0.002);
     /// ```
+    ///
+    /// Panics, at the caller's line, if the standard deviation of [`Init::Normal`] or the bound
+    /// of [`Init::Uniform`] is negative, NaN or infinite.
+    #[track_caller]
     pub fn sample<F: Float>(&self, shape: &[usize], rng: &mut impl Rng) -> ArrayD<F> {
+        let spread = match *self {
+            Init::Normal(std) => Some(("Init::Normal", "std", std, "a finite standard deviation ≥ 0")),
+            Init::Uniform(a) => Some(("Init::Uniform", "a", a, "a finite bound ≥ 0 (draws are in [−a, a])")),
+            _ => None,
+        };
+        if let Some((name, what, given, expected)) = spread.filter(|s| !(s.2.is_finite() && s.2 >= 0.0)) {
+            let message = format!("{what} = {given} for a weight of shape {shape:?}; expected {expected}");
+            panic!("{}", crate::Error::argument(name, message));
+        }
+        if shape.contains(&0) {
+            // NOTE: a fan of zero would make Xavier's and He's spread infinite; there is nothing
+            // to draw anyway.
+            return ArrayD::zeros(IxDyn(shape));
+        }
         let fan_in = shape.first().copied().unwrap_or(1) as f64;
         let fan_out = shape.last().copied().unwrap_or(1) as f64;
         let std = match *self {

@@ -21,6 +21,7 @@ pub struct Linear<F> {
     pub weight: Param,
     /// `b`, shape `(outputs,)`.
     pub bias: Param,
+    tape: u64,
     element: PhantomData<fn() -> F>,
 }
 
@@ -35,10 +36,13 @@ impl<F: Float> Linear<F> {
     /// let y = layer.forward(tape.constant(ndarray::Array2::<f64>::ones((4, 3))));
     /// assert_eq!(y.shape().as_slice(), &[4, 2]);
     /// ```
+    ///
+    /// Panics, at the caller's line, if `init` is invalid (see [`Init::sample`]).
+    #[track_caller]
     pub fn new(tape: &Tape<F>, inputs: usize, outputs: usize, init: Init, rng: &mut impl Rng) -> Self {
         let weight = tape.param(init.sample::<F>(&[inputs, outputs], rng));
         let bias = tape.param(ArrayD::<F>::zeros(IxDyn(&[outputs])));
-        Linear { weight, bias, element: PhantomData }
+        Linear { weight, bias, tape: tape.id(), element: PhantomData }
     }
 
     /// A layer with the given weights and bias (the textbook's fixed networks).
@@ -63,12 +67,13 @@ impl<F: Float> Linear<F> {
                 crate::Error::shape("Linear::from_arrays", &[weight.shape(), bias.shape()], expected)
             );
         }
-        Linear { weight: tape.param(weight), bias: tape.param(bias), element: PhantomData }
+        Linear { weight: tape.param(weight), bias: tape.param(bias), tape: tape.id(), element: PhantomData }
     }
 }
 
 impl<F: Float> Module<F> for Linear<F> {
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        check_tape("Linear", self.tape, x);
         let tape = x.tape();
         let (weight, bias) = (tape.get(self.weight), tape.get(self.bias));
         match x.ndim() {
@@ -109,6 +114,7 @@ impl Activation {
     /// let x = tape.var(vec![-1.0, 2.0]);
     /// assert_eq!(Activation::Relu.apply(x).to_array().into_raw_vec_and_offset().0, vec![0.0, 2.0]);
     /// ```
+    #[track_caller]
     pub fn apply<'t, F: Float>(&self, x: Var<'t, F>) -> Var<'t, F> {
         match *self {
             Activation::Sigmoid => x.sigmoid(),
@@ -160,16 +166,49 @@ impl<F: Float> Sequential<F> {
         Sequential { layers: Vec::new() }
     }
 
-    /// Appends a module under `name`.
+    /// Appends a module under `name`, which prefixes its parameters' names (`"name.weight"`).
+    ///
+    /// Panics if `name` is empty, contains a `.`, or is already taken in this sequence (as
+    /// PyTorch's `add_module` refuses them): the names must stay unique for [`save`](super::save)
+    /// and [`load`](super::load).
+    ///
+    /// ```
+    /// use tapegrad::nn::{Activation, Sequential};
+    /// let model = Sequential::<f64>::new().add("relu", Activation::Relu);
+    /// let again = std::panic::AssertUnwindSafe(|| model.add("relu", Activation::Tanh));
+    /// let message = *std::panic::catch_unwind(again).err().unwrap().downcast::<String>().unwrap();
+    /// assert!(message.starts_with("Sequential::add: the layer name \"relu\" is already taken"));
+    /// ```
+    #[track_caller]
     pub fn add(mut self, name: impl Into<String>, module: impl Module<F> + 'static) -> Self {
-        self.layers.push((name.into(), Box::new(module)));
+        let name = name.into();
+        let problem = if name.is_empty() {
+            Some("is empty")
+        } else if name.contains('.') {
+            Some("contains '.', which separates a layer's name from its parameters'")
+        } else if self.layers.iter().any(|(taken, _)| *taken == name) {
+            Some("is already taken")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let taken: Vec<&str> = self.layers.iter().map(|(taken, _)| taken.as_str()).collect();
+            let message =
+                format!("the layer name {name:?} {problem} (layers so far: {taken:?}); expected a new name");
+            panic!("{}", crate::Error::argument("Sequential::add", message));
+        }
+        self.layers.push((name, Box::new(module)));
         self
     }
 }
 
 impl<F: Float> Module<F> for Sequential<F> {
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
-        self.layers.iter().fold(x, |x, (_, layer)| layer.forward(x))
+        let mut y = x;
+        for (_, layer) in &self.layers {
+            y = layer.forward(y);
+        }
+        y
     }
     fn parameters(&self) -> Vec<(String, Param)> {
         let mut named = Vec::new();
@@ -214,7 +253,9 @@ pub struct Mlp<F> {
 impl<F: Float> Mlp<F> {
     /// Builds the network on `tape`; `sizes` lists the widths from input to output.
     ///
-    /// Panics if fewer than two sizes are given.
+    /// Panics, at the caller's line, if fewer than two sizes are given or `init` is invalid
+    /// (see [`Init::sample`]).
+    #[track_caller]
     pub fn new(
         tape: &Tape<F>,
         sizes: &[usize],
@@ -226,7 +267,10 @@ impl<F: Float> Mlp<F> {
             sizes.len() >= 2,
             "Mlp::new: got sizes {sizes:?}, expected at least an input and an output size"
         );
-        let layers = sizes.windows(2).map(|w| Linear::new(tape, w[0], w[1], init, rng)).collect();
+        let mut layers = Vec::with_capacity(sizes.len() - 1);
+        for fans in sizes.windows(2) {
+            layers.push(Linear::new(tape, fans[0], fans[1], init, rng));
+        }
         Mlp { layers, activation }
     }
 
@@ -238,11 +282,12 @@ impl<F: Float> Mlp<F> {
 
 impl<F: Float> Module<F> for Mlp<F> {
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
-        let last = self.layers.len() - 1;
-        self.layers.iter().enumerate().fold(x, |x, (i, layer)| {
-            let y = layer.forward(x);
-            if i < last { self.activation.apply(y) } else { y }
-        })
+        let (last, hidden) = self.layers.split_last().expect("Mlp::new makes at least one layer");
+        let mut y = x;
+        for layer in hidden {
+            y = self.activation.apply(layer.forward(y));
+        }
+        last.forward(y)
     }
     fn parameters(&self) -> Vec<(String, Param)> {
         let named = |(i, layer): (usize, &Linear<F>)| {
@@ -275,7 +320,8 @@ pub struct Dropout {
 impl Dropout {
     /// Dropout with probability `p` (in `[0, 1)`), masks drawn from `seed`.
     ///
-    /// Panics if `p` is outside `[0, 1)`.
+    /// Panics, at the caller's line, if `p` is outside `[0, 1)`.
+    #[track_caller]
     pub fn new(p: f64, seed: u64) -> Self {
         assert!((0.0..1.0).contains(&p), "Dropout::new: p = {p}, expected 0 ≤ p < 1");
         Dropout { p, training: true, rng: RefCell::new(StdRng::seed_from_u64(seed)) }
@@ -312,6 +358,10 @@ impl<F: Float> Module<F> for Dropout {
 /// and shifted by `bias`; running averages of the statistics are kept for evaluation mode, as
 /// buffers on the tape that [`save`](super::save) and [`load`](super::load) carry.
 ///
+/// Its forward panics unless the input is `(batch, features)`, and in training unless the
+/// batch has at least two samples (PyTorch: "Expected more than 1 value per channel when
+/// training"); in evaluation mode any batch will do.
+///
 /// ```
 /// use tapegrad::nn::{BatchNorm1d, Module};
 /// let tape = tapegrad::Tape::<f64>::new();
@@ -333,6 +383,7 @@ pub struct BatchNorm1d<F: Float> {
     pub running_mean: Param,
     /// The running (unbiased) variance used in evaluation mode (a buffer: no gradient).
     pub running_var: Param,
+    tape: u64,
     momentum: f64,
     eps: f64,
     training: bool,
@@ -347,6 +398,7 @@ impl<F: Float> BatchNorm1d<F> {
             bias: tape.param(Array1::<F>::zeros(features)),
             running_mean: tape.buffer(Array1::<F>::zeros(features)),
             running_var: tape.buffer(Array1::<F>::ones(features)),
+            tape: tape.id(),
             momentum: 0.1,
             eps: 1e-5,
             training: true,
@@ -356,12 +408,17 @@ impl<F: Float> BatchNorm1d<F> {
 }
 
 impl<F: Float> Module<F> for BatchNorm1d<F> {
-    #[track_caller]
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        check_tape("BatchNorm1d", self.tape, x);
         let tape = x.tape();
         let (shape, features) = (x.shape(), tape.get(self.running_mean).shape()[0]);
-        if shape.len() != 2 || shape[1] != features || (self.training && shape[0] == 0) {
-            let expected = format!("(batch, {features}) with a batch of at least one sample");
+        if shape.len() != 2 || shape[1] != features {
+            panic!("{}", crate::Error::shape("BatchNorm1d", &[&shape], format!("(batch, {features})")));
+        }
+        if self.training && shape[0] < 2 {
+            let expected = "more than 1 value per channel when training (a batch of at least 2 samples, \
+                            since one sample has zero variance and every output would be the bias); \
+                            evaluation mode takes any batch";
             panic!("{}", crate::Error::shape("BatchNorm1d", &[&shape], expected));
         }
         let eps = F::of(self.eps);
@@ -378,8 +435,7 @@ impl<F: Float> Module<F> for BatchNorm1d<F> {
                 });
             };
             update(self.running_mean, mean.to_array(), F::one());
-            let unbiased = if n > 1.0 { F::of(n / (n - 1.0)) } else { F::one() };
-            update(self.running_var, var.to_array(), unbiased);
+            update(self.running_var, var.to_array(), F::of(n / (n - 1.0)));
             centered / (var + eps).sqrt()
         } else {
             let mean = tape.get(self.running_mean).detach();
@@ -396,5 +452,18 @@ impl<F: Float> Module<F> for BatchNorm1d<F> {
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;
+    }
+}
+
+/// Panics unless `x` is on the tape, `built_on`, that `layer`'s parameters live on.
+#[track_caller]
+fn check_tape<F: Float>(layer: &'static str, built_on: u64, x: Var<'_, F>) {
+    if x.tape().id() != built_on {
+        let message = format!(
+            "the input (shape {:?}) is on another tape than the layer's parameters; expected an \
+             input recorded on the tape the layer was built on",
+            x.shape().as_slice()
+        );
+        panic!("{}", crate::Error::argument(layer, message));
     }
 }

@@ -42,12 +42,18 @@ pub use loss::{
 };
 pub use save::{SaveError, load, save};
 
+use std::collections::HashSet;
+
 use crate::float::Float;
 use crate::tape::{Param, Var};
 
 /// A model or layer: parameters it owns, and a forward pass built on the tape of its input.
 pub trait Module<F: Float> {
     /// The forward pass, recorded on `x`'s tape (the tape the module was built on).
+    ///
+    /// Panics, pointing at the caller's line, if `x` is on another tape than the module's
+    /// parameters or its shape does not fit the module.
+    #[track_caller]
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F>;
 
     /// The parameters with their names, in a stable order. Containers prefix their children's
@@ -65,15 +71,20 @@ pub trait Module<F: Float> {
     fn set_training(&mut self, _training: bool) {}
 }
 
-/// The parameters of `module`, without names: what optimizers take.
+/// The parameters of `module`, without names: what optimizers take. A parameter the module
+/// lists under several names (a layer used twice, tied weights) comes once, at its first place,
+/// as in PyTorch's `parameters()`.
 ///
 /// ```
 /// use rand::SeedableRng;
-/// use tapegrad::nn::{params, Init, Linear};
+/// use tapegrad::nn::{params, Init, Linear, Module, Sequential};
 /// let tape = tapegrad::Tape::<f64>::new();
-/// let layer = Linear::new(&tape, 3, 2, Init::Xavier, &mut rand::rngs::StdRng::seed_from_u64(1));
+/// let layer = Linear::new(&tape, 3, 3, Init::Xavier, &mut rand::rngs::StdRng::seed_from_u64(1));
 /// assert_eq!(params(&layer).len(), 2);
+/// let twice = Sequential::new().add("first", layer).add("again", layer);
+/// assert_eq!((twice.parameters().len(), params(&twice).len()), (4, 2));
 /// ```
 pub fn params<F: Float>(module: &impl Module<F>) -> Vec<Param> {
-    module.parameters().into_iter().map(|(_, p)| p).collect()
+    let mut seen = HashSet::new();
+    module.parameters().into_iter().map(|(_, p)| p).filter(|&p| seen.insert(p)).collect()
 }

@@ -2,13 +2,14 @@
 //! module lists, so the weights open in other frameworks.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView, View};
 
 use super::Module;
 use crate::float::Float;
-use crate::tape::Tape;
+use crate::tape::{Param, Tape};
 use crate::value::Value;
 
 /// What went wrong saving or loading weights.
@@ -48,6 +49,23 @@ pub enum SaveError {
         path: PathBuf,
         /// The tensor's name.
         name: String,
+    },
+    /// The model lists two parameters or buffers under one name, so a file cannot tell them
+    /// apart.
+    #[error(
+        "{}: the model names two tensors {name:?} (shapes {first:?} and {second:?}); expected \
+         each parameter and buffer name once",
+        path.display()
+    )]
+    Duplicate {
+        /// The file.
+        path: PathBuf,
+        /// The repeated name.
+        name: String,
+        /// The shape of the first tensor under that name.
+        first: Vec<usize>,
+        /// The shape of the second.
+        second: Vec<usize>,
     },
     /// A tensor's shape or element type differs from the parameter's.
     #[error("{}: tensor {name:?} is {found}, expected {expected}", path.display())]
@@ -91,6 +109,9 @@ fn dtype<F: Float>() -> Dtype {
 
 /// Writes every parameter and buffer of `module` (values on `tape`) to `path` as safetensors.
 ///
+/// Fails with [`SaveError::Duplicate`], before the file is opened, if two of them share a
+/// name.
+///
 /// ```
 /// use rand::SeedableRng;
 /// use tapegrad::nn::{self, Activation, Init, Mlp, Module};
@@ -111,10 +132,8 @@ pub fn save<F: Float>(
     module: &impl Module<F>,
 ) -> Result<(), SaveError> {
     let path = path.as_ref();
-    let tensors: Vec<(String, Tensor<F>)> = module
-        .parameters()
+    let tensors: Vec<(String, Tensor<F>)> = named_tensors(path, tape, module)?
         .into_iter()
-        .chain(module.buffers())
         .map(|(name, p)| {
             let value = tape.get(p).value();
             let bytes = value.view().iter().flat_map(|&x| le_bytes(x)).collect();
@@ -137,7 +156,18 @@ pub fn save<F: Float>(
 
 /// Reads parameters saved by [`save`] (or by another framework, with the same names, shapes
 /// and element type) from `path` into `module`'s parameters on `tape`. Nothing is changed
-/// unless every parameter matches.
+/// unless every parameter matches and the model's names are unique.
+///
+/// ```
+/// use tapegrad::nn::{self, Linear, Module};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let saved = Linear::from_arrays(&tape, ndarray::array![[1.0, 2.0]], ndarray::array![0.5, 0.0]);
+/// let path = std::env::temp_dir().join("tapegrad-doc-load.safetensors");
+/// nn::save(&path, &tape, &saved).unwrap();
+/// let loaded = Linear::from_arrays(&tape, ndarray::array![[0.0, 0.0]], ndarray::array![0.0, 0.0]);
+/// nn::load(&path, &tape, &loaded).unwrap();
+/// assert_eq!(tape.get(loaded.weight).to_array(), ndarray::array![[1.0, 2.0]].into_dyn());
+/// ```
 pub fn load<F: Float>(
     path: impl AsRef<Path>,
     tape: &Tape<F>,
@@ -147,8 +177,7 @@ pub fn load<F: Float>(
     let bytes = std::fs::read(path).map_err(|error| SaveError::Io { path: path.to_path_buf(), error })?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|error| SaveError::Format { path: path.to_path_buf(), error })?;
-    let mut params = module.parameters();
-    params.extend(module.buffers());
+    let params = named_tensors(path, tape, module)?;
     let found: Vec<String> = file.names().into_iter().map(String::from).collect();
     if let Some(extra) = found.iter().find(|n| !params.iter().any(|(name, _)| name == *n)) {
         return Err(SaveError::Unexpected { path: path.to_path_buf(), name: extra.clone() });
@@ -178,6 +207,28 @@ pub fn load<F: Float>(
         tape.get(p).set_value(value);
     }
     Ok(())
+}
+
+/// The parameters and buffers of `module`, named; an error if a name repeats.
+fn named_tensors<F: Float>(
+    path: &Path,
+    tape: &Tape<F>,
+    module: &impl Module<F>,
+) -> Result<Vec<(String, Param)>, SaveError> {
+    let mut named = module.parameters();
+    named.extend(module.buffers());
+    let mut seen = HashMap::with_capacity(named.len());
+    for &(ref name, p) in &named {
+        if let Some(first) = seen.insert(name.as_str(), p) {
+            return Err(SaveError::Duplicate {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                first: tape.get(first).shape().to_vec(),
+                second: tape.get(p).shape().to_vec(),
+            });
+        }
+    }
+    Ok(named)
 }
 
 fn le_bytes<F: Float>(x: F) -> Vec<u8> {

@@ -124,6 +124,25 @@ impl<F: Float> Gradients<F> {
         self.grads.get(param.id)
     }
 
+    /// The gradient for a parameter, to change in place (clipping, scaling); `None` if it does
+    /// not influence the output.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let w = tape.param(2.0);
+    /// let mut grads = (tape.get(w) * 5.0).backward();
+    /// grads.param_mut(w).unwrap().map_inplace(|g| g / 5.0);
+    /// assert_eq!(grads[w].scalar(), Some(1.0));
+    /// ```
+    #[track_caller]
+    pub fn param_mut(&mut self, param: Param) -> Option<&mut Value<F>> {
+        if param.tape != self.tape {
+            panic!("{}", Error::ForeignTape { op: "Gradients::param_mut", what: param.key() });
+        }
+        self.grads.get_mut(param.id)
+    }
+
     /// The number of gradients held.
     pub fn len(&self) -> usize {
         self.grads.len()
@@ -132,10 +151,6 @@ impl<F: Float> Gradients<F> {
     /// Whether no gradient is held.
     pub fn is_empty(&self) -> bool {
         self.grads.is_empty()
-    }
-
-    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Value<F>> {
-        self.grads.values_mut()
     }
 
     pub(crate) fn by_id(&self, id: NodeId) -> Option<&Value<F>> {
