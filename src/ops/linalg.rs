@@ -75,17 +75,17 @@ impl<F: Float> Op<F> for MatMul {
         let mm = |x: Var<'a, F>, y: Var<'a, F>, ta, tb| crate::ops::apply(MatMul { ta, tb }, [x, y]);
         let da = cx.grad_if(0, || {
             let d = if self.ta {
-                mm(b.clone(), gy.clone(), self.tb, true)
+                mm(b, gy, self.tb, true)
             } else {
-                mm(gy.clone(), b.clone(), false, !self.tb)
+                mm(gy, b, false, !self.tb)
             };
             d.sum_to(&cx.input_shape(0))
         });
         let db = cx.grad_if(1, || {
             let d = if self.tb {
-                mm(gy.clone(), a.clone(), true, self.ta)
+                mm(gy, a, true, self.ta)
             } else {
-                mm(a.clone(), gy.clone(), !self.ta, false)
+                mm(a, gy, !self.ta, false)
             };
             d.sum_to(&cx.input_shape(1))
         });
@@ -182,8 +182,8 @@ impl<F: Float> Op<F> for Affine {
     // dx = gy·Wᵀ, dW = xᵀ·gy, db = Σ gy over the batch
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let mm = |x: Var<'a, F>, y: Var<'a, F>, ta, tb| crate::ops::apply(MatMul { ta, tb }, [x, y]);
-        let dx = cx.grad_if(0, || mm(gy.clone(), cx.input(1), false, true));
-        let dw = cx.grad_if(1, || mm(cx.input(0), gy.clone(), true, false));
+        let dx = cx.grad_if(0, || mm(gy, cx.input(1), false, true));
+        let dw = cx.grad_if(1, || mm(cx.input(0), gy, true, false));
         let db = cx.grad_if(2, || gy.sum_axes(&[0], false));
         crate::grads![dx, dw, db]
     }

@@ -74,7 +74,7 @@ impl<F: Float> Op<F> for Extremum {
         let kept = kept_shape(&shape, &self.axes);
         let at_extreme =
             x.zip_constant(&cx.output().reshape(&kept), |x, y| if x == y { F::one() } else { F::zero() });
-        let ties = at_extreme.clone().sum_axes(&self.axes, true);
+        let ties = at_extreme.sum_axes(&self.axes, true);
         let share = at_extreme.zip_constant(&ties, |m, n| m / n);
         crate::grads![gy.reshape(&kept) * share]
     }
@@ -141,7 +141,7 @@ impl<F: Float> Op<F> for Softmax {
     // dx = y·(gy − Σ gy·y) along the axis
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let y = cx.output();
-        let dot = (gy.clone() * y.clone()).sum_axes(&[self.0], true);
+        let dot = (gy * y).sum_axes(&[self.0], true);
         crate::grads![y * (gy - dot)]
     }
 }
@@ -162,7 +162,7 @@ impl<F: Float> Op<F> for LogSoftmax {
     }
     // dx = gy − e^y·Σ gy along the axis
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
-        let total = gy.clone().sum_axes(&[self.0], true);
+        let total = gy.sum_axes(&[self.0], true);
         crate::grads![gy - cx.output().exp() * total]
     }
 }
@@ -502,14 +502,14 @@ impl<'t, F: Float> Var<'t, F> {
             Norm::L2 => {
                 let sq = self.square().try_sum_axes(&axes, keepdims)?;
                 let zero = sq.map_constant(|s| if s == F::zero() { F::one() } else { F::zero() });
-                (sq + zero.clone()).sqrt() - zero
+                (sq + zero).sqrt() - zero
             }
             Norm::Inf => try_apply(Extremum { axes, keepdims, is_max: true }, [self.abs()])?,
             // NOTE: as for L2, the mask makes the gradient of the zero vector 0.
             Norm::P(p) if p >= 1.0 => {
                 let sum = self.abs().powf(F::of(p)).try_sum_axes(&axes, keepdims)?;
                 let zero = sum.map_constant(|s| if s == F::zero() { F::one() } else { F::zero() });
-                (sum + zero.clone()).powf(F::of(1.0 / p)) - zero
+                (sum + zero).powf(F::of(1.0 / p)) - zero
             }
             Norm::P(p) => return Err(Error::argument("norm", format!("p = {p}; expected p ≥ 1"))),
         })

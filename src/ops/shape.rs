@@ -356,7 +356,7 @@ impl<F: Float> Op<F> for Concat {
             .map(|i| {
                 let len = cx.input_shape(i)[self.0];
                 start += len;
-                cx.grad_if(i, || gy.clone().narrow(self.0, start - len, len))
+                cx.grad_if(i, || gy.narrow(self.0, start - len, len))
             })
             .collect()
     }
