@@ -135,6 +135,7 @@ impl<F: Float> Value<F> {
     }
 
     /// Applies `f` to every element.
+    #[inline]
     pub fn map(&self, f: impl Fn(F) -> F) -> Self {
         match self {
             Value::Scalar(x) => Value::Scalar(f(*x)),
@@ -152,7 +153,15 @@ impl<F: Float> Value<F> {
 
     /// Combines `a` and `b` elementwise with NumPy broadcasting; `op` names the operation in the
     /// error when the shapes cannot be broadcast together.
+    #[inline]
     pub fn zip(op: &'static str, a: &Self, b: &Self, f: impl Fn(F, F) -> F) -> Result<Self> {
+        match (a, b) {
+            (Value::Scalar(x), Value::Scalar(y)) => Ok(Value::Scalar(f(*x, *y))),
+            _ => Self::zip_arrays(op, a, b, f),
+        }
+    }
+
+    fn zip_arrays(op: &'static str, a: &Self, b: &Self, f: impl Fn(F, F) -> F) -> Result<Self> {
         match (a, b) {
             (Value::Scalar(x), Value::Scalar(y)) => Ok(Value::Scalar(f(*x, *y))),
             (Value::Array(x), Value::Scalar(y)) => Ok(Value::Array(Box::new(x.mapv(|x| f(x, *y))))),

@@ -74,19 +74,11 @@ impl<F: Float> Op<F> for MatMul {
         let (a, b) = (cx.input(0), cx.input(1));
         let mm = |x: Var<'a, F>, y: Var<'a, F>, ta, tb| crate::ops::apply(MatMul { ta, tb }, [x, y]);
         let da = cx.grad_if(0, || {
-            let d = if self.ta {
-                mm(b, gy, self.tb, true)
-            } else {
-                mm(gy, b, false, !self.tb)
-            };
+            let d = if self.ta { mm(b, gy, self.tb, true) } else { mm(gy, b, false, !self.tb) };
             d.sum_to(&cx.input_shape(0))
         });
         let db = cx.grad_if(1, || {
-            let d = if self.tb {
-                mm(gy, a, true, self.ta)
-            } else {
-                mm(a, gy, !self.ta, false)
-            };
+            let d = if self.tb { mm(gy, a, true, self.ta) } else { mm(a, gy, !self.ta, false) };
             d.sum_to(&cx.input_shape(1))
         });
         crate::grads![da, db]

@@ -21,7 +21,7 @@ use crate::error::{Error, Result, or_panic};
 use crate::float::Float;
 use crate::tape::op::{Context, Grads, Op};
 use crate::tape::record::{ScopeMark, anomaly, first_non_finite};
-use crate::tape::{GradOptions, Gradients, NodeId, Tape, Var};
+use crate::tape::{GradOptions, Gradients, Inner, NodeId, Tape, Var};
 use crate::value::{Shape, Value, same_shape};
 
 /// Where one backward pass keeps its gradients. The stores hold no state of their own: the
@@ -47,9 +47,9 @@ pub(crate) trait GradientStore<'t, F: Float> {
 
     /// The one place for fast paths: passes the gradient of each input of node `id` that needs
     /// one to `add` without running the rule, and returns `true`; or returns `false` to run
-    /// the rule.
+    /// the rule. `add` must not touch the tape, which `inner` borrows.
     fn fast_path(
-        _tape: &'t Tape<F>,
+        _inner: &Inner<F>,
         _id: NodeId,
         _gy: &Self::Grad,
         _add: impl FnMut(NodeId, Self::Grad),
@@ -77,7 +77,8 @@ fn backward<'t, F: Float, S: GradientStore<'t, F>>(
     };
     grads.insert(output, seed);
     for i in (0..end).rev() {
-        let id = tape.inner.borrow().order[i];
+        let inner = tape.inner.borrow();
+        let id = inner.order[i];
         let gy = if keep.contains(&id) { grads.get(id).cloned() } else { grads.remove(id) };
         let Some(gy) = gy else { continue };
         let mut add = |p: NodeId, g: S::Grad| match grads.get_mut(p) {
@@ -86,7 +87,8 @@ fn backward<'t, F: Float, S: GradientStore<'t, F>>(
                 grads.insert(p, g);
             }
         };
-        if !S::fast_path(tape, id, &gy, &mut add) {
+        if !S::fast_path(&inner, id, &gy, &mut add) {
+            drop(inner);
             rule::<F, S>(tape, id, gy, add)?;
         }
     }
@@ -182,14 +184,8 @@ impl<'t, F: Float> GradientStore<'t, F> for Values {
     /// elementwise op), the gradients are computed on plain numbers: no rule context, no
     /// temporaries on the tape. It takes the scalar chain of `cargo bench --bench scalar_chain`
     /// from 105 to 48 ns per op.
-    fn fast_path(
-        tape: &'t Tape<F>,
-        id: NodeId,
-        gy: &Value<F>,
-        mut add: impl FnMut(NodeId, Value<F>),
-    ) -> bool {
+    fn fast_path(inner: &Inner<F>, id: NodeId, gy: &Value<F>, mut add: impl FnMut(NodeId, Value<F>)) -> bool {
         let &Value::Scalar(gy) = gy else { return false };
-        let inner = tape.inner.borrow();
         let node = &inner.nodes[id];
         let scalar = |p: NodeId| match inner.nodes[p].value {
             Value::Scalar(x) => Some(x),
