@@ -200,8 +200,9 @@ fn higher_order_tanh_derivatives_match_their_polynomials_and_graphs_grow() {
             polynomial[k + 2] -= c;
         }
     }
-    assert!(sizes.windows(2).all(|w| w[0] < w[1]), "the graph grows with the order: {sizes:?}");
-    assert!(sizes[6] > 20 * sizes[1], "{sizes:?}");
+    // Variables + ops of the graph of each derivative, as counted when the example was written:
+    // a change here means the backward rules of tanh, mul or the accumulation changed shape.
+    assert_eq!(sizes, [3, 10, 14, 35, 82, 193, 468]);
 }
 
 /// The network and its slope in plain `f64`, `θ = [w₁…, b₁…, w₂…, b₂]`: the mean squared error

@@ -306,6 +306,37 @@ scalar_ops! {
 }
 
 impl<'t, F: Float> Var<'t, F> {
+    /// `c − x`, in one op: what `2.0 - x` writes for a concrete `f32` or `f64`, for code generic
+    /// over the element type (such as backward rules).
+    ///
+    /// ```
+    /// use tapegrad::{Float, Tape, Var};
+    /// fn one_minus<F: Float>(x: Var<'_, F>) -> Var<'_, F> { x.rsub(F::one()) }
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(0.25);
+    /// assert_eq!(one_minus(x).scalar(), 0.75);
+    /// assert_eq!(one_minus(x).backward()[x].scalar(), Some(-1.0));
+    /// ```
+    #[track_caller]
+    pub fn rsub(self, c: F) -> Self {
+        apply(RSubScalar(c), [self])
+    }
+
+    /// `c / x`, in one op: what `2.0 / x` writes for a concrete `f32` or `f64`, for code generic
+    /// over the element type.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(4.0);
+    /// assert_eq!(x.rdiv(2.0).scalar(), 0.5);
+    /// assert_eq!(x.rdiv(2.0).backward()[x].scalar(), Some(-0.125)); // −c/x²
+    /// ```
+    #[track_caller]
+    pub fn rdiv(self, c: F) -> Self {
+        apply(RDivScalar(c), [self])
+    }
+
     /// `xᶜ` for a constant exponent.
     ///
     /// ```

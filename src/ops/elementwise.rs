@@ -35,6 +35,9 @@ impl<F: Float> Scalar<F> {
     pub fn powf(self, exponent: F) -> Self {
         Scalar(self.0.powf(exponent))
     }
+    pub fn rsub(self, c: F) -> Self {
+        Scalar(c - self.0)
+    }
     pub fn sign(self) -> Self {
         Scalar(crate::ops::unary::sign(self.0))
     }

@@ -114,13 +114,13 @@ unary_ops! {
     /// `tanh x`.
     Tanh tanh, |x| x.tanh(),
     // dx = gy·(1 − y²)
-    |x, y, gy| gy * (-y.square() + F::one()),
+    |x, y, gy| gy * y.square().rsub(F::one()),
     at 0.7, test unary(ANY);
 
     /// The logistic sigmoid `1/(1 + e⁻ˣ)`, computed without overflow for large `|x|`.
     Sigmoid sigmoid, |x| sigmoid(x),
     // dx = gy·y·(1 − y)
-    |x, y, gy| gy * y * (-y + F::one()),
+    |x, y, gy| gy * y * y.rsub(F::one()),
     at 0.7, test unary(ANY);
 
     /// `max(x, 0)`. NOTE: the gradient at 0 is 0.
