@@ -55,8 +55,9 @@ fn inputs() -> Array2<f64> {
 }
 
 /// The model's output on each row of the truth table.
+/// Evaluated in a scope, which frees the nodes it made.
 fn truth_table(tape: &Tape<f64>, model: &impl Module<f64>) -> [f64; 4] {
-    let y = model.forward(tape.constant(inputs())).to_array();
+    let y = tape.scope(|| model.forward(tape.constant(inputs())).to_array());
     std::array::from_fn(|i| y[[i, 0]])
 }
 

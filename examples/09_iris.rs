@@ -89,11 +89,12 @@ pub fn train(seed: u64) -> Result<Report, DataError> {
     let model = Mlp::new(&tape, &[4, 16, 3], Activation::Relu, Init::He, &mut rng);
     let mut optimizer = Adam::new(nn::params(&model), 0.01);
     let loader = DataLoader::new(&train_x, &train.labels, 16)?.seed(seed);
+    // Evaluation records nothing (no_grad) and keeps nothing (scope frees its nodes).
     let scores = |x: &Array2<f64>| {
-        let _frozen = tape.no_grad();
-        let scores = model.forward(tape.constant(x.mapv(|v| v as f32))).to_array();
-        tape.reset();
-        scores
+        tape.scope(|| {
+            let _frozen = tape.no_grad();
+            model.forward(tape.constant(x.mapv(|v| v as f32))).to_array()
+        })
     };
 
     let mut epochs = Vec::new();

@@ -175,11 +175,13 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
     let model = Mlp::new(&tape, &settings.sizes, settings.activation, settings.init, &mut rng);
     let mut opt = optimizer(&settings.optimizer, nn::params(&model), settings.lr)?;
     let loader = DataLoader::new(&train_x, &mnist.train_labels, settings.batch)?.seed(settings.seed);
+    // Evaluation records nothing (no_grad) and keeps nothing (scope frees its nodes).
     let evaluate = |x: &Array2<f32>, y: &[usize]| {
-        let _frozen = tape.no_grad();
-        let scores = model.forward(tape.constant(x.clone())).to_array();
-        tape.reset();
-        nn::accuracy(&scores, y)
+        tape.scope(|| {
+            let _frozen = tape.no_grad();
+            let scores = model.forward(tape.constant(x.clone())).to_array();
+            nn::accuracy(&scores, y)
+        })
     };
 
     let mut epochs = Vec::new();

@@ -1,0 +1,147 @@
+//! The tape's own behaviour: recording guards, leaf updates, scopes, anomaly mode and
+//! statistics.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use ndarray::array;
+use tapegrad::optim::{Optimizer, Sgd};
+use tapegrad::{GradOptions, Tape, Value};
+
+#[test]
+fn no_grad_guards_dropped_out_of_order_resume_recording() {
+    let tape = Tape::<f64>::new();
+    let outer = tape.no_grad();
+    let inner = tape.no_grad();
+    drop(outer); // the outer guard goes first
+    assert!(!tape.is_recording(), "one guard is still open");
+    drop(inner);
+    assert!(tape.is_recording());
+    // Training works afterwards: 100 SGD steps on (w − 3)² move w from 0 to near 3.
+    let w = tape.param(0.0);
+    let mut sgd = Sgd::new(vec![w], 0.1);
+    for _ in 0..100 {
+        let loss = (tape.get(w) - 3.0).square();
+        sgd.step(&tape, &loss.backward());
+        tape.reset();
+    }
+    assert!((tape.get(w).scalar() - 3.0).abs() < 1e-9, "{}", tape.get(w).scalar());
+}
+
+#[test]
+fn a_failed_set_value_leaves_the_value_unchanged() {
+    let tape = Tape::<f64>::new();
+    let w = tape.param(vec![1.0, 2.0]);
+    let err = tape.get(w).try_set_value(vec![1.0, 2.0, 3.0]).unwrap_err();
+    assert_eq!(err.to_string(), "set_value: got shapes [2] and [3], expected a value of the leaf's shape");
+    assert_eq!(tape.get(w).value(), Value::from(vec![1.0, 2.0]));
+    let y = tape.get(w) * 2.0;
+    let err = y.try_set_value(vec![0.0, 0.0]).unwrap_err();
+    assert_eq!(err.to_string(), "set_value: only leaves (var, param, constant, buffer) can be changed");
+}
+
+#[test]
+fn an_update_may_read_other_vars_but_not_its_own() {
+    let tape = Tape::<f64>::new();
+    let (w, lr) = (tape.var(vec![1.0, 2.0]), tape.constant(0.5));
+    w.update(|mut v| v.mapv_inplace(|x| x - lr.scalar()));
+    assert_eq!(w.value(), Value::from(vec![0.5, 1.5]));
+    let message = catch_unwind(AssertUnwindSafe(|| w.update(|_| drop(w.scalar()))))
+        .expect_err("reading the leaf being updated")
+        .downcast::<String>()
+        .unwrap();
+    assert!(
+        message.starts_with("scalar: Var#")
+            && message.ends_with("is being changed by Var::update; read it before the update"),
+        "{message}"
+    );
+    assert_eq!(w.value(), Value::from(vec![0.5, 1.5]), "the value is put back after the panic");
+}
+
+#[test]
+fn create_graph_inside_no_grad_still_records_the_backward_pass() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(2.0);
+    let y = x * x * x; // x³
+    let _frozen = tape.no_grad();
+    let [dy] = tape.grad(y, [x], GradOptions { create_graph: true });
+    let [d2y] = tape.grad(dy, [x], GradOptions { create_graph: true });
+    assert_eq!((dy.scalar(), d2y.scalar()), (12.0, 12.0)); // 3x², 6x
+    assert!(!tape.is_recording(), "the guard is still in force afterwards");
+}
+
+#[test]
+fn scopes_free_what_they_made_and_keep_parameters() {
+    let tape = Tape::<f64>::new();
+    let w = tape.param(vec![1.0, 2.0]);
+    let before = tape.len();
+    let (value, grad) = tape.scope(|| {
+        let y = (tape.get(w) * tape.get(w)).sum(); // Σ w²
+        let g = y.backward();
+        (y.scalar(), g[w].to_array())
+    });
+    assert_eq!((value, grad), (5.0, array![2.0, 4.0].into_dyn()));
+    assert_eq!((tape.len(), tape.num_ops()), (before, 0));
+    // Nested scopes, and nodes made before a scope stay.
+    let kept = tape.get(w) + 1.0;
+    let inner = tape.scope(|| tape.scope(|| (kept * 3.0).to_array()) + tape.scope(|| kept.to_array()));
+    assert_eq!(inner, array![8.0, 12.0].into_dyn());
+    assert_eq!(kept.to_array(), array![2.0, 3.0].into_dyn());
+    assert_eq!(tape.len(), before + 1);
+    assert_eq!(kept.sum().backward()[w].to_array(), array![1.0, 1.0].into_dyn());
+}
+
+#[test]
+fn backward_of_a_freed_var_says_backward() {
+    let tape = Tape::<f64>::new();
+    let y = tape.var(1.0) * 2.0;
+    tape.reset();
+    let err = y.try_backward().unwrap_err().to_string();
+    assert!(err.starts_with("backward: Var#"), "{err}");
+    assert!(err.contains("was freed by Tape::reset()"), "{err}");
+}
+
+#[test]
+fn anomaly_mode_names_the_op_and_the_line_that_made_a_nan_or_an_infinity() {
+    let tape = Tape::<f64>::new();
+    tape.set_detect_anomaly(true);
+    // Forward: ln(0·x) = ln 0 = −∞, made by ln from a finite input.
+    let x = tape.var(vec![1.0, 2.0]);
+    let zero = x * 0.0;
+    let (line, err) = (line!(), zero.try_apply(tapegrad::ops::unary::Ln).unwrap_err().to_string());
+    let at = format!("tests/tape.rs:{line}:");
+    assert!(err.starts_with("ln: produced -inf from finite inputs of shape [2] (node created at "), "{err}");
+    assert!(err.contains(&at), "{err}");
+    // Backward: √x is finite at 0, its gradient 1/(2√x) is not.
+    let x = tape.var(vec![0.0, 4.0]);
+    let line = line!() + 1;
+    let y = x.sqrt().sum();
+    let err = y.try_backward().unwrap_err().to_string();
+    assert!(err.starts_with("sqrt: produced inf in backward from finite inputs of shape [2]"), "{err}");
+    assert!(err.contains(&format!("tests/tape.rs:{line}:")), "{err}");
+    // Off, the same computation gives the infinity without complaint.
+    tape.set_detect_anomaly(false);
+    let g = x.sqrt().sum().backward();
+    assert_eq!(g[x].to_array(), array![f64::INFINITY, 0.25].into_dyn());
+}
+
+#[test]
+fn statistics_count_nodes_and_bytes_by_op() {
+    let tape = Tape::<f64>::new();
+    let w = tape.param(ndarray::Array2::<f64>::zeros((3, 4)));
+    let x = tape.constant(ndarray::Array2::<f64>::ones((2, 3)));
+    let y = x.matmul(tape.get(w)).tanh().sum();
+    let stats = tape.stats();
+    let row = |name: &str| stats.by_op.iter().find(|r| r.name == name).map(|r| r.nodes);
+    assert_eq!(stats.nodes, 5);
+    assert_eq!(
+        (row("parameter"), row("constant"), row("matmul"), row("tanh"), row("sum")),
+        (Some(1), Some(1), Some(1), Some(1), Some(1))
+    );
+    let parameter = stats.by_op.iter().find(|r| r.name == "parameter").unwrap();
+    assert!(parameter.bytes >= 12 * 8, "12 f64s at least: {}", parameter.bytes);
+    assert_eq!(stats.bytes, stats.by_op.iter().map(|r| r.bytes).sum::<usize>());
+    let table = stats.to_string();
+    assert!(table.starts_with("op"), "{table}");
+    assert!(table.lines().last().unwrap().starts_with("total"), "{table}");
+    drop(y);
+}
