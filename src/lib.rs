@@ -62,3 +62,13 @@ pub use ndarray::s;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeExample;
+
+/// The architecture notes' examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/ARCHITECTURE.md")]
+struct ArchitectureDoc;
+
+/// The guide to adding an op, its examples compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/ADDING_AN_OP.md")]
+struct AddingAnOpDoc;
