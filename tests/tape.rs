@@ -149,3 +149,12 @@ fn statistics_count_nodes_and_bytes_by_op() {
     assert!(table.lines().last().unwrap().starts_with("total"), "{table}");
     assert_eq!(y.scalar(), 4f64.tanh() * 0.0 + 0.0);
 }
+
+#[test]
+fn anomaly_mode_checks_scalar_gradients_too() {
+    let tape = Tape::<f64>::new();
+    tape.set_detect_anomaly(true);
+    let x = tape.var(0.0);
+    let err = x.sqrt().try_backward().unwrap_err().to_string();
+    assert!(err.starts_with("sqrt: produced inf in backward from finite inputs of shape []"), "{err}");
+}
