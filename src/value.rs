@@ -43,7 +43,7 @@ impl<F: Float> Value<F> {
     /// The shape; `[]` for a scalar.
     pub fn shape(&self) -> &[usize] {
         match self {
-            Value::Scalar(_) => &NO_AXES[..0],
+            Value::Scalar(_) => &[],
             Value::Array(a) => a.shape(),
         }
     }
@@ -228,7 +228,7 @@ impl<F: Float + approx::AbsDiffEq<Epsilon = F>> approx::AbsDiffEq for Value<F> {
         F::default_epsilon()
     }
     fn abs_diff_eq(&self, other: &Self, epsilon: F) -> bool {
-        same_shape(self.shape(), other.shape())
+        self.shape() == other.shape()
             && self.view().iter().zip(other.view().iter()).all(|(a, b)| a.abs_diff_eq(b, epsilon))
     }
 }
@@ -238,7 +238,7 @@ impl<F: Float + approx::RelativeEq<Epsilon = F>> approx::RelativeEq for Value<F>
         F::default_max_relative()
     }
     fn relative_eq(&self, other: &Self, epsilon: F, max_relative: F) -> bool {
-        same_shape(self.shape(), other.shape())
+        self.shape() == other.shape()
             && self
                 .view()
                 .iter()
@@ -293,8 +293,7 @@ fn zip_trailing<F: Float>(
     let (xs, ys) = (x.as_slice()?, y.as_slice()?);
     let trailing = |small: &ArrayD<F>, big: &ArrayD<F>| {
         let axes = small.shape().iter().skip_while(|&&n| n == 1).count();
-        same_shape(big.shape(), shape)
-            && same_shape(&small.shape()[small.ndim() - axes..], &big.shape()[big.ndim() - axes..])
+        big.shape() == shape && small.shape()[small.ndim() - axes..] == big.shape()[big.ndim() - axes..]
     };
     let data: Vec<F> = if !ys.is_empty() && trailing(y, x) {
         xs.chunks_exact(ys.len()).flat_map(|row| row.iter().zip(ys).map(|(&a, &b)| f(a, b))).collect()
@@ -304,18 +303,6 @@ fn zip_trailing<F: Float>(
         return None;
     };
     ArrayD::from_shape_vec(IxDyn(shape), data).ok()
-}
-
-/// The shape of a scalar, as a slice with a real address.
-///
-/// NOTE: `&[]` points at a dangling address, and glibc's AVX-512 `memcmp` reads through a masked
-/// load even for length 0; on a dangling pointer that load takes a fault-suppression assist of
-/// about a hundred cycles. Comparing two scalar shapes then cost more than the whole scalar op.
-static NO_AXES: [usize; 1] = [0];
-
-/// Whether two shapes are equal, compared element by element (see [`NO_AXES`]).
-pub(crate) fn same_shape(a: &[usize], b: &[usize]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The NumPy broadcast of two shapes, or `None` when an axis differs and neither is 1.

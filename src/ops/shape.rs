@@ -382,7 +382,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// Like [`sum_to`](Self::sum_to), returning the error instead of panicking.
     #[track_caller]
     pub fn try_sum_to(self, shape: &[usize]) -> Result<Self> {
-        if crate::value::same_shape(&self.shape(), shape) {
+        if self.shape().as_slice() == shape {
             return Ok(self);
         }
         try_apply(SumTo(Shape::from_slice(shape)), [self])
@@ -406,7 +406,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// Like [`broadcast_to`](Self::broadcast_to), returning the error instead of panicking.
     #[track_caller]
     pub fn try_broadcast_to(self, shape: &[usize]) -> Result<Self> {
-        if crate::value::same_shape(&self.shape(), shape) {
+        if self.shape().as_slice() == shape {
             return Ok(self);
         }
         try_apply(BroadcastTo(Shape::from_slice(shape)), [self])
@@ -429,7 +429,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// Like [`reshape`](Self::reshape), returning the error instead of panicking.
     #[track_caller]
     pub fn try_reshape(self, shape: &[usize]) -> Result<Self> {
-        if crate::value::same_shape(&self.shape(), shape) {
+        if self.shape().as_slice() == shape {
             return Ok(self);
         }
         try_apply(Reshape(Shape::from_slice(shape)), [self])

@@ -22,7 +22,7 @@ use crate::float::Float;
 use crate::tape::op::{Context, Grads, Op};
 use crate::tape::record::{ScopeMark, anomaly, first_non_finite};
 use crate::tape::{GradOptions, Gradients, Inner, NodeId, Tape, Var};
-use crate::value::{Shape, Value, same_shape};
+use crate::value::{Shape, Value};
 
 /// Where one backward pass keeps its gradients. The stores hold no state of their own: the
 /// gradients live in the map [`backward`] owns.
@@ -133,7 +133,7 @@ fn rule<'t, F: Float, S: GradientStore<'t, F>>(
         let expected = inner.nodes[p].value.shape();
         S::with_value(tape, &g, |g| {
             assert!(
-                same_shape(g.shape(), expected),
+                g.shape() == expected,
                 "backward of {} returned a gradient of shape {:?} for an input of shape {expected:?}",
                 op.name(),
                 g.shape()
@@ -315,7 +315,7 @@ impl<F: Float> Tape<F> {
     ) -> Result<Gradients<F>> {
         let shape =
             Shape::from_slice(self.lookup(&self.inner.borrow(), output, "backward", 0)?.value.shape());
-        if !same_shape(seed.shape(), &shape) {
+        if seed.shape() != shape.as_slice() {
             let expected = "a seed gradient of the output's shape";
             return Err(Error::shape("backward", &[&shape, seed.shape()], expected));
         }

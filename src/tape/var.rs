@@ -13,7 +13,7 @@ use crate::error::{Error, Result, or_panic};
 use crate::float::Float;
 use crate::tape::op::Op;
 use crate::tape::{Gradients, NodeId, Tape};
-use crate::value::{Shape, Value, same_shape};
+use crate::value::{Shape, Value};
 
 /// A handle to a node on a [`Tape`]: cheap to copy, used like a number.
 ///
@@ -250,7 +250,7 @@ impl<'t, F: Float> Var<'t, F> {
         let value = value.into();
         let mut inner = self.tape.inner.borrow_mut();
         let node = self.leaf_mut(&mut inner, "set_value")?;
-        if !same_shape(node.value.shape(), value.shape()) {
+        if node.value.shape() != value.shape() {
             let expected = "a value of the leaf's shape";
             return Err(Error::shape("set_value", &[node.value.shape(), value.shape()], expected));
         }
