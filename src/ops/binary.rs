@@ -97,19 +97,31 @@ binary_ops! {
                   gy * y.clone() * nonzero_where(a, y.map_constant(|y| if y == F::zero() { F::zero() } else { F::one() })).ln(),
     test binary(POSITIVE, ANY);
 
-    /// The larger of `a` and `b`. NOTE: on a tie the gradient is split evenly between them.
-    Maximum "maximum", |a, b| a.max(b),
+    /// The larger of `a` and `b`, NaN if either is. NOTE: on a tie the gradient is split evenly
+    /// between them; a NaN takes the gradient from a number.
+    Maximum "maximum", |a, b| maximum(a, b),
     // da = gy·[a>b] + ½gy·[a=b], db = gy·[b>a] + ½gy·[a=b]
-    |a, b, y, gy| gy * a.zip_constant(&b, |a, b| tie_mask(a, b)),
-                  gy * b.zip_constant(&a, |b, a| tie_mask(b, a)),
+    |a, b, y, gy| gy * a.zip_constant(&b, |a, b| share(a, b, true)),
+                  gy * b.zip_constant(&a, |b, a| share(b, a, true)),
     test binary(GRID, GRID_SHIFTED);
 
-    /// The smaller of `a` and `b`. NOTE: on a tie the gradient is split evenly between them.
-    Minimum "minimum", |a, b| a.min(b),
+    /// The smaller of `a` and `b`, NaN if either is. NOTE: on a tie the gradient is split evenly
+    /// between them; a NaN takes the gradient from a number.
+    Minimum "minimum", |a, b| minimum(a, b),
     // da = gy·[a<b] + ½gy·[a=b], db = gy·[b<a] + ½gy·[a=b]
-    |a, b, y, gy| gy * b.zip_constant(&a, |b, a| tie_mask(b, a)),
-                  gy * a.zip_constant(&b, |a, b| tie_mask(a, b)),
+    |a, b, y, gy| gy * a.zip_constant(&b, |a, b| share(a, b, false)),
+                  gy * b.zip_constant(&a, |b, a| share(b, a, false)),
     test binary(GRID, GRID_SHIFTED);
+}
+
+/// The larger of `a` and `b`, NaN if either is (NumPy's `maximum`; `F::max` drops a NaN).
+pub(crate) fn maximum<F: Float>(a: F, b: F) -> F {
+    if a.is_nan() || b.is_nan() { F::nan() } else { a.max(b) }
+}
+
+/// The smaller of `a` and `b`, NaN if either is (NumPy's `minimum`; `F::min` drops a NaN).
+pub(crate) fn minimum<F: Float>(a: F, b: F) -> F {
+    if a.is_nan() || b.is_nan() { F::nan() } else { a.min(b) }
 }
 
 /// `x` where `mask` is 1 and 1 where it is 0, differentiably in `x`: keeps `ln` away from 0.
@@ -120,14 +132,17 @@ where
     x * mask.clone() - (mask - 1.0)
 }
 
-/// 1 where `a > b`, ½ where they tie, 0 elsewhere.
-fn tie_mask<F: Float>(a: F, b: F) -> F {
-    if a > b {
+/// `a`'s share of the gradient of the larger (`larger`) or the smaller of `a` and `b`: 1 where
+/// `a` is the one taken, ½ where neither is (a tie, or two NaNs), 0 where `b` is. A NaN is taken
+/// over a number, as it is what the result came from.
+fn share<F: Float>(a: F, b: F, larger: bool) -> F {
+    let taken = |a: F, b: F| (if larger { a > b } else { a < b }) || (a.is_nan() && !b.is_nan());
+    if taken(a, b) {
         F::one()
-    } else if a == b {
-        F::of(0.5)
-    } else {
+    } else if taken(b, a) {
         F::zero()
+    } else {
+        F::of(0.5)
     }
 }
 
@@ -499,3 +514,37 @@ assign_operators!(AddAssign add_assign +, SubAssign sub_assign -, MulAssign mul_
 
 #[cfg(test)]
 use crate::ops::cases::*;
+
+#[cfg(test)]
+mod tests {
+    use crate::Tape;
+
+    /// NumPy's `maximum` and `minimum` (and PyTorch's) return NaN when either operand is NaN.
+    /// NOTE: the gradient goes to the NaN operand, the one the result came from, as PyTorch's
+    /// `max` reduction does; two NaNs split it.
+    #[test]
+    fn maximum_and_minimum_propagate_nan_from_either_side() {
+        let tape = Tape::<f64>::new();
+        let nan = f64::NAN;
+        let (a, b) = (tape.var(vec![nan, 1.0, 2.0, nan]), tape.var(vec![0.0, nan, 1.0, nan]));
+        for (y, expected) in
+            [(a.maximum(b), 2.0), (b.maximum(a), 2.0), (a.minimum(b), 1.0), (b.minimum(a), 1.0)]
+        {
+            let v = y.to_array();
+            assert!(v[0].is_nan() && v[1].is_nan() && v[3].is_nan(), "{v}");
+            assert_eq!(v[2], expected);
+        }
+        for y in [a.maximum(b), a.minimum(b)] {
+            let g = y.sum().backward();
+            assert_eq!(g[a].to_array().into_raw_vec_and_offset().0[..2], [1.0, 0.0]);
+            assert_eq!(g[b].to_array().into_raw_vec_and_offset().0[..2], [0.0, 1.0]);
+            assert_eq!((g[a].to_array()[3], g[b].to_array()[3]), (0.5, 0.5));
+        }
+        // the same on the scalar path
+        let (s, t) = (tape.var(nan), tape.var(3.0));
+        let y = s.maximum(t);
+        assert!(y.scalar().is_nan());
+        let g = y.backward();
+        assert_eq!((g[s].scalar(), g[t].scalar()), (Some(1.0), Some(0.0)));
+    }
+}

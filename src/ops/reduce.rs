@@ -7,6 +7,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::op::{Context, Grads, Op, Tensor, apply, check_axis, methods, try_apply};
+use crate::ops::binary::{maximum, minimum};
 use crate::value::{Shape, Value};
 
 /// Sums over `axes` (all axes when empty is not meant: pass every axis), keeping them as length
@@ -40,8 +41,9 @@ impl<F: Float> Op<F> for SumAxes {
     }
 }
 
-/// The maximum (`is_max`) or minimum over `axes`. NOTE: when several entries tie for the
-/// extreme, the gradient is split evenly among them.
+/// The maximum (`is_max`) or minimum over `axes`, NaN where a NaN is among the values. NOTE:
+/// when several entries tie for the extreme, the gradient is split evenly among them; where the
+/// result is NaN, among the NaNs.
 #[derive(Debug, Clone)]
 pub struct Extremum {
     /// The axes reduced, ascending.
@@ -61,16 +63,17 @@ impl<F: Float> Op<F> for Extremum {
         if x[0].is_empty() {
             return Err(Error::argument(Op::<F>::name(self), "the value has no elements"));
         }
-        let pick = if self.is_max { F::max } else { F::min };
+        let pick = if self.is_max { maximum } else { minimum };
         let start = if self.is_max { F::neg_infinity() } else { F::infinity() };
         Ok(reduce(x[0], &self.axes, self.keepdims, |a, axis| a.fold_axis(axis, start, |&m, &v| pick(m, v))))
     }
-    // dx = gy·[x = y] / (number of ties)
+    // dx = gy·[x = y] / (number of ties), with NaN = NaN
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Tensor<'a, F>) -> Grads<'a, F> {
         let (x, shape) = (cx.input(0), cx.input_shape(0));
         let kept = kept_shape(&shape, &self.axes);
+        let is_y = |x: F, y: F| x == y || (x.is_nan() && y.is_nan());
         let at_extreme =
-            x.zip_constant(&cx.output().reshape(&kept), |x, y| if x == y { F::one() } else { F::zero() });
+            x.zip_constant(&cx.output().reshape(&kept), |x, y| if is_y(x, y) { F::one() } else { F::zero() });
         let ties = at_extreme.clone().sum_axes(&self.axes, true);
         let share = at_extreme.zip_constant(&ties, |m, n| m / n);
         crate::grads![gy.reshape(&kept) * share]
@@ -533,6 +536,28 @@ mod tests {
         let x = tape.var(ndarray::array![[2.0, 2.0, 1.0], [0.0, 3.0, 3.0]]);
         let g = x.max_axis(1, false).sum().backward();
         assert_eq!(g[x].to_array(), ndarray::array![[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]].into_dyn());
+    }
+
+    /// NumPy's `max`/`min` and PyTorch's return NaN for values containing NaN, and so does the
+    /// ∞-norm; the gradient goes to the NaN entries, as in PyTorch.
+    #[test]
+    fn max_min_and_the_inf_norm_propagate_nan() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(ndarray::array![[1.0, f64::NAN, -3.0], [4.0, 5.0, -6.0]]);
+        assert!(x.max().scalar().is_nan() && x.min().scalar().is_nan());
+        assert!(x.norm(Norm::Inf).scalar().is_nan());
+        let rows = [x.max_axis(1, false), x.min_axis(1, false), x.norm_axes(Norm::Inf, &[1], false)];
+        for (y, second) in rows.into_iter().zip([5.0, -6.0, 6.0]) {
+            let v = y.to_array();
+            assert!(v[0].is_nan() && v[1] == second, "{v}");
+        }
+        let columns = x.max_axis(0, false).to_array();
+        assert!(columns[1].is_nan() && columns[0] == 4.0 && columns[2] == -3.0, "{columns}");
+        let g = x.max_axis(1, false).sum().backward()[x].to_array();
+        assert_eq!(g, ndarray::array![[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]].into_dyn());
+        let g = x.norm_axes(Norm::Inf, &[1], false).sum().backward()[x].to_array();
+        assert!(g[[0, 1]].is_nan(), "{g}"); // d|x|/dx at NaN is sign(NaN), NaN
+        assert_eq!(g.slice(ndarray::s![1, ..]).to_vec(), vec![0.0, 0.0, -1.0]);
     }
 
     #[test]

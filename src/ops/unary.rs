@@ -124,8 +124,8 @@ unary_ops! {
     |x, y, gy| gy * y.clone() * (1.0 - y),
     at 0.7, test unary(ANY);
 
-    /// `max(x, 0)`. NOTE: the gradient at 0 is 0.
-    Relu relu, |x| if x > F::zero() { x } else { F::zero() },
+    /// `max(x, 0)`; NaN stays NaN. NOTE: the gradient at 0 is 0, at NaN it is NaN.
+    Relu relu, |x| if x > F::zero() || x.is_nan() { x } else { F::zero() },
     // dx = gy·step(x)
     |x, y, gy| gy * x.step(),
     at 0.7, test unary(NONZERO);
@@ -136,14 +136,14 @@ unary_ops! {
     |x, y, gy| gy * x.sigmoid(),
     at 0.7, test unary(ANY);
 
-    /// The Heaviside step: 1 where `x > 0`, 0 elsewhere (the perceptron's activation). Its
-    /// gradient is zero everywhere.
+    /// The Heaviside step: 1 where `x > 0`, 0 elsewhere and NaN at NaN (the perceptron's
+    /// activation). Its gradient is zero everywhere.
     Step step, |x| step(x),
     // dx = 0
     |x, y, gy| zero(),
     at 0.7, test unary(NONZERO);
 
-    /// The sign: −1, 0 or 1. Its gradient is zero everywhere.
+    /// The sign: −1, 0 or 1, and NaN at NaN. Its gradient is zero everywhere.
     Sign sign, |x| sign(x),
     // dx = 0
     |x, y, gy| zero(),
@@ -151,7 +151,13 @@ unary_ops! {
 }
 
 pub(crate) fn step<F: Float>(x: F) -> F {
-    if x > F::zero() { F::one() } else { F::zero() }
+    if x > F::zero() {
+        F::one()
+    } else if x.is_nan() {
+        x
+    } else {
+        F::zero()
+    }
 }
 
 pub(crate) fn sign<F: Float>(x: F) -> F {
@@ -159,6 +165,8 @@ pub(crate) fn sign<F: Float>(x: F) -> F {
         F::one()
     } else if x < F::zero() {
         -F::one()
+    } else if x.is_nan() {
+        x
     } else {
         F::zero()
     }
@@ -198,5 +206,26 @@ mod tests {
         assert_eq!(s, vec![0.0, 1.0]);
         let sp = x.softplus().to_array().into_raw_vec_and_offset().0;
         assert_eq!(sp, vec![0.0, 1000.0]);
+    }
+
+    /// NumPy and PyTorch: `relu(NaN)`, `heaviside(NaN)` and `sign(NaN)` are NaN, so one NaN pixel
+    /// makes a batch's loss NaN instead of quietly counting as 0.
+    #[test]
+    fn nan_propagates_through_relu_step_and_sign() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(vec![1.5, f64::NAN, -2.0]);
+        let (relu, step, sign) = (x.relu().to_array(), x.step().to_array(), x.sign().to_array());
+        assert_eq!((relu[0], relu[2], step[0], step[2], sign[0], sign[2]), (1.5, 0.0, 1.0, 0.0, 1.0, -1.0));
+        assert!(relu[1].is_nan() && step[1].is_nan() && sign[1].is_nan(), "{relu} {step} {sign}");
+        assert!(x.relu().sum().scalar().is_nan());
+        // dx = gy·step(x): the derivative at NaN is NaN, elsewhere unchanged, and nothing panics
+        let g = x.relu().sum().backward()[x].to_array();
+        assert_eq!((g[0], g[2]), (1.0, 0.0));
+        assert!(g[1].is_nan(), "{g}");
+        // the same on the scalar path
+        let s = tape.var(f64::NAN);
+        assert!(s.relu().scalar().is_nan() && s.step().scalar().is_nan() && s.sign().scalar().is_nan());
+        assert!(s.relu().backward()[s].scalar().is_some_and(f64::is_nan));
+        assert!(s.abs().backward()[s].scalar().is_some_and(f64::is_nan));
     }
 }
