@@ -257,7 +257,7 @@ pub enum Norm {
     L2,
     /// `max |x|`; ties split the gradient evenly.
     Inf,
-    /// `(Σ |x|ᵖ)^(1/p)` for `p ≥ 1`.
+    /// `(Σ |x|ᵖ)^(1/p)` for `p ≥ 1`; `P(∞)` is [`Inf`](Norm::Inf).
     P(f64),
 }
 
@@ -429,22 +429,32 @@ methods! {
     /// ```
     fn norm_axes / try_norm_axes(self, p: Norm, axes: &[usize], keepdims: bool) -> Result<Self> {
         let axes = sorted_axes("norm", axes, self.ndim())?;
+        let p = if p == Norm::P(f64::INFINITY) { Norm::Inf } else { p };
         Ok(match p {
+            Norm::P(p) if p.is_nan() || p < 1.0 => {
+                return Err(Error::argument("norm", format!("p = {p}; expected p ≥ 1")));
+            }
             Norm::L1 => self.abs().try_sum_axes(&axes, keepdims)?,
-            // NOTE: √ has no gradient at 0; the mask makes the gradient of the zero vector 0.
-            Norm::L2 => {
-                let sq = self.square().try_sum_axes(&axes, keepdims)?;
-                let zero = sq.map_constant(|s| if s == F::zero() { F::one() } else { F::zero() });
-                (sq + zero.clone()).sqrt() - zero
-            }
             Norm::Inf => try_apply(Extremum { axes, keepdims, is_max: true }, [self.abs()])?,
-            // NOTE: as for L2, the mask makes the gradient of the zero vector 0.
-            Norm::P(p) if p >= 1.0 => {
-                let sum = self.abs().powf(F::of(p)).try_sum_axes(&axes, keepdims)?;
+            // the norm of no values is 0 (and there is no largest magnitude to scale by)
+            Norm::L2 | Norm::P(_) if self.shape().contains(&0) => self.try_sum_axes(&axes, keepdims)?,
+            // NOTE: ‖x‖ = m·‖x/m‖ with m the largest |x|, held constant (as logsumexp's shift): no
+            // power overflows or underflows, and the gradient is the norm's own. √ and the p-th
+            // root have no gradient at 0; the mask makes the gradient of the zero vector 0.
+            Norm::L2 | Norm::P(_) => {
+                let abs = self.abs();
+                let largest = Extremum { axes: axes.clone(), keepdims: true, is_max: true };
+                let largest = try_apply(largest, [abs.clone()])?;
+                let m = largest.map_constant(|m| if m > F::zero() && m.is_finite() { m } else { F::one() });
+                let scaled = abs / m.clone();
+                let powers = if let Norm::P(p) = p { scaled.powf(F::of(p)) } else { scaled.square() };
+                let sum = powers.try_sum_axes(&axes, keepdims)?;
                 let zero = sum.map_constant(|s| if s == F::zero() { F::one() } else { F::zero() });
-                (sum + zero.clone()).powf(F::of(1.0 / p)) - zero
+                let shape = sum.shape();
+                let nonzero = sum + zero.clone();
+                let root = if let Norm::P(p) = p { nonzero.powf(F::of(1.0 / p)) } else { nonzero.sqrt() };
+                (root - zero) * m.try_reshape(&shape)?
             }
-            Norm::P(p) => return Err(Error::argument("norm", format!("p = {p}; expected p ≥ 1"))),
         })
     }
 
@@ -570,6 +580,60 @@ mod tests {
     }
 
     #[test]
+    fn p_norm_of_order_infinity_is_the_inf_norm() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(vec![2.0, -3.0]);
+        // ‖[2, −3]‖_∞ = max(|2|, |−3|) = 3, the gradient sign(−3) at the largest entry
+        let n = x.norm(Norm::P(f64::INFINITY));
+        assert_eq!(n.scalar(), 3.0);
+        assert_eq!(n.backward()[x].to_array().into_raw_vec_and_offset().0, vec![0.0, -1.0]);
+    }
+
+    #[test]
+    fn p_norms_of_large_orders_do_not_overflow() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(vec![3.0, 4.0]);
+        // ‖[3, 4]‖₁₀₀₀ = (3¹⁰⁰⁰ + 4¹⁰⁰⁰)^(1/1000) = 4·(1 + 0.75¹⁰⁰⁰)^(1/1000)
+        //             = 4 + 4.606e-128 (to 200 digits), which is 4 in f64; 4¹⁰⁰⁰ alone overflows.
+        let n = x.norm(Norm::P(1000.0));
+        assert_eq!(n.scalar(), 4.0);
+        // ∂‖x‖/∂xᵢ = (|xᵢ|/‖x‖)^(p−1)·sign(xᵢ): 0.75⁹⁹⁹ and 1
+        let g = n.backward()[x].to_array();
+        assert!((g[0] / 0.75f64.powi(999) - 1.0).abs() < 1e-12 && g[1] == 1.0, "{g}");
+    }
+
+    #[test]
+    fn two_norms_of_huge_and_tiny_values_neither_overflow_nor_underflow() {
+        let tape = Tape::<f32>::new();
+        // squares of 1e30 overflow f32 (max 3.4e38) and squares of 1e-30 underflow to 0; each row
+        // is scaled by its own largest magnitude
+        let x = tape.var(ndarray::array![[1e30f32, -1e30], [1e-30, 1e-30]]);
+        let expected = [std::f32::consts::SQRT_2 * 1e30, std::f32::consts::SQRT_2 * 1e-30];
+        for p in [Norm::L2, Norm::P(2.0)] {
+            let n = x.norm_axes(p, &[1], false);
+            let v = n.to_array();
+            for (v, e) in v.iter().zip(expected) {
+                assert!((v / e - 1.0).abs() < 1e-6, "{p:?}: {v} vs {e}");
+            }
+            // ∂‖x‖/∂xᵢ = xᵢ/‖x‖ = ±1/√2
+            let g = n.sum().backward()[x].to_array();
+            for (g, sign) in g.iter().zip([1.0, -1.0, 1.0, 1.0]) {
+                assert!((g * sign - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6, "{p:?}: {g}");
+            }
+        }
+    }
+
+    #[test]
+    fn norms_of_no_values_are_zero() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&[2, 0])));
+        for p in [Norm::L1, Norm::L2, Norm::P(3.0)] {
+            assert_eq!(x.norm(p).scalar(), 0.0);
+            assert_eq!(x.norm_axes(p, &[1], false).to_array(), ndarray::array![0.0, 0.0].into_dyn());
+        }
+    }
+
+    #[test]
     fn bad_axes_and_norm_orders_are_reported() {
         let tape = Tape::<f64>::new();
         let x = tape.var(ndarray::array![[1.0, 2.0]]);
@@ -577,5 +641,7 @@ mod tests {
         assert_eq!(e, "sum: axis 2 is out of range for a value of rank 2 (axes 0..2)");
         let e = x.try_norm(Norm::P(0.5)).unwrap_err().to_string();
         assert_eq!(e, "norm: p = 0.5; expected p ≥ 1");
+        let e = x.try_norm(Norm::P(f64::NAN)).unwrap_err().to_string();
+        assert_eq!(e, "norm: p = NaN; expected p ≥ 1");
     }
 }
