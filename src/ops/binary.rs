@@ -90,11 +90,12 @@ binary_ops! {
     |a, b, y, gy| gy / b, -gy * y / b,
     test binary(ANY, NONZERO);
 
-    /// `aᵇ`. NOTE: where `aᵇ = 0` the gradient in `b` is taken as 0 (not `0·ln 0`, NaN).
+    /// `aᵇ`. NOTE: at `a = 0` the gradients are PyTorch's: in `a`, 0 where `b = 0` too (not
+    /// `0·0⁻¹`, NaN); in `b`, 0 where `b ≥ 0` (not `0·ln 0`, NaN, or `1·ln 0`).
     Pow "pow", |a, b| a.powf(b),
-    // da = gy·b·aᵇ⁻¹, db = gy·y·ln a (0 where y = 0)
-    |a, b, y, gy| gy * b.clone() * a.pow(b - 1.0),
-                  gy * y.clone() * nonzero_where(a, y.map_constant(|y| if y == F::zero() { F::zero() } else { F::one() })).ln(),
+    // da = gy·b·aᵇ⁻¹ (0 where a = b = 0), db = gy·y·ln a (0 where a = 0 ≤ b)
+    |a, b, y, gy| gy * b.clone() * nonzero_where(a.clone(), a.zip_constant(&b, power_rule_applies)).pow(b - 1.0),
+                  gy * y * nonzero_where(a.clone(), a.zip_constant(&b, log_rule_applies)).ln(),
     test binary(POSITIVE, ANY);
 
     /// The larger of `a` and `b`, NaN if either is. NOTE: on a tie the gradient is split evenly
@@ -124,7 +125,18 @@ pub(crate) fn minimum<F: Float>(a: F, b: F) -> F {
     if a.is_nan() || b.is_nan() { F::nan() } else { a.min(b) }
 }
 
-/// `x` where `mask` is 1 and 1 where it is 0, differentiably in `x`: keeps `ln` away from 0.
+/// 1 where `∂aᵇ/∂a = b·aᵇ⁻¹` is computed, 0 where it is taken as 0: at `a = b = 0`.
+fn power_rule_applies<F: Float>(a: F, b: F) -> F {
+    if a == F::zero() && b == F::zero() { F::zero() } else { F::one() }
+}
+
+/// 1 where `∂aᵇ/∂b = aᵇ·ln a` is computed, 0 where it is taken as 0: at `a = 0 ≤ b`.
+fn log_rule_applies<F: Float>(a: F, b: F) -> F {
+    if a == F::zero() && b >= F::zero() { F::zero() } else { F::one() }
+}
+
+/// `x` where `mask` is 1 and 1 where it is 0, differentiably in `x`: keeps `ln` and negative
+/// powers away from 0.
 fn nonzero_where<T>(x: T, mask: T) -> T
 where
     T: Clone + std::ops::Mul<Output = T> + std::ops::Sub<Output = T> + std::ops::Sub<f64, Output = T>,
@@ -295,10 +307,11 @@ scalar_ops! {
     |x, c, y, gy| -gy * y / x,
     test with_scalar(NONZERO, -3.0, 3.0);
 
-    /// `xᶜ` for a constant exponent.
+    /// `xᶜ` for a constant exponent. NOTE: for `c = 0` the gradient is 0, at `x = 0` too (not
+    /// `0·0⁻¹`, NaN), as in PyTorch.
     Powf "powf" "^ {}", |x, c| x.powf(c),
-    // dx = gy·c·xᶜ⁻¹
-    |x, c, y, gy| gy * c.as_f64() * x.powf(c - F::one()),
+    // dx = gy·c·xᶜ⁻¹ (none for c = 0)
+    |x, c, y, gy| (c != F::zero()).then(|| gy * c.as_f64() * x.powf(c - F::one())),
     test with_scalar(POSITIVE, -2.5, 2.5);
 
     /// `cˣ` for a constant base `c > 0`.
@@ -546,5 +559,34 @@ mod tests {
         assert!(y.scalar().is_nan());
         let g = y.backward();
         assert_eq!((g[s].scalar(), g[t].scalar()), (Some(1.0), Some(0.0)));
+    }
+
+    /// PyTorch's gradients of powers at 0: `d/dx x⁰ = 0` everywhere, 0 included (not `0·0⁻¹`,
+    /// NaN); for `aᵇ`, `∂/∂a = b·aᵇ⁻¹` is 0 where `b = 0`, and `∂/∂b = aᵇ·ln a` is 0 where `a = 0`
+    /// and `b ≥ 0`.
+    #[test]
+    fn powers_at_zero_take_pytorch_gradients() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(0.0);
+        let y = x.powf(0.0);
+        assert_eq!((y.scalar(), y.backward().wrt(x).scalar()), (1.0, Some(0.0)));
+        let x = tape.var(vec![0.0, 2.0]);
+        let g = x.powf(0.0).sum().backward().wrt(x).into_array();
+        assert_eq!(g.into_raw_vec_and_offset().0, vec![0.0, 0.0]);
+
+        let (inf, ln2) = (f64::INFINITY, std::f64::consts::LN_2);
+        for (a0, b0, expected) in [
+            (0.0, 0.0, [1.0, 0.0, 0.0]),    // 0⁰ = 1
+            (0.0, 2.0, [0.0, 0.0, 0.0]),    // 0² = 0; ∂/∂a = 2·0¹
+            (2.0, 0.0, [1.0, 0.0, ln2]),    // ∂/∂a = 0·2⁻¹, ∂/∂b = 2⁰·ln 2
+            (0.0, -1.0, [inf, -inf, -inf]), // 0⁻¹ = ∞; ∂/∂a = −1·0⁻², ∂/∂b = ∞·ln 0
+        ] {
+            for (a, b) in [(tape.var(a0), tape.var(b0)), (tape.var(vec![a0]), tape.var(vec![b0]))] {
+                let y = a.pow(b).sum();
+                let g = y.backward();
+                let got = [y.scalar(), g.wrt(a).scalar().unwrap(), g.wrt(b).scalar().unwrap()];
+                assert_eq!(got, expected, "{a0}^{b0}");
+            }
+        }
     }
 }
