@@ -60,8 +60,20 @@ impl<F: Float> Op<F> for Extremum {
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         check_axes(Op::<F>::name(self), &self.axes, x[0].ndim())?;
-        if x[0].is_empty() {
-            return Err(Error::argument(Op::<F>::name(self), "the value has no elements"));
+        let shape = x[0].shape();
+        if let Some(&axis) = self.axes.iter().find(|&&a| shape[a] == 0) {
+            let out: Vec<usize> = (0..shape.len())
+                .filter(|a| self.keepdims || !self.axes.contains(a))
+                .map(|a| if self.axes.contains(&a) { 1 } else { shape[a] })
+                .collect();
+            if out.iter().product::<usize>() > 0 {
+                let message = format!(
+                    "axis {axis} of shape {shape:?} has length 0, and the {} of no values is undefined \
+                     (the result would have shape {out:?}; only an empty result may come from an empty axis)",
+                    if self.is_max { "maximum" } else { "minimum" }
+                );
+                return Err(Error::argument(Op::<F>::name(self), message));
+            }
         }
         let pick = if self.is_max { maximum } else { minimum };
         let start = if self.is_max { F::neg_infinity() } else { F::infinity() };
@@ -568,6 +580,32 @@ mod tests {
         let g = x.norm_axes(Norm::Inf, &[1], false).sum().backward()[x].to_array();
         assert!(g[[0, 1]].is_nan(), "{g}"); // d|x|/dx at NaN is sign(NaN), NaN
         assert_eq!(g.slice(ndarray::s![1, ..]).to_vec(), vec![0.0, 0.0, -1.0]);
+    }
+
+    /// Reducing an axis of length 0 gives an empty result when the other axes leave nothing
+    /// (NumPy: `np.zeros((0, 3)).max(axis=1)` has shape `(0,)`); otherwise each result would be
+    /// the maximum of no values, which NumPy and PyTorch refuse too.
+    #[test]
+    fn max_and_min_over_an_empty_axis() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&[0, 3])));
+        let y = x.max_axis(1, false);
+        assert_eq!(y.shape().as_slice(), &[0]);
+        assert_eq!(x.min_axis(1, true).shape().as_slice(), &[0, 1]);
+        assert_eq!(y.sum().backward()[x].shape(), &[0, 3]);
+        let e = x.try_max_axis(0, false).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "max: axis 0 of shape [0, 3] has length 0, and the maximum of no values is undefined (the \
+             result would have shape [3]; only an empty result may come from an empty axis)"
+        );
+        let e = tape.var(ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&[2, 0]))).try_min_axis(1, true);
+        let e = e.unwrap_err().to_string();
+        assert!(
+            e.starts_with("min: axis 1 of shape [2, 0] has length 0, and the minimum of no values"),
+            "{e}"
+        );
+        assert!(e.contains("the result would have shape [2, 1]"), "{e}");
     }
 
     #[test]
