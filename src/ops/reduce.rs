@@ -323,6 +323,7 @@ methods! {
     /// assert_eq!(x.mean_axes(&[0], false).to_array(), ndarray::array![2.0, 3.0].into_dyn());
     /// ```
     fn mean_axes / try_mean_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
+        sorted_axes("mean_axes", axes, self.ndim())?;
         let shape = self.shape();
         let n: usize = axes.iter().map(|&a| shape.get(a).copied().unwrap_or(1)).product();
         Ok(crate::ops::binary::div_scalar(self.try_sum_axes(axes, keepdims)?, F::of(n as f64)))
@@ -677,6 +678,11 @@ mod tests {
         let x = tape.var(ndarray::array![[1.0, 2.0]]);
         let e = x.try_sum_axes(&[2], false).unwrap_err().to_string();
         assert_eq!(e, "sum: axis 2 is out of range for a value of rank 2 (axes 0..2)");
+        // mean_axes is a sum and a division, but its errors name it
+        let e = x.try_mean_axes(&[2], false).unwrap_err().to_string();
+        assert_eq!(e, "mean_axes: axis 2 is out of range for a value of rank 2 (axes 0..2)");
+        let e = x.try_mean_axes(&[1, 1], true).unwrap_err().to_string();
+        assert_eq!(e, "mean_axes: axis listed twice in [1, 1]");
         let e = x.try_norm(Norm::P(0.5)).unwrap_err().to_string();
         assert_eq!(e, "norm: p = 0.5; expected p ≥ 1");
         let e = x.try_norm(Norm::P(f64::NAN)).unwrap_err().to_string();
