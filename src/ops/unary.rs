@@ -198,6 +198,59 @@ mod tests {
         assert_eq!(x.step().backward().get(x), None); // zero: no gradient is passed on
     }
 
+    /// Each op's value at a few points against its closed form; the literals are the `f64`
+    /// nearest the exact values (to 25 digits: e = 2.718281828459045235360287, …).
+    #[test]
+    // the values are written out digit by digit, also where std has them as constants
+    #[allow(clippy::approx_constant)]
+    fn forward_values_match_closed_forms() {
+        let pinned: &[(&str, f64, f64)] = &[
+            ("exp", 1.0, 2.718281828459045),    // e
+            ("exp", -1.0, 0.36787944117144233), // 1/e
+            ("ln", 2.0, 0.6931471805599453),    // ln 2
+            ("ln", 10.0, 2.302585092994046),    // ln 10
+            ("sqrt", 2.0, 1.4142135623730951),  // √2
+            ("sqrt", 0.5, 0.7071067811865476),  // 1/√2
+            ("square", 1.5, 2.25),
+            ("square", -3.0, 9.0),
+            ("abs", -2.5, 2.5),
+            ("abs", 4.0, 4.0),
+            ("sin", 1.0, 0.8414709848078965),
+            ("sin", -2.0, -0.9092974268256817), // sin is odd: −sin 2
+            ("cos", 1.0, 0.5403023058681398),
+            ("cos", 2.0, -0.4161468365471424),
+            ("tanh", 0.5, 0.46211715726000974),  // (e − 1)/(e + 1)
+            ("tanh", -1.0, -0.7615941559557649), // tanh is odd: (1 − e²)/(1 + e²)
+            ("sigmoid", 0.0, 0.5),
+            ("sigmoid", 1.0, 0.7310585786300049),   // e/(1 + e)
+            ("sigmoid", -2.0, 0.11920292202211756), // 1/(1 + e²)
+            ("relu", -1.5, 0.0),
+            ("relu", 2.0, 2.0),
+            ("softplus", 0.0, 0.6931471805599453),  // ln 2
+            ("softplus", 1.0, 1.3132616875182228),  // ln(1 + e)
+            ("softplus", -1.0, 0.3132616875182228), // ln(1 + 1/e) = softplus(1) − 1
+            ("step", -0.5, 0.0),
+            ("step", 3.0, 1.0),
+            ("sign", -0.1, -1.0),
+            ("sign", 0.0, 0.0),
+            ("sign", 2.0, 1.0),
+        ];
+        let sample = crate::ops::cases::Sample::default();
+        for case in super::cases() {
+            let points: Vec<_> = pinned.iter().filter(|p| p.0 == case.name).collect();
+            assert!(points.len() >= 2, "{}: pin its value at two points at least", case.name);
+            for &&(name, x, expected) in &points {
+                let tape = Tape::<f64>::new();
+                let y = (case.f64)(&[tape.constant(x)], &sample).scalar();
+                assert!((y - expected).abs() <= 2.0 * f64::EPSILON * expected.abs(), "{name}({x}) = {y}");
+                let tape = Tape::<f32>::new();
+                let y = (case.f32)(&[tape.constant(x as f32)], &sample).scalar() as f64;
+                let tolerance = 2.0 * f32::EPSILON as f64 * expected.abs();
+                assert!((y - expected).abs() <= tolerance, "{name}({x}) = {y} in f32");
+            }
+        }
+    }
+
     #[test]
     fn sigmoid_and_softplus_do_not_overflow() {
         let tape = Tape::<f32>::new();
