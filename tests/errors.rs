@@ -80,7 +80,7 @@ fn misuse_is_reported_at_the_callers_line() {
     let (message, _) = panic_site(|| {
         a.rows(&[0, 7]);
     });
-    assert_eq!(message, "select: index 7 is out of range for axis 0 of length 2 (shape [2, 3])");
+    assert_eq!(message, "rows: index 7 is out of range for 2 rows (shape [2, 3])");
 }
 
 #[test]

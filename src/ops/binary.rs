@@ -80,29 +80,53 @@ binary_ops! {
     |a, b, y, gy| gy / b, -gy * y / b,
     test binary(ANY, NONZERO);
 
-    /// `aᵇ`. NOTE: where `aᵇ = 0` the gradient in `b` is taken as 0 (not `0·ln 0`, NaN).
+    /// `aᵇ`. NOTE: at `a = 0` the gradients are PyTorch's: in `a`, 0 where `b = 0` too (not
+    /// `0·0⁻¹`, NaN); in `b`, 0 where `b ≥ 0` (not `0·ln 0`, NaN, or `1·ln 0`).
     Pow "pow", |a, b| a.powf(b),
-    // da = gy·b·aᵇ⁻¹, db = gy·y·ln a (0 where y = 0)
-    |a, b, y, gy| gy * b * a.pow(b - F::one()),
-                  gy * y * nonzero_where::<F, _>(a, y.map_constant(|y| if y == F::zero() { F::zero() } else { F::one() })).ln(),
+    // da = gy·b·aᵇ⁻¹ (0 where a = b = 0), db = gy·y·ln a (0 where a = 0 ≤ b)
+    |a, b, y, gy| gy * b * nonzero_where::<F, _>(a, a.zip_constant(&b, power_rule_applies)).pow(b - F::one()),
+                  gy * y * nonzero_where::<F, _>(a, a.zip_constant(&b, log_rule_applies)).ln(),
     test binary(POSITIVE, ANY);
 
-    /// The larger of `a` and `b`. NOTE: on a tie the gradient is split evenly between them.
-    Maximum "maximum", |a, b| a.max(b),
+    /// The larger of `a` and `b`, NaN if either is. NOTE: on a tie the gradient is split evenly
+    /// between them; a NaN takes the gradient from a number.
+    Maximum "maximum", |a, b| maximum(a, b),
     // da = gy·[a>b] + ½gy·[a=b], db = gy·[b>a] + ½gy·[a=b]
-    |a, b, y, gy| gy * a.zip_constant(&b, |a, b| tie_mask(a, b)),
-                  gy * b.zip_constant(&a, |b, a| tie_mask(b, a)),
+    |a, b, y, gy| gy * a.zip_constant(&b, |a, b| share(a, b, true)),
+                  gy * b.zip_constant(&a, |b, a| share(b, a, true)),
     test binary(GRID, GRID_SHIFTED);
 
-    /// The smaller of `a` and `b`. NOTE: on a tie the gradient is split evenly between them.
-    Minimum "minimum", |a, b| a.min(b),
+    /// The smaller of `a` and `b`, NaN if either is. NOTE: on a tie the gradient is split evenly
+    /// between them; a NaN takes the gradient from a number.
+    Minimum "minimum", |a, b| minimum(a, b),
     // da = gy·[a<b] + ½gy·[a=b], db = gy·[b<a] + ½gy·[a=b]
-    |a, b, y, gy| gy * b.zip_constant(&a, |b, a| tie_mask(b, a)),
-                  gy * a.zip_constant(&b, |a, b| tie_mask(a, b)),
+    |a, b, y, gy| gy * a.zip_constant(&b, |a, b| share(a, b, false)),
+                  gy * b.zip_constant(&a, |b, a| share(b, a, false)),
     test binary(GRID, GRID_SHIFTED);
 }
 
-/// `x` where `mask` is 1 and 1 where it is 0, differentiably in `x`: keeps `ln` away from 0.
+/// The larger of `a` and `b`, NaN if either is (NumPy's `maximum`; `F::max` drops a NaN).
+pub(crate) fn maximum<F: Float>(a: F, b: F) -> F {
+    if a.is_nan() || b.is_nan() { F::nan() } else { a.max(b) }
+}
+
+/// The smaller of `a` and `b`, NaN if either is (NumPy's `minimum`; `F::min` drops a NaN).
+pub(crate) fn minimum<F: Float>(a: F, b: F) -> F {
+    if a.is_nan() || b.is_nan() { F::nan() } else { a.min(b) }
+}
+
+/// 1 where `∂aᵇ/∂a = b·aᵇ⁻¹` is computed, 0 where it is taken as 0: at `a = b = 0`.
+fn power_rule_applies<F: Float>(a: F, b: F) -> F {
+    if a == F::zero() && b == F::zero() { F::zero() } else { F::one() }
+}
+
+/// 1 where `∂aᵇ/∂b = aᵇ·ln a` is computed, 0 where it is taken as 0: at `a = 0 ≤ b`.
+fn log_rule_applies<F: Float>(a: F, b: F) -> F {
+    if a == F::zero() && b >= F::zero() { F::zero() } else { F::one() }
+}
+
+/// `x` where `mask` is 1 and 1 where it is 0, differentiably in `x`: keeps `ln` and negative
+/// powers away from 0.
 fn nonzero_where<F: Float, T>(x: T, mask: T) -> T
 where
     T: Copy + std::ops::Mul<Output = T> + std::ops::Sub<Output = T> + std::ops::Sub<F, Output = T>,
@@ -110,14 +134,17 @@ where
     x * mask - (mask - F::one())
 }
 
-/// 1 where `a > b`, ½ where they tie, 0 elsewhere.
-fn tie_mask<F: Float>(a: F, b: F) -> F {
-    if a > b {
+/// `a`'s share of the gradient of the larger (`larger`) or the smaller of `a` and `b`: 1 where
+/// `a` is the one taken, ½ where neither is (a tie, or two NaNs), 0 where `b` is. A NaN is taken
+/// over a number, as it is what the result came from.
+fn share<F: Float>(a: F, b: F, larger: bool) -> F {
+    let taken = |a: F, b: F| (if larger { a > b } else { a < b }) || (a.is_nan() && !b.is_nan());
+    if taken(a, b) {
         F::one()
-    } else if a == b {
-        F::of(0.5)
-    } else {
+    } else if taken(b, a) {
         F::zero()
+    } else {
+        F::of(0.5)
     }
 }
 
@@ -286,10 +313,11 @@ scalar_ops! {
     |x, c, y, gy| -gy * y / x,
     test with_scalar(NONZERO, -3.0, 3.0);
 
-    /// `xᶜ` for a constant exponent.
+    /// `xᶜ` for a constant exponent. NOTE: for `c = 0` the gradient is 0, at `x = 0` too (not
+    /// `0·0⁻¹`, NaN), as in PyTorch.
     Powf "powf" "^ {}", |x, c| x.powf(c),
-    // dx = gy·c·xᶜ⁻¹
-    |x, c, y, gy| gy * c * x.powf(c - F::one()),
+    // dx = gy·c·xᶜ⁻¹ (none for c = 0)
+    |x, c, y, gy| (c != F::zero()).then(|| gy * c * x.powf(c - F::one())),
     test with_scalar(POSITIVE, -2.5, 2.5);
 
     /// `cˣ` for a constant base `c > 0`.
@@ -513,3 +541,66 @@ assign_operators!(AddAssign add_assign +, SubAssign sub_assign -, MulAssign mul_
 
 #[cfg(test)]
 use crate::ops::cases::*;
+
+#[cfg(test)]
+mod tests {
+    use crate::Tape;
+
+    /// NumPy's `maximum` and `minimum` (and PyTorch's) return NaN when either operand is NaN.
+    /// NOTE: the gradient goes to the NaN operand, the one the result came from, as PyTorch's
+    /// `max` reduction does; two NaNs split it.
+    #[test]
+    fn maximum_and_minimum_propagate_nan_from_either_side() {
+        let tape = Tape::<f64>::new();
+        let nan = f64::NAN;
+        let (a, b) = (tape.var(vec![nan, 1.0, 2.0, nan]), tape.var(vec![0.0, nan, 1.0, nan]));
+        for (y, expected) in
+            [(a.maximum(b), 2.0), (b.maximum(a), 2.0), (a.minimum(b), 1.0), (b.minimum(a), 1.0)]
+        {
+            let v = y.to_array();
+            assert!(v[0].is_nan() && v[1].is_nan() && v[3].is_nan(), "{v}");
+            assert_eq!(v[2], expected);
+        }
+        for y in [a.maximum(b), a.minimum(b)] {
+            let g = y.sum().backward();
+            assert_eq!(g[a].to_array().into_raw_vec_and_offset().0[..2], [1.0, 0.0]);
+            assert_eq!(g[b].to_array().into_raw_vec_and_offset().0[..2], [0.0, 1.0]);
+            assert_eq!((g[a].to_array()[3], g[b].to_array()[3]), (0.5, 0.5));
+        }
+        // the same on the scalar path
+        let (s, t) = (tape.var(nan), tape.var(3.0));
+        let y = s.maximum(t);
+        assert!(y.scalar().is_nan());
+        let g = y.backward();
+        assert_eq!((g[s].scalar(), g[t].scalar()), (Some(1.0), Some(0.0)));
+    }
+
+    /// PyTorch's gradients of powers at 0: `d/dx x⁰ = 0` everywhere, 0 included (not `0·0⁻¹`,
+    /// NaN); for `aᵇ`, `∂/∂a = b·aᵇ⁻¹` is 0 where `b = 0`, and `∂/∂b = aᵇ·ln a` is 0 where `a = 0`
+    /// and `b ≥ 0`.
+    #[test]
+    fn powers_at_zero_take_pytorch_gradients() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(0.0);
+        let y = x.powf(0.0);
+        assert_eq!((y.scalar(), y.backward().wrt(x).scalar()), (1.0, Some(0.0)));
+        let x = tape.var(vec![0.0, 2.0]);
+        let g = x.powf(0.0).sum().backward().wrt(x).into_array();
+        assert_eq!(g.into_raw_vec_and_offset().0, vec![0.0, 0.0]);
+
+        let (inf, ln2) = (f64::INFINITY, std::f64::consts::LN_2);
+        for (a0, b0, expected) in [
+            (0.0, 0.0, [1.0, 0.0, 0.0]),    // 0⁰ = 1
+            (0.0, 2.0, [0.0, 0.0, 0.0]),    // 0² = 0; ∂/∂a = 2·0¹
+            (2.0, 0.0, [1.0, 0.0, ln2]),    // ∂/∂a = 0·2⁻¹, ∂/∂b = 2⁰·ln 2
+            (0.0, -1.0, [inf, -inf, -inf]), // 0⁻¹ = ∞; ∂/∂a = −1·0⁻², ∂/∂b = ∞·ln 0
+        ] {
+            for (a, b) in [(tape.var(a0), tape.var(b0)), (tape.var(vec![a0]), tape.var(vec![b0]))] {
+                let y = a.pow(b).sum();
+                let g = y.backward();
+                let got = [y.scalar(), g.wrt(a).scalar().unwrap(), g.wrt(b).scalar().unwrap()];
+                assert_eq!(got, expected, "{a0}^{b0}");
+            }
+        }
+    }
+}

@@ -126,8 +126,9 @@ impl<'t, F: Float> Var<'t, F> {
     #[track_caller]
     pub fn try_matmul(self, other: Self) -> Result<Self> {
         let (sa, sb) = (self.shape(), other.shape());
+        check_ranks(&sa, &sb)?;
         let (ra, rb) = (sa.len(), sb.len());
-        if (ra == 1 || rb == 1) && ra > 0 && rb > 0 {
+        if ra == 1 || rb == 1 {
             let (ka, kb) = (sa[ra - 1], if rb == 1 { sb[0] } else { sb[rb - 2] });
             if ka != kb {
                 let expected = format!("a shared inner dimension k ([.., k]·[k, ..]), got {ka} ≠ {kb}");
@@ -144,6 +145,17 @@ impl<'t, F: Float> Var<'t, F> {
             _ => try_apply(MatMul::default(), [self, other]),
         }
     }
+}
+
+/// Checks the ranks `matmul` takes before vectors are reshaped into matrices, so that an error
+/// shows the caller's shapes.
+fn check_ranks(sa: &[usize], sb: &[usize]) -> Result<()> {
+    if (1..=3).contains(&sa.len()) && (1..=3).contains(&sb.len()) {
+        return Ok(());
+    }
+    let expected = "operands of rank 1 to 3 (vectors, matrices [m, k] or batches [b, m, k]); a 0-D value \
+                    multiplies with *";
+    Err(Error::shape("matmul", &[sa, sb], expected))
 }
 
 /// The affine map `x·W + b` of a batch `x` `(n, inputs)`, weights `W` `(inputs, outputs)` and
@@ -219,4 +231,28 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
         crate::case!("matmul_vectors", vector_operands(ANY), |x, _p| x[0].matmul(x[1])),
         crate::case!("affine", affine_operands(ANY), |x, _p| x[0].affine(x[1], x[2])),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tape;
+
+    /// Vectors are reshaped into matrices inside `matmul`; errors show the shapes as passed.
+    #[test]
+    fn matmul_errors_show_the_callers_shapes() {
+        let tape = Tape::<f64>::new();
+        let (s, v) = (tape.var(2.0), tape.var(vec![1.0, 2.0, 3.0]));
+        let batch4 = tape.var(ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&[2, 2, 3, 2])));
+        let expected = "expected operands of rank 1 to 3 (vectors, matrices [m, k] or batches [b, m, k]); \
+                        a 0-D value multiplies with *";
+        for (a, b, shapes) in [
+            (s, v, "[] and [3]"),
+            (v, s, "[3] and []"),
+            (v, batch4, "[3] and [2, 2, 3, 2]"),
+            (batch4, v, "[2, 2, 3, 2] and [3]"),
+        ] {
+            let e = a.try_matmul(b).unwrap_err().to_string();
+            assert_eq!(e, format!("matmul: got shapes {shapes}, {expected}"));
+        }
+    }
 }

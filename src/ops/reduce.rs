@@ -7,6 +7,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis};
 use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::ops::binary::{maximum, minimum};
 use crate::ops::{apply, check_axis, try_apply};
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
@@ -43,8 +44,9 @@ impl<F: Float> Op<F> for SumAxes {
     }
 }
 
-/// The maximum (`is_max`) or minimum over `axes`. NOTE: when several entries tie for the
-/// extreme, the gradient is split evenly among them.
+/// The maximum (`is_max`) or minimum over `axes`, NaN where a NaN is among the values. NOTE:
+/// when several entries tie for the extreme, the gradient is split evenly among them; where the
+/// result is NaN, among the NaNs.
 #[derive(Debug, Clone)]
 pub struct Extremum {
     /// The axes reduced, ascending.
@@ -61,19 +63,32 @@ impl<F: Float> Op<F> for Extremum {
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         check_axes(Op::<F>::name(self), &self.axes, x[0].ndim())?;
-        if x[0].is_empty() {
-            return Err(Error::argument(Op::<F>::name(self), "the value has no elements"));
+        let shape = x[0].shape();
+        if let Some(&axis) = self.axes.iter().find(|&&a| shape[a] == 0) {
+            let out: Vec<usize> = (0..shape.len())
+                .filter(|a| self.keepdims || !self.axes.contains(a))
+                .map(|a| if self.axes.contains(&a) { 1 } else { shape[a] })
+                .collect();
+            if out.iter().product::<usize>() > 0 {
+                let message = format!(
+                    "axis {axis} of shape {shape:?} has length 0, and the {} of no values is undefined \
+                     (the result would have shape {out:?}; only an empty result may come from an empty axis)",
+                    if self.is_max { "maximum" } else { "minimum" }
+                );
+                return Err(Error::argument(Op::<F>::name(self), message));
+            }
         }
-        let pick = if self.is_max { F::max } else { F::min };
+        let pick = if self.is_max { maximum } else { minimum };
         let start = if self.is_max { F::neg_infinity() } else { F::infinity() };
         Ok(reduce(x[0], &self.axes, self.keepdims, |a, axis| a.fold_axis(axis, start, |&m, &v| pick(m, v))))
     }
-    // dx = gy·[x = y] / (number of ties)
+    // dx = gy·[x = y] / (number of ties), with NaN = NaN
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let (x, shape) = (cx.input(0), cx.input_shape(0));
         let kept = kept_shape(&shape, &self.axes);
+        let is_y = |x: F, y: F| x == y || (x.is_nan() && y.is_nan());
         let at_extreme =
-            x.zip_constant(&cx.output().reshape(&kept), |x, y| if x == y { F::one() } else { F::zero() });
+            x.zip_constant(&cx.output().reshape(&kept), |x, y| if is_y(x, y) { F::one() } else { F::zero() });
         let ties = at_extreme.sum_axes(&self.axes, true);
         let share = at_extreme.zip_constant(&ties, |m, n| m / n);
         crate::grads![gy.reshape(&kept) * share]
@@ -257,7 +272,7 @@ pub enum Norm {
     L2,
     /// `max |x|`; ties split the gradient evenly.
     Inf,
-    /// `(Σ |x|ᵖ)^(1/p)` for `p ≥ 1`.
+    /// `(Σ |x|ᵖ)^(1/p)` for `p ≥ 1`; `P(∞)` is [`Inf`](Norm::Inf).
     P(f64),
 }
 
@@ -327,6 +342,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// Like [`mean_axes`](Self::mean_axes), returning the error instead of panicking.
     #[track_caller]
     pub fn try_mean_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
+        sorted_axes("mean_axes", axes, self.ndim())?;
         let shape = self.shape();
         let n: usize = axes.iter().map(|&a| shape.get(a).copied().unwrap_or(1)).product();
         Ok(crate::ops::binary::div_scalar(self.try_sum_axes(axes, keepdims)?, F::of(n as f64)))
@@ -496,22 +512,32 @@ impl<'t, F: Float> Var<'t, F> {
     #[track_caller]
     pub fn try_norm_axes(self, p: Norm, axes: &[usize], keepdims: bool) -> Result<Self> {
         let axes = sorted_axes("norm", axes, self.ndim())?;
+        let p = if p == Norm::P(f64::INFINITY) { Norm::Inf } else { p };
         Ok(match p {
+            Norm::P(p) if p.is_nan() || p < 1.0 => {
+                return Err(Error::argument("norm", format!("p = {p}; expected p ≥ 1")));
+            }
             Norm::L1 => self.abs().try_sum_axes(&axes, keepdims)?,
-            // NOTE: √ has no gradient at 0; the mask makes the gradient of the zero vector 0.
-            Norm::L2 => {
-                let sq = self.square().try_sum_axes(&axes, keepdims)?;
-                let zero = sq.map_constant(|s| if s == F::zero() { F::one() } else { F::zero() });
-                (sq + zero).sqrt() - zero
-            }
             Norm::Inf => try_apply(Extremum { axes, keepdims, is_max: true }, [self.abs()])?,
-            // NOTE: as for L2, the mask makes the gradient of the zero vector 0.
-            Norm::P(p) if p >= 1.0 => {
-                let sum = self.abs().powf(F::of(p)).try_sum_axes(&axes, keepdims)?;
+            // the norm of no values is 0 (and there is no largest magnitude to scale by)
+            Norm::L2 | Norm::P(_) if self.shape().contains(&0) => self.try_sum_axes(&axes, keepdims)?,
+            // NOTE: ‖x‖ = m·‖x/m‖ with m the largest |x|, held constant (as logsumexp's shift): no
+            // power overflows or underflows, and the gradient is the norm's own. √ and the p-th
+            // root have no gradient at 0; the mask makes the gradient of the zero vector 0.
+            Norm::L2 | Norm::P(_) => {
+                let abs = self.abs();
+                let largest = Extremum { axes: axes.clone(), keepdims: true, is_max: true };
+                let largest = try_apply(largest, [abs])?;
+                let m = largest.map_constant(|m| if m > F::zero() && m.is_finite() { m } else { F::one() });
+                let scaled = abs / m;
+                let powers = if let Norm::P(p) = p { scaled.powf(F::of(p)) } else { scaled.square() };
+                let sum = powers.try_sum_axes(&axes, keepdims)?;
                 let zero = sum.map_constant(|s| if s == F::zero() { F::one() } else { F::zero() });
-                (sum + zero).powf(F::of(1.0 / p)) - zero
+                let shape = sum.shape();
+                let nonzero = sum + zero;
+                let root = if let Norm::P(p) = p { nonzero.powf(F::of(1.0 / p)) } else { nonzero.sqrt() };
+                (root - zero) * m.try_reshape(&shape)?
             }
-            Norm::P(p) => return Err(Error::argument("norm", format!("p = {p}; expected p ≥ 1"))),
         })
     }
 
@@ -612,6 +638,57 @@ mod tests {
         assert_eq!(g[x].to_array(), ndarray::array![[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]].into_dyn());
     }
 
+    /// NumPy's `max`/`min` and PyTorch's return NaN for values containing NaN, and so does the
+    /// ∞-norm; the gradient goes to the NaN entries, as in PyTorch.
+    #[test]
+    fn max_min_and_the_inf_norm_propagate_nan() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(ndarray::array![[1.0, f64::NAN, -3.0], [4.0, 5.0, -6.0]]);
+        assert!(x.max().scalar().is_nan() && x.min().scalar().is_nan());
+        assert!(x.norm(Norm::Inf).scalar().is_nan());
+        let rows = [x.max_axis(1, false), x.min_axis(1, false), x.norm_axes(Norm::Inf, &[1], false)];
+        for (y, second) in rows.into_iter().zip([5.0, -6.0, 6.0]) {
+            let v = y.to_array();
+            assert!(v[0].is_nan() && v[1] == second, "{v}");
+        }
+        let columns = x.max_axis(0, false).to_array();
+        assert!(columns[1].is_nan() && columns[0] == 4.0 && columns[2] == -3.0, "{columns}");
+        let g = x.max_axis(1, false).sum().backward()[x].to_array();
+        assert_eq!(g, ndarray::array![[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]].into_dyn());
+        let g = x.norm_axes(Norm::Inf, &[1], false).sum().backward()[x].to_array();
+        assert!(g[[0, 1]].is_nan(), "{g}"); // d|x|/dx at NaN is sign(NaN), NaN
+        assert_eq!(
+            g.index_axis(ndarray::Axis(0), 1).iter().copied().collect::<Vec<_>>(),
+            vec![0.0, 0.0, -1.0]
+        );
+    }
+
+    /// Reducing an axis of length 0 gives an empty result when the other axes leave nothing
+    /// (NumPy: `np.zeros((0, 3)).max(axis=1)` has shape `(0,)`); otherwise each result would be
+    /// the maximum of no values, which NumPy and PyTorch refuse too.
+    #[test]
+    fn max_and_min_over_an_empty_axis() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&[0, 3])));
+        let y = x.max_axis(1, false);
+        assert_eq!(y.shape().as_slice(), &[0]);
+        assert_eq!(x.min_axis(1, true).shape().as_slice(), &[0, 1]);
+        assert_eq!(y.sum().backward()[x].shape(), &[0, 3]);
+        let e = x.try_max_axis(0, false).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "max: axis 0 of shape [0, 3] has length 0, and the maximum of no values is undefined (the \
+             result would have shape [3]; only an empty result may come from an empty axis)"
+        );
+        let e = tape.var(ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&[2, 0]))).try_min_axis(1, true);
+        let e = e.unwrap_err().to_string();
+        assert!(
+            e.starts_with("min: axis 1 of shape [2, 0] has length 0, and the minimum of no values"),
+            "{e}"
+        );
+        assert!(e.contains("the result would have shape [2, 1]"), "{e}");
+    }
+
     #[test]
     fn l2_norm_of_zero_has_zero_gradient() {
         let tape = Tape::<f64>::new();
@@ -622,12 +699,73 @@ mod tests {
     }
 
     #[test]
+    fn p_norm_of_order_infinity_is_the_inf_norm() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(vec![2.0, -3.0]);
+        // ‖[2, −3]‖_∞ = max(|2|, |−3|) = 3, the gradient sign(−3) at the largest entry
+        let n = x.norm(Norm::P(f64::INFINITY));
+        assert_eq!(n.scalar(), 3.0);
+        assert_eq!(n.backward()[x].to_array().into_raw_vec_and_offset().0, vec![0.0, -1.0]);
+    }
+
+    #[test]
+    fn p_norms_of_large_orders_do_not_overflow() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(vec![3.0, 4.0]);
+        // ‖[3, 4]‖₁₀₀₀ = (3¹⁰⁰⁰ + 4¹⁰⁰⁰)^(1/1000) = 4·(1 + 0.75¹⁰⁰⁰)^(1/1000)
+        //             = 4 + 4.606e-128 (to 200 digits), which is 4 in f64; 4¹⁰⁰⁰ alone overflows.
+        let n = x.norm(Norm::P(1000.0));
+        assert_eq!(n.scalar(), 4.0);
+        // ∂‖x‖/∂xᵢ = (|xᵢ|/‖x‖)^(p−1)·sign(xᵢ): 0.75⁹⁹⁹ and 1
+        let g = n.backward()[x].to_array();
+        assert!((g[0] / 0.75f64.powi(999) - 1.0).abs() < 1e-12 && g[1] == 1.0, "{g}");
+    }
+
+    #[test]
+    fn two_norms_of_huge_and_tiny_values_neither_overflow_nor_underflow() {
+        let tape = Tape::<f32>::new();
+        // squares of 1e30 overflow f32 (max 3.4e38) and squares of 1e-30 underflow to 0; each row
+        // is scaled by its own largest magnitude
+        let x = tape.var(ndarray::array![[1e30f32, -1e30], [1e-30, 1e-30]]);
+        let expected = [std::f32::consts::SQRT_2 * 1e30, std::f32::consts::SQRT_2 * 1e-30];
+        for p in [Norm::L2, Norm::P(2.0)] {
+            let n = x.norm_axes(p, &[1], false);
+            let v = n.to_array();
+            for (v, e) in v.iter().zip(expected) {
+                assert!((v / e - 1.0).abs() < 1e-6, "{p:?}: {v} vs {e}");
+            }
+            // ∂‖x‖/∂xᵢ = xᵢ/‖x‖ = ±1/√2
+            let g = n.sum().backward()[x].to_array();
+            for (g, sign) in g.iter().zip([1.0, -1.0, 1.0, 1.0]) {
+                assert!((g * sign - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6, "{p:?}: {g}");
+            }
+        }
+    }
+
+    #[test]
+    fn norms_of_no_values_are_zero() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&[2, 0])));
+        for p in [Norm::L1, Norm::L2, Norm::P(3.0)] {
+            assert_eq!(x.norm(p).scalar(), 0.0);
+            assert_eq!(x.norm_axes(p, &[1], false).to_array(), ndarray::array![0.0, 0.0].into_dyn());
+        }
+    }
+
+    #[test]
     fn bad_axes_and_norm_orders_are_reported() {
         let tape = Tape::<f64>::new();
         let x = tape.var(ndarray::array![[1.0, 2.0]]);
         let e = x.try_sum_axes(&[2], false).unwrap_err().to_string();
         assert_eq!(e, "sum: axis 2 is out of range for a value of rank 2 (axes 0..2)");
+        // mean_axes is a sum and a division, but its errors name it
+        let e = x.try_mean_axes(&[2], false).unwrap_err().to_string();
+        assert_eq!(e, "mean_axes: axis 2 is out of range for a value of rank 2 (axes 0..2)");
+        let e = x.try_mean_axes(&[1, 1], true).unwrap_err().to_string();
+        assert_eq!(e, "mean_axes: axis listed twice in [1, 1]");
         let e = x.try_norm(Norm::P(0.5)).unwrap_err().to_string();
         assert_eq!(e, "norm: p = 0.5; expected p ≥ 1");
+        let e = x.try_norm(Norm::P(f64::NAN)).unwrap_err().to_string();
+        assert_eq!(e, "norm: p = NaN; expected p ≥ 1");
     }
 }

@@ -629,7 +629,25 @@ impl<'t, F: Float> Var<'t, F> {
     /// Like [`rows`](Self::rows), returning the error instead of panicking.
     #[track_caller]
     pub fn try_rows(self, indices: &[usize]) -> Result<Self> {
+        check_rows(&self.shape(), indices)?;
         self.try_select(0, indices)
+    }
+}
+
+/// Checks row indices against a shape, in the words of [`rows`](crate::Var::rows).
+fn check_rows(shape: &[usize], indices: &[usize]) -> Result<()> {
+    let Some(&n) = shape.first() else {
+        return Err(Error::argument(
+            "rows",
+            format!("a value of shape {shape:?} has no rows; expected rank ≥ 1"),
+        ));
+    };
+    match indices.iter().find(|&&i| i >= n) {
+        Some(bad) => Err(Error::argument(
+            "rows",
+            format!("index {bad} is out of range for {n} rows (shape {shape:?})"),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -733,4 +751,19 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
         crate::case!("concat", joinable(ANY), |x, p| concat(x, p.ints[0])),
         crate::case!("stack", stackable(ANY), |x, p| stack(x, p.ints[0])),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tape;
+
+    #[test]
+    fn rows_errors_name_rows_and_the_callers_shape() {
+        let tape = Tape::<f64>::new();
+        let a = tape.var(ndarray::array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+        let e = a.try_rows(&[0, 3]).unwrap_err().to_string();
+        assert_eq!(e, "rows: index 3 is out of range for 3 rows (shape [3, 2])");
+        let e = tape.var(2.0).try_rows(&[0]).unwrap_err().to_string();
+        assert_eq!(e, "rows: a value of shape [] has no rows; expected rank ≥ 1");
+    }
 }

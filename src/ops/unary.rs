@@ -123,8 +123,8 @@ unary_ops! {
     |x, y, gy| gy * y * y.rsub(F::one()),
     at 0.7, test unary(ANY);
 
-    /// `max(x, 0)`. NOTE: the gradient at 0 is 0.
-    Relu relu, |x| if x > F::zero() { x } else { F::zero() },
+    /// `max(x, 0)`; NaN stays NaN. NOTE: the gradient at 0 is 0, at NaN it is NaN.
+    Relu relu, |x| if x > F::zero() || x.is_nan() { x } else { F::zero() },
     // dx = gy·step(x)
     |x, y, gy| gy * x.step(),
     at 0.7, test unary(NONZERO);
@@ -135,14 +135,14 @@ unary_ops! {
     |x, y, gy| gy * x.sigmoid(),
     at 0.7, test unary(ANY);
 
-    /// The Heaviside step: 1 where `x > 0`, 0 elsewhere (the perceptron's activation). Its
-    /// gradient is zero everywhere.
+    /// The Heaviside step: 1 where `x > 0`, 0 elsewhere and NaN at NaN (the perceptron's
+    /// activation). Its gradient is zero everywhere.
     Step step, |x| step(x),
     // dx = 0
     |x, y, gy| zero(),
     at 0.7, test unary(NONZERO);
 
-    /// The sign: −1, 0 or 1. Its gradient is zero everywhere.
+    /// The sign: −1, 0 or 1, and NaN at NaN. Its gradient is zero everywhere.
     Sign sign, |x| sign(x),
     // dx = 0
     |x, y, gy| zero(),
@@ -150,7 +150,13 @@ unary_ops! {
 }
 
 pub(crate) fn step<F: Float>(x: F) -> F {
-    if x > F::zero() { F::one() } else { F::zero() }
+    if x > F::zero() {
+        F::one()
+    } else if x.is_nan() {
+        x
+    } else {
+        F::zero()
+    }
 }
 
 pub(crate) fn sign<F: Float>(x: F) -> F {
@@ -158,6 +164,8 @@ pub(crate) fn sign<F: Float>(x: F) -> F {
         F::one()
     } else if x < F::zero() {
         -F::one()
+    } else if x.is_nan() {
+        x
     } else {
         F::zero()
     }
@@ -189,6 +197,59 @@ mod tests {
         assert_eq!(x.step().backward().get(x), None); // zero: no gradient is passed on
     }
 
+    /// Each op's value at a few points against its closed form; the literals are the `f64`
+    /// nearest the exact values (to 25 digits: e = 2.718281828459045235360287, …).
+    #[test]
+    // the values are written out digit by digit, also where std has them as constants
+    #[allow(clippy::approx_constant)]
+    fn forward_values_match_closed_forms() {
+        let pinned: &[(&str, f64, f64)] = &[
+            ("exp", 1.0, 2.718281828459045),    // e
+            ("exp", -1.0, 0.36787944117144233), // 1/e
+            ("ln", 2.0, 0.6931471805599453),    // ln 2
+            ("ln", 10.0, 2.302585092994046),    // ln 10
+            ("sqrt", 2.0, 1.4142135623730951),  // √2
+            ("sqrt", 0.5, 0.7071067811865476),  // 1/√2
+            ("square", 1.5, 2.25),
+            ("square", -3.0, 9.0),
+            ("abs", -2.5, 2.5),
+            ("abs", 4.0, 4.0),
+            ("sin", 1.0, 0.8414709848078965),
+            ("sin", -2.0, -0.9092974268256817), // sin is odd: −sin 2
+            ("cos", 1.0, 0.5403023058681398),
+            ("cos", 2.0, -0.4161468365471424),
+            ("tanh", 0.5, 0.46211715726000974),  // (e − 1)/(e + 1)
+            ("tanh", -1.0, -0.7615941559557649), // tanh is odd: (1 − e²)/(1 + e²)
+            ("sigmoid", 0.0, 0.5),
+            ("sigmoid", 1.0, 0.7310585786300049),   // e/(1 + e)
+            ("sigmoid", -2.0, 0.11920292202211756), // 1/(1 + e²)
+            ("relu", -1.5, 0.0),
+            ("relu", 2.0, 2.0),
+            ("softplus", 0.0, 0.6931471805599453),  // ln 2
+            ("softplus", 1.0, 1.3132616875182228),  // ln(1 + e)
+            ("softplus", -1.0, 0.3132616875182228), // ln(1 + 1/e) = softplus(1) − 1
+            ("step", -0.5, 0.0),
+            ("step", 3.0, 1.0),
+            ("sign", -0.1, -1.0),
+            ("sign", 0.0, 0.0),
+            ("sign", 2.0, 1.0),
+        ];
+        let sample = crate::ops::cases::Sample::default();
+        for case in super::cases() {
+            let points: Vec<_> = pinned.iter().filter(|p| p.0 == case.name).collect();
+            assert!(points.len() >= 2, "{}: pin its value at two points at least", case.name);
+            for &&(name, x, expected) in &points {
+                let tape = Tape::<f64>::new();
+                let y = (case.f64)(&[tape.constant(x)], &sample).scalar();
+                assert!((y - expected).abs() <= 2.0 * f64::EPSILON * expected.abs(), "{name}({x}) = {y}");
+                let tape = Tape::<f32>::new();
+                let y = (case.f32)(&[tape.constant(x as f32)], &sample).scalar() as f64;
+                let tolerance = 2.0 * f32::EPSILON as f64 * expected.abs();
+                assert!((y - expected).abs() <= tolerance, "{name}({x}) = {y} in f32");
+            }
+        }
+    }
+
     #[test]
     fn sigmoid_and_softplus_do_not_overflow() {
         let tape = Tape::<f32>::new();
@@ -197,5 +258,26 @@ mod tests {
         assert_eq!(s, vec![0.0, 1.0]);
         let sp = x.softplus().to_array().into_raw_vec_and_offset().0;
         assert_eq!(sp, vec![0.0, 1000.0]);
+    }
+
+    /// NumPy and PyTorch: `relu(NaN)`, `heaviside(NaN)` and `sign(NaN)` are NaN, so one NaN pixel
+    /// makes a batch's loss NaN instead of quietly counting as 0.
+    #[test]
+    fn nan_propagates_through_relu_step_and_sign() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(vec![1.5, f64::NAN, -2.0]);
+        let (relu, step, sign) = (x.relu().to_array(), x.step().to_array(), x.sign().to_array());
+        assert_eq!((relu[0], relu[2], step[0], step[2], sign[0], sign[2]), (1.5, 0.0, 1.0, 0.0, 1.0, -1.0));
+        assert!(relu[1].is_nan() && step[1].is_nan() && sign[1].is_nan(), "{relu} {step} {sign}");
+        assert!(x.relu().sum().scalar().is_nan());
+        // dx = gy·step(x): the derivative at NaN is NaN, elsewhere unchanged, and nothing panics
+        let g = x.relu().sum().backward()[x].to_array();
+        assert_eq!((g[0], g[2]), (1.0, 0.0));
+        assert!(g[1].is_nan(), "{g}");
+        // the same on the scalar path
+        let s = tape.var(f64::NAN);
+        assert!(s.relu().scalar().is_nan() && s.step().scalar().is_nan() && s.sign().scalar().is_nan());
+        assert!(s.relu().backward()[s].scalar().is_some_and(f64::is_nan));
+        assert!(s.abs().backward()[s].scalar().is_some_and(f64::is_nan));
     }
 }
