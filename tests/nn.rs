@@ -246,6 +246,9 @@ fn predicted_classes_are_the_ones_accuracy_counts() {
     // the largest score of each row; the tie in row 1 goes to the first
     assert_eq!(nn::predicted_classes(&scores), [1, 0, 2]);
     assert_eq!(nn::accuracy(&scores, &[1, 2, 2]), 2.0 / 3.0);
+    // a NaN is the largest, as numpy.argmax and torch.argmax take it
+    let broken = array![[0.2, f64::NAN, 0.9], [f64::NAN, f64::NAN, 1.0]].into_dyn();
+    assert_eq!(nn::predicted_classes(&broken), [1, 0]);
     let vector = array![0.2, 0.8].into_dyn();
     let payload = std::panic::catch_unwind(|| nn::predicted_classes(&vector)).unwrap_err();
     let message = payload.downcast_ref::<String>().unwrap();
@@ -594,4 +597,20 @@ fn batch_norm_refuses_a_batch_of_one_while_training() {
     let scale = 1.0 / (1.0f64 + 1e-5).sqrt();
     let expected = array![[0.5 + scale, -0.5 + 2.0 * scale, 2.0 + 3.0 * scale]].into_dyn();
     assert!((&y - &expected).iter().all(|d| d.abs() < 1e-15), "{y}");
+}
+
+/// One NaN pixel in a batch makes the loss NaN (relu, max and the fused loss keep it), so it is
+/// seen before an optimizer step spreads it into the weights.
+#[test]
+fn a_nan_input_gives_a_nan_loss_not_a_finite_one() {
+    let tape = Tape::<f32>::new();
+    let model = Mlp::new(&tape, &[4, 8, 3], Activation::Relu, Init::He, &mut rng());
+    let mut x = ndarray::Array2::<f32>::from_elem((2, 4), 0.5);
+    x[[1, 2]] = f32::NAN;
+    let logits = model.forward(tape.constant(x));
+    assert!(logits.to_array().index_axis(ndarray::Axis(0), 1).iter().all(|v| v.is_nan()), "{}", logits);
+    assert!(logits.to_array().index_axis(ndarray::Axis(0), 0).iter().all(|v| v.is_finite()));
+    let loss = nn::softmax_cross_entropy(logits, &[0, 1]);
+    assert!(loss.scalar().is_nan());
+    assert_eq!(nn::predicted_classes(&logits.to_array())[1], 0);
 }

@@ -64,12 +64,13 @@ pub fn binary_cross_entropy_with_logits<'t, F: Float>(x: Var<'t, F>, t: Var<'t, 
 }
 
 /// The class of each row of `(batch, classes)` scores: the index of its largest score (ties: the
-/// first largest), the textbook's `np.argmax(y, axis=1)`.
+/// first largest), the textbook's `np.argmax(y, axis=1)`. A NaN counts as the largest, as in
+/// NumPy and PyTorch, so a broken model is not scored as if it were fine.
 ///
 /// ```
 /// use tapegrad::nn::predicted_classes;
-/// let scores = ndarray::array![[0.1, 0.9], [0.8, 0.2], [0.5, 0.5]].into_dyn();
-/// assert_eq!(predicted_classes(&scores), [1, 0, 0]);
+/// let scores = ndarray::array![[0.1, 0.9], [0.8, 0.2], [0.5, 0.5], [0.3, f64::NAN]].into_dyn();
+/// assert_eq!(predicted_classes(&scores), [1, 0, 0, 1]);
 /// ```
 #[track_caller]
 pub fn predicted_classes<F: Float>(scores: &ArrayD<F>) -> Vec<usize> {
@@ -78,7 +79,16 @@ pub fn predicted_classes<F: Float>(scores: &ArrayD<F>) -> Vec<usize> {
         panic!("{}", Error::argument("predicted_classes", message));
     }
     let best = |row: ndarray::ArrayViewD<'_, F>| {
-        row.iter().enumerate().fold((0, F::neg_infinity()), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+        let (mut best, mut largest) = (0, F::neg_infinity());
+        for (i, &v) in row.iter().enumerate() {
+            if v.is_nan() {
+                return i;
+            }
+            if v > largest {
+                (best, largest) = (i, v);
+            }
+        }
+        best
     };
     scores.axis_iter(Axis(0)).map(best).collect()
 }
