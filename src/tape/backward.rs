@@ -15,6 +15,7 @@
 //! input's shape (checked here, once, for both stores).
 
 use slotmap::SecondaryMap;
+use slotmap::secondary::Entry;
 use smallvec::SmallVec;
 
 use crate::error::{Error, Result, or_panic};
@@ -83,11 +84,10 @@ fn backward<'t, F: Float, S: GradientStore<'t, F>>(
         let id = inner.order[i];
         let gy = if keep.contains(&id) { grads.get(id).cloned() } else { grads.remove(id) };
         let Some(gy) = gy else { continue };
-        let mut add = |p: NodeId, g: S::Grad| match grads.get_mut(p) {
-            Some(acc) => S::accumulate(tape, acc, g),
-            None => {
-                grads.insert(p, g);
-            }
+        let mut add = |p: NodeId, g: S::Grad| match grads.entry(p) {
+            Some(Entry::Occupied(mut acc)) => S::accumulate(tape, acc.get_mut(), g),
+            Some(Entry::Vacant(slot)) => drop(slot.insert(g)),
+            None => unreachable!("gradients are kept for live nodes only"),
         };
         if !(fast_paths && S::fast_path(&inner, id, &gy, &mut add)) {
             drop(inner);
@@ -174,7 +174,10 @@ impl<'t, F: Float> GradientStore<'t, F> for Values {
     }
 
     fn accumulate(_tape: &'t Tape<F>, acc: &mut Value<F>, g: Value<F>) {
-        acc.add_assign(&g);
+        match (acc, g) {
+            (Value::Scalar(a), Value::Scalar(b)) => *a += b,
+            (acc, g) => acc.add_assign(&g),
+        }
     }
 
     fn with_value<R>(_tape: &'t Tape<F>, g: &Value<F>, f: impl FnOnce(&Value<F>) -> R) -> R {
