@@ -177,19 +177,23 @@ impl<F: Float> Tape<F> {
                 (op.forward(&values)?, nodes.iter().any(|n| n.requires_grad))
             }
         };
-        if self.detect_anomaly() {
+        let anomaly = self.detect_anomaly();
+        if anomaly {
             self.check_forward(&inner, &op, inputs, &value)?;
         }
         let node = if requires_grad && self.is_recording() {
             let seq = u32::try_from(inner.order.len()).expect("fewer than 2^32 ops on one tape");
-            let mut parents = SmallVec::new();
-            inputs.iter().for_each(|v| parents.push(v.id()));
+            let parents = match *inputs {
+                [x] => SmallVec::from_slice(&[x.id()]),
+                [x, y] => SmallVec::from_buf([x.id(), y.id()]),
+                _ => inputs.iter().map(Var::id).collect(),
+            };
             Node { value, op: Some(Box::new(op)), parents, requires_grad: true, persistent: false, seq }
         } else {
             Node::leaf(value, false, false)
         };
         let id = inner.insert(node);
-        if self.detect_anomaly() {
+        if anomaly {
             inner.origins.insert(id, Location::caller());
         }
         Ok(self.handle(id))
