@@ -46,10 +46,11 @@ pub enum Error {
         /// The output's shape.
         shape: Vec<usize>,
     },
-    /// A `Var` whose node was freed by [`Tape::reset`](crate::Tape::reset) was used.
+    /// A `Var` whose node was freed, by [`Tape::reset`](crate::Tape::reset) or at the end of
+    /// the [`Tape::scope`](crate::Tape::scope) that made it, was used.
     #[error(
-        "{op}: {var} was freed by Tape::reset(); only parameters (Tape::param) survive a reset, \
-         so build this value again on the current step"
+        "{op}: {var} was freed (by Tape::reset(), or at the end of the Tape::scope that made it); \
+         only parameters and buffers survive, so build this value again"
     )]
     Freed {
         /// Where it was used.

@@ -20,6 +20,7 @@ use smallvec::SmallVec;
 
 use crate::error::{Error, Result, or_panic};
 use crate::float::Float;
+use crate::tape::ScopeGuard;
 use crate::tape::op::{Context, Grads, Op};
 use crate::tape::record::{ScopeMark, anomaly, first_non_finite};
 use crate::tape::{GradOptions, Gradients, Inner, NodeId, Tape, Var};
@@ -105,18 +106,21 @@ fn rule<'t, F: Float, S: GradientStore<'t, F>>(
     gy: S::Grad,
     mut add: impl FnMut(NodeId, S::Grad),
 ) -> Result<()> {
-    let (op, parents, needs) = {
+    let (mut taken, parents, needs, finite_forward) = {
         let mut inner = tape.inner.borrow_mut();
         let node = &mut inner.nodes[id];
         let op = node.op.take().expect("recorded nodes have an op");
         let parents = node.parents.clone();
         let needs: SmallVec<[bool; 2]> = parents.iter().map(|&p| inner.nodes[p].requires_grad).collect();
-        (op, parents, needs)
+        let finite = |id: &NodeId| first_non_finite(&inner.nodes[*id].value).is_none();
+        let finite_forward = tape.anomaly_in_backward.get() && finite(&id) && parents.iter().all(finite);
+        (TakenOp { tape, id, op: Some(op) }, parents, needs, finite_forward)
     };
-    let check_anomaly =
-        tape.anomaly_in_backward.get() && S::with_value(tape, &gy, |g| first_non_finite(g).is_none());
-    let gxs = S::run_rule(tape, &*op, Context::new(tape, parents.clone(), id, needs.clone()), gy);
-    tape.inner.borrow_mut().nodes[id].op = Some(op);
+    // An anomaly is a NaN or an infinity made from finite values only.
+    let check_anomaly = finite_forward && S::with_value(tape, &gy, |g| first_non_finite(g).is_none());
+    let op = taken.op.as_deref().expect("taken");
+    let gxs = S::run_rule(tape, op, Context::new(tape, parents.clone(), id, needs.clone()), gy);
+    taken.put_back();
     let inner = tape.inner.borrow();
     let op = inner.nodes[id].op.as_deref().expect("put back");
     assert_eq!(
@@ -155,6 +159,30 @@ fn rule<'t, F: Float, S: GradientStore<'t, F>>(
     Ok(())
 }
 
+/// A node's op, taken out while its rule runs (so that no borrow of the tape is held) and put
+/// back when the rule returns, or unwinds.
+struct TakenOp<'t, F: Float> {
+    tape: &'t Tape<F>,
+    id: NodeId,
+    op: Option<Box<dyn Op<F>>>,
+}
+
+impl<F: Float> TakenOp<'_, F> {
+    fn put_back(&mut self) {
+        if let (Some(op), Ok(mut inner)) = (self.op.take(), self.tape.inner.try_borrow_mut())
+            && let Some(node) = inner.nodes.get_mut(self.id)
+        {
+            node.op = Some(op);
+        }
+    }
+}
+
+impl<F: Float> Drop for TakenOp<'_, F> {
+    fn drop(&mut self) {
+        self.put_back();
+    }
+}
+
 /// Gradients as plain values: rules compute with recording off, and their temporaries are freed
 /// when they return.
 struct Values;
@@ -168,9 +196,10 @@ impl<'t, F: Float> GradientStore<'t, F> for Values {
         cx: Context<'t, F>,
         gy: Value<F>,
     ) -> SmallVec<[Option<Value<F>>; 2]> {
-        let mark = tape.inner.borrow_mut().open_scope();
+        let mut scope = ScopeGuard::open(tape);
         let gxs = op.backward(&cx, tape.constant(gy));
-        take_temporaries(tape, mark, &gxs)
+        check_handles(tape, op, &gxs);
+        take_temporaries(tape, scope.take_mark(), &gxs)
     }
 
     fn accumulate(_tape: &'t Tape<F>, acc: &mut Value<F>, g: Value<F>) {
@@ -213,6 +242,16 @@ impl<'t, F: Float> GradientStore<'t, F> for Values {
     }
 }
 
+/// Panics, naming the op, when a rule returned a `Var` of another tape or a freed one.
+fn check_handles<F: Float>(tape: &Tape<F>, op: &dyn Op<F>, gxs: &Grads<'_, F>) {
+    let inner = tape.inner.borrow();
+    for (i, g) in gxs.iter().enumerate() {
+        if let Some(Err(e)) = g.map(|g| tape.lookup(&inner, g, op.name(), i)) {
+            panic!("backward of {} returned a gradient that cannot be used: {e}", op.name());
+        }
+    }
+}
+
 /// The values of a rule's gradients, then frees the rule's temporaries: a temporary returned
 /// once is moved out, anything else is copied.
 fn take_temporaries<F: Float>(
@@ -247,7 +286,9 @@ impl<'t, F: Float> GradientStore<'t, F> for Recorded {
         cx: Context<'t, F>,
         gy: NodeId,
     ) -> SmallVec<[Option<NodeId>; 2]> {
-        op.backward(&cx, tape.handle(gy)).into_iter().map(|g| g.map(|g| g.id())).collect()
+        let gxs = op.backward(&cx, tape.handle(gy));
+        check_handles(tape, op, &gxs);
+        gxs.into_iter().map(|g| g.map(|g| g.id())).collect()
     }
 
     fn accumulate(tape: &'t Tape<F>, acc: &mut NodeId, g: NodeId) {
@@ -286,16 +327,23 @@ struct Pass<'t, F: Float> {
     tape: &'t Tape<F>,
     no_grad_depth: u32,
     anomaly: bool,
+    anomaly_in_backward: bool,
 }
 
 impl<'t, F: Float> Pass<'t, F> {
     /// `record`: whether the rules' steps are recorded (`create_graph`), even inside `no_grad`.
     fn begin(tape: &'t Tape<F>, record: bool) -> Self {
-        let pass = Pass { tape, no_grad_depth: tape.no_grad_depth.get(), anomaly: tape.anomaly.get() };
+        let pass = Pass {
+            tape,
+            no_grad_depth: tape.no_grad_depth.get(),
+            anomaly: tape.anomaly.get(),
+            anomaly_in_backward: tape.anomaly_in_backward.get(),
+        };
         tape.no_grad_depth.set(if record { 0 } else { pass.no_grad_depth + 1 });
         // Anomalies are checked on the gradients each rule returns, not inside the rule.
         tape.anomaly.set(false);
-        tape.anomaly_in_backward.set(pass.anomaly);
+        // A pass started by a rule of another pass checks as that one does.
+        tape.anomaly_in_backward.set(pass.anomaly || pass.anomaly_in_backward);
         pass
     }
 }
@@ -304,11 +352,25 @@ impl<F: Float> Drop for Pass<'_, F> {
     fn drop(&mut self) {
         self.tape.no_grad_depth.set(self.no_grad_depth);
         self.tape.anomaly.set(self.anomaly);
-        self.tape.anomaly_in_backward.set(false);
+        self.tape.anomaly_in_backward.set(self.anomaly_in_backward);
     }
 }
 
 impl<F: Float> Tape<F> {
+    /// Backward reads every value on its way, so it cannot run while `Var::update` has one out.
+    fn check_not_updating(&self, op: &'static str) -> Result<()> {
+        match self.inner.borrow().updating.first() {
+            Some(&id) => Err(Error::argument(
+                op,
+                format!(
+                    "called inside Var::update of {}; take the gradients before the update",
+                    self.handle(id).key()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Plain backward from `output` with `seed`; keeps the gradients of the leaves and of `keep`.
     pub(crate) fn backward_values(
         &self,
@@ -322,6 +384,7 @@ impl<F: Float> Tape<F> {
             let expected = "a seed gradient of the output's shape";
             return Err(Error::shape("backward", &[&shape, seed.shape()], expected));
         }
+        self.check_not_updating("backward")?;
         let _pass = Pass::begin(self, false);
         let grads = backward::<F, Values>(self, output.id(), seed, keep)?;
         Ok(Gradients::new(grads, self.id()))
@@ -398,6 +461,7 @@ impl<F: Float> Tape<F> {
         for (i, w) in wrt.iter().enumerate() {
             self.lookup(&self.inner.borrow(), *w, "grad", i + 1)?;
         }
+        self.check_not_updating("grad")?;
         let keep: Vec<NodeId> = wrt.iter().map(|w| w.id()).collect();
         let zeros = |w: &Var<'t, F>| self.constant(Value::zeros(&w.shape()));
         if !options.create_graph {

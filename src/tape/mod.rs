@@ -199,9 +199,10 @@ impl<F: Float> Tape<F> {
     /// Runs `f` and frees every node it made (parameters and buffers excepted), so a loop of
     /// scoped steps holds no more memory after 100,000 steps than after one.
     ///
-    /// The result must own its data (an array, a number, a `Vec`): a `Var` made inside would be
-    /// freed, so the compiler refuses one (`R: 'static`). Use it for evaluation, or for any
-    /// step whose intermediate nodes are not needed afterwards.
+    /// The result must own its data (an array, a number, a `Vec`): a `Var` made inside is freed
+    /// with the rest, so the compiler refuses one as the result (`R: 'static`); one carried out
+    /// another way is reported as freed when used. A `reset()` inside a scope is fine. Use it
+    /// for evaluation, or for any step whose intermediate nodes are not needed afterwards.
     ///
     /// ```
     /// use tapegrad::Tape;
@@ -214,8 +215,7 @@ impl<F: Float> Tape<F> {
     /// assert_eq!(tape.len(), 1); // only the parameter
     /// ```
     pub fn scope<R: 'static>(&self, f: impl FnOnce() -> R) -> R {
-        let mark = self.inner.borrow_mut().open_scope();
-        let guard = ScopeGuard { tape: self, mark: Some(mark) };
+        let guard = ScopeGuard::open(self);
         let result = f();
         drop(guard);
         result
@@ -313,9 +313,20 @@ impl<F: Float> Drop for NoGradGuard<'_, F> {
 }
 
 /// Frees what a scope made, even when the scope unwinds.
-struct ScopeGuard<'t, F: Float> {
+pub(crate) struct ScopeGuard<'t, F: Float> {
     tape: &'t Tape<F>,
     mark: Option<record::ScopeMark>,
+}
+
+impl<'t, F: Float> ScopeGuard<'t, F> {
+    pub(crate) fn open(tape: &'t Tape<F>) -> Self {
+        ScopeGuard { tape, mark: Some(tape.inner.borrow_mut().open_scope()) }
+    }
+
+    /// The mark, for a caller that closes the scope itself (the guard then does nothing).
+    pub(crate) fn take_mark(&mut self) -> record::ScopeMark {
+        self.mark.take().expect("the scope is open")
+    }
 }
 
 impl<F: Float> Drop for ScopeGuard<'_, F> {

@@ -49,15 +49,19 @@ pub(crate) struct Inner<F: Float> {
     /// Nodes made while a scope is open, in creation order.
     created: Vec<NodeId>,
     open_scopes: u32,
+    /// How many times the tape was reset: a scope that saw a reset frees all that was made
+    /// since (its own mark no longer points into `created` and `order`).
+    resets: u64,
     /// The leaf whose value [`Var::update`](crate::Var::update) has taken out while its
     /// closure runs.
-    pub(crate) updating: Option<NodeId>,
+    pub(crate) updating: SmallVec<[NodeId; 1]>,
 }
 
 /// Where a scope began: how much of `created` and `order` came before it.
 pub(crate) struct ScopeMark {
     created: usize,
     order: usize,
+    resets: u64,
 }
 
 impl<F: Float> Inner<F> {
@@ -69,7 +73,8 @@ impl<F: Float> Inner<F> {
             origins: SparseSecondaryMap::new(),
             created: Vec::new(),
             open_scopes: 0,
-            updating: None,
+            updating: SmallVec::new(),
+            resets: 0,
         }
     }
 
@@ -89,12 +94,14 @@ impl<F: Float> Inner<F> {
 
     pub(crate) fn open_scope(&mut self) -> ScopeMark {
         self.open_scopes += 1;
-        ScopeMark { created: self.created.len(), order: self.order.len() }
+        ScopeMark { created: self.created.len(), order: self.order.len(), resets: self.resets }
     }
 
     /// Frees every node made since `mark` but the persistent ones.
     pub(crate) fn close_scope(&mut self, mark: ScopeMark) {
         self.open_scopes -= 1;
+        // After a reset inside the scope, everything made since the reset was made inside it.
+        let mark = if mark.resets == self.resets { mark } else { ScopeMark { created: 0, order: 0, ..mark } };
         for i in mark.created..self.created.len() {
             let id = self.created[i];
             if self.nodes.get(id).is_some_and(|n| !n.persistent) {
@@ -118,6 +125,7 @@ impl<F: Float> Inner<F> {
     }
 
     pub(crate) fn reset(&mut self) {
+        self.resets += 1;
         let Inner { nodes, order, names, origins, created, .. } = self;
         nodes.retain(|_, n| n.persistent);
         names.retain(|id, _| nodes.contains_key(id));
@@ -128,7 +136,8 @@ impl<F: Float> Inner<F> {
 
     /// Whether `id` was made since `mark` (a temporary of the scope that `mark` began).
     pub(crate) fn made_since(&self, mark: &ScopeMark, id: NodeId) -> bool {
-        self.created[mark.created..].contains(&id)
+        let start = if mark.resets == self.resets { mark.created } else { 0 };
+        self.created[start..].contains(&id) && self.nodes.get(id).is_some_and(|n| !n.persistent)
     }
 }
 
@@ -230,7 +239,7 @@ impl<F: Float> Tape<F> {
     ) -> Result<&'i Node<F>> {
         let node = if std::ptr::eq(v.tape(), self) { inner.nodes.get(v.id()) } else { None };
         match node {
-            Some(node) if inner.updating != Some(v.id()) => Ok(node),
+            Some(node) if !inner.updating.contains(&v.id()) => Ok(node),
             _ => Err(self.lookup_error(inner, v, op, i)),
         }
     }
@@ -239,7 +248,7 @@ impl<F: Float> Tape<F> {
     fn lookup_error(&self, inner: &Inner<F>, v: Var<'_, F>, op: &'static str, i: usize) -> Error {
         if !std::ptr::eq(v.tape(), self) {
             Error::ForeignTape { op, what: format!("operand {i} ({})", v.key()) }
-        } else if inner.updating == Some(v.id()) {
+        } else if inner.updating.contains(&v.id()) {
             let message = format!("{} is being changed by Var::update; read it before the update", v.key());
             Error::argument(op, message)
         } else {

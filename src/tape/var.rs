@@ -76,7 +76,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let tape = Tape::<f64>::new();
     /// let y = tape.var(2.0) * 3.0;
     /// tape.reset();
-    /// assert!(y.try_value().unwrap_err().to_string().contains("freed by Tape::reset()"));
+    /// assert!(y.try_value().unwrap_err().to_string().contains("was freed (by Tape::reset()"));
     /// ```
     pub fn try_value(&self) -> Result<Value<F>> {
         let inner = self.tape.inner.borrow();
@@ -165,7 +165,8 @@ impl<'t, F: Float> Var<'t, F> {
     }
 
     /// A constant computed elementwise from this value: no gradient flows through it. Backward
-    /// rules use it for masks, such as the derivative of `relu`.
+    /// rules use it for masks, such as the derivative of `relu`. `f` runs while the tape is
+    /// borrowed: it may read other `Var`s but not make new ones.
     ///
     /// ```
     /// use tapegrad::Tape;
@@ -182,7 +183,8 @@ impl<'t, F: Float> Var<'t, F> {
     }
 
     /// A constant computed elementwise from two values (broadcasting): no gradient flows
-    /// through it.
+    /// through it. `f` runs while the tape is borrowed: it may read other `Var`s but not make
+    /// new ones.
     ///
     /// ```
     /// use tapegrad::Tape;
@@ -274,15 +276,15 @@ impl<'t, F: Float> Var<'t, F> {
         or_panic(self.try_update(f))
     }
 
-    /// Like [`update`](Self::update), returning the error (a freed handle, or a node that is
-    /// not a leaf).
+    /// Like [`update`](Self::update), returning the error (a freed handle, a node that is not a
+    /// leaf, or a leaf another `update` is changing).
     pub fn try_update(&self, f: impl FnOnce(ArrayViewMutD<'_, F>)) -> Result<()> {
         // The value is taken out while `f` runs, so that `f` may read the tape.
         let mut value = {
             let mut inner = self.tape.inner.borrow_mut();
             let value =
                 std::mem::replace(&mut self.leaf_mut(&mut inner, "update")?.value, Value::Scalar(F::nan()));
-            inner.updating = Some(self.id);
+            inner.updating.push(self.id);
             value
         };
         struct PutBack<'a, 't, F: Float>(&'a Var<'t, F>, &'a mut Value<F>);
@@ -290,7 +292,7 @@ impl<'t, F: Float> Var<'t, F> {
             fn drop(&mut self) {
                 let value = std::mem::replace(self.1, Value::Scalar(F::zero()));
                 let mut inner = self.0.tape.inner.borrow_mut();
-                inner.updating = None;
+                inner.updating.retain(|id| *id != self.0.id);
                 if let Some(node) = inner.nodes.get_mut(self.0.id) {
                     node.value = value;
                 }
