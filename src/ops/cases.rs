@@ -315,10 +315,25 @@ pub(crate) fn logits_and_targets() -> impl Strategy<Value = Sample> {
         })
 }
 
+/// The tape's `Accumulate` adds the gradients that reach one value along two paths, and only a
+/// differentiable backward pass records it: the case is the gradient of `Σ (z + x)²` at a leaf
+/// `z = 0`, where `y = z + x` gets `gy·y` once from each factor of `y·y`. `z` is a variable of
+/// its own so that the gradient exists when `x` is a constant, as in gradcheck's evaluations.
+fn accumulate_cases() -> Vec<Case> {
+    vec![crate::case!("accumulate", unary(ANY), |x, _p| {
+        let tape = x[0].tape();
+        let z = tape.var(crate::Value::zeros(&x[0].shape()));
+        let y = z + x[0];
+        let [gradient] = tape.grad((y * y).sum(), [z], crate::GradOptions { create_graph: true });
+        gradient
+    })]
+}
+
 /// Every case of every family.
 pub(crate) fn all() -> Vec<Case> {
     use crate::ops::*;
     [
+        accumulate_cases(),
         crate::ops::nn::cases(),
         binary::cases(),
         binary::scalar_cases(),
@@ -333,15 +348,49 @@ pub(crate) fn all() -> Vec<Case> {
     .collect()
 }
 
+/// A runner of `cases` cases, or of `PROPTEST_CASES` when it is set (to run more of them).
 fn runner(cases: u32) -> TestRunner {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(cases);
     TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() })
+}
+
+/// The tolerances of the registry's first and second derivatives: 1000 times tighter than
+/// PyTorch's gradcheck defaults (atol 1e-5, rtol 1e-3), which `GradcheckOptions::default()`
+/// keeps for users' functions. The step balances the rounding error of central differences
+/// (about 1e-16·|f|/eps) against their truncation error (eps²·f‴/6). Measured over 100,000
+/// samples per case, the worst first derivative used 23% of this tolerance (log_softmax: an
+/// error of 2.6e-9 on a derivative of 1.3e-3), the worst second derivative outside
+/// [`NEAR_A_POLE`] 24% (norm_l2: 2.7e-9 on 1.2e-3).
+const TOLERANCE: GradcheckOptions = GradcheckOptions { eps: 5e-6, atol: 1e-8, rtol: 1e-6, seed: 0 };
+
+/// The one exception: second derivatives of the ops whose test domain comes near a pole (`a/b`
+/// at `b ≥ 0.1`; `aᵇ` and `xᶜ` at a base ≥ 0.2 with exponents down to −2.5). Their third
+/// derivatives are large there, and so is the truncation error of the differences: over
+/// 100,000 samples `div` reached 120% of [`TOLERANCE`] (an error of 1.2e-7 on 9.0e-2), `pow`
+/// 67% and `powf` 43%. Ten times looser, still 100 times tighter than PyTorch's.
+const NEAR_A_POLE: GradcheckOptions = GradcheckOptions { atol: 1e-7, rtol: 1e-5, ..TOLERANCE };
+
+/// `exp` with a gradient 2e-5 too large, relatively: PyTorch's defaults pass it, the registry's
+/// tolerances (the looser one included) catch it.
+#[test]
+fn the_registry_tolerances_catch_what_pytorchs_defaults_miss() {
+    fn slightly_wrong_exp<'t>(x: &[Var<'t, f64>]) -> Var<'t, f64> {
+        let y = x[0].exp();
+        y * 1.00002 - y.map_constant(|v| v * 0.00002)
+    }
+    let x = [ndarray::array![0.5, -1.0, 1.5].into_dyn()];
+    assert!(gradcheck(slightly_wrong_exp, &x, GradcheckOptions::default()).is_ok());
+    for options in [TOLERANCE, NEAR_A_POLE] {
+        assert!(options.atol <= 1e-5 / 100.0 && options.rtol <= 1e-3 / 100.0, "{options:?}");
+        assert!(gradcheck(slightly_wrong_exp, &x, options).is_err(), "{options:?}");
+    }
 }
 
 #[test]
 fn every_op_matches_central_differences() {
     for case in all() {
         let result = runner(64).run(&(case.strategy)(), |s| {
-            gradcheck(|x| (case.f64)(x, &s), &s.inputs, GradcheckOptions::default())
+            gradcheck(|x| (case.f64)(x, &s), &s.inputs, TOLERANCE)
                 .map_err(|e| TestCaseError::fail(e.to_string()))
         });
         if let Err(e) = result {
@@ -372,54 +421,117 @@ fn f32_forward_agrees_with_f64() {
     }
 }
 
-/// Each type that implements `Op` in `src/ops` (written out, or as a row of an op table) must
-/// be exercised by some case.
+/// Every op has a case named for it. Each type that implements `Op` anywhere in `src/` is mapped
+/// to the names its `fn name()` returns (both of `"max"`/`"min"` for `Extremum`); a row of an op
+/// table (`unary_ops! { Exp exp, … }`, `binary_ops! { Add "add", … }`) gives the struct first
+/// and its name second. Each name must be the name of a case, and that case must record the op
+/// under that name: an op met only inside another op's case does not count. Ops declared in a
+/// `#[cfg(test)] mod tests` block are test fixtures (such as gradcheck's deliberately wrong
+/// rules) and are not required to have a case.
 #[test]
 fn every_op_has_a_property_test_entry() {
-    let mut exercised = std::collections::BTreeSet::new();
+    let mut recorded = std::collections::BTreeSet::new();
     for case in all() {
         let sample = (case.strategy)().new_tree(&mut runner(1)).expect("a sample").current();
         let tape = Tape::<f64>::new();
         let x: Vec<_> = sample.inputs.iter().map(|a| tape.var(a.clone())).collect();
         (case.f64)(&x, &sample);
-        let inner = tape.inner.borrow();
-        for node in inner.nodes.values() {
-            if let Some(op) = &node.op {
-                exercised.insert(
-                    op.type_name().rsplit("::").next().unwrap().split('<').next().unwrap().to_string(),
-                );
-            }
+        for op in tape.inner.borrow().nodes.values().filter_map(|node| node.op.as_ref()) {
+            let type_name = op.type_name().split('<').next().unwrap().rsplit("::").next().unwrap();
+            recorded.insert((case.name, type_name.to_string(), op.name()));
         }
     }
-    let mut declared = std::collections::BTreeSet::new();
-    let dirs = ["/src/ops", "/src/nn"]
-        .map(|d| std::fs::read_dir(format!("{}{d}", env!("CARGO_MANIFEST_DIR"))).unwrap());
-    for file in dirs.into_iter().flatten() {
-        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
-        let mut in_table = false;
-        for line in text.lines() {
-            let line = line.trim();
-            if let Some(rest) = line.strip_prefix("impl<F: Float> Op<F> for ") {
-                let name = rest.split(|c: char| !c.is_alphanumeric()).next().unwrap();
-                if !name.is_empty() {
-                    declared.insert(name.to_string());
-                }
-            }
-            if line.ends_with("_ops! {") && !line.starts_with("macro_rules") {
-                in_table = true;
-            } else if line == "}" {
-                in_table = false;
-            } else if in_table {
-                let first = line.split_whitespace().next().unwrap_or("");
-                if first.starts_with(char::is_uppercase) && first.chars().all(char::is_alphanumeric) {
-                    declared.insert(first.to_string());
-                }
-            }
-        }
-    }
+    let declared = declared_ops(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")));
     assert!(declared.len() > 30, "the scan found only {declared:?}");
-    let missing: Vec<_> = declared.difference(&exercised).collect();
-    assert!(missing.is_empty(), "ops without a property-test entry: {missing:?}");
+    let mut missing = Vec::new();
+    for (op, (names, file)) in &declared {
+        if names.is_empty() {
+            missing.push(format!("{op} ({file}: no name found in its `fn name()`)"));
+        }
+        for name in names {
+            if !recorded.iter().any(|(case, t, n)| case == name && t == op && n == name) {
+                missing.push(format!("{op} \"{name}\" ({file})"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "ops without a case named for them (or whose case does not record them): {missing:?}"
+    );
+}
+
+/// The ops declared in the Rust files under `dir`: each struct with its names and its file.
+fn declared_ops(dir: &std::path::Path) -> std::collections::BTreeMap<String, (Vec<String>, String)> {
+    let mut ops = std::collections::BTreeMap::new();
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).expect("a source folder").map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            ops.extend(declared_ops(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let file = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&path).display().to_string();
+            let text = std::fs::read_to_string(&path).expect("a readable source file");
+            for (op, names) in ops_in(&text) {
+                ops.insert(op, (names, file.clone()));
+            }
+        }
+    }
+    ops
+}
+
+/// The ops declared in one file's text, with their names, outside `#[cfg(test)] mod tests`.
+fn ops_in(text: &str) -> Vec<(String, Vec<String>)> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let literals = |line: &&str| line.split('"').skip(1).step_by(2).map(String::from).collect::<Vec<_>>();
+    let mut ops = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if line == "#[cfg(test)]" && lines.get(i + 1).is_some_and(|l| l.starts_with("mod tests")) {
+            i = block_end(&lines, i + 1);
+        } else if let Some(op) = implemented_op(line) {
+            // the string literals of its `fn name()`
+            let names = match (i..lines.len()).find(|&j| lines[j].starts_with("fn name(")) {
+                Some(start) => lines[start..=block_end(&lines, start)].iter().flat_map(literals).collect(),
+                None => Vec::new(),
+            };
+            ops.push((op, names));
+        } else if line.ends_with("_ops! {") && !line.starts_with("macro_rules") {
+            // an op table: a row starts with the struct, then its name (an identifier or a string)
+            for row in &lines[i + 1..block_end(&lines, i)] {
+                let mut tokens = row.split_whitespace();
+                let op = tokens.next().unwrap_or("");
+                if op.starts_with(char::is_uppercase) && op.chars().all(char::is_alphanumeric) {
+                    let name = tokens.next().unwrap_or("").trim_end_matches(',').trim_matches('"');
+                    ops.push((op.to_string(), if name.is_empty() { vec![] } else { vec![name.to_string()] }));
+                }
+            }
+        }
+        i += 1;
+    }
+    ops
+}
+
+/// The index of the line that closes the block opened on line `start`, counting braces.
+fn block_end(lines: &[&str], start: usize) -> usize {
+    let mut open = 0;
+    for (j, line) in lines.iter().enumerate().skip(start) {
+        open += line.matches('{').count() as isize - line.matches('}').count() as isize;
+        if open <= 0 {
+            return j;
+        }
+    }
+    lines.len() - 1
+}
+
+/// The struct of an `impl … Op<F> for Struct` line; `None` for any other line, and for the
+/// `$Op` of a macro's template.
+fn implemented_op(line: &str) -> Option<String> {
+    let (head, ty) = line.strip_prefix("impl")?.split_once(" for ")?;
+    let op_trait = head.rsplit([' ', ':']).next()?;
+    let name: String = ty.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    (op_trait.starts_with("Op<") && name.starts_with(char::is_uppercase)).then_some(name)
 }
 
 /// The elementwise ops' scalar rules (taken when every value is a scalar) and their `Tensor`
@@ -452,12 +564,14 @@ fn scalar_rules_agree_with_tensor_rules() {
 /// Second derivatives of every op, by [`gradgradcheck`](crate::gradgradcheck). No op is exempt:
 /// the domains keep inputs away from kinks and ties, where the piecewise-linear ops (`relu`,
 /// `abs`, `maximum`, `max`, the L1 and ∞ norms…) have second derivative 0 and the check confirms
-/// it, and the piecewise-constant ones (`step`, `sign`) pass no gradient at all.
+/// it, and the piecewise-constant ones (`step`, `sign`) pass no gradient at all. Three ops
+/// near a pole are held to a looser tolerance, [`NEAR_A_POLE`].
 #[test]
 fn every_op_second_derivative_matches_central_differences() {
     for case in all() {
         let result = runner(32).run(&(case.strategy)(), |s| {
-            crate::gradgradcheck(|x| (case.f64)(x, &s), &s.inputs, GradcheckOptions::default())
+            let options = if ["div", "pow", "powf"].contains(&case.name) { NEAR_A_POLE } else { TOLERANCE };
+            crate::gradgradcheck(|x| (case.f64)(x, &s), &s.inputs, options)
                 .map_err(|e| TestCaseError::fail(e.to_string()))
         });
         if let Err(e) = result {
