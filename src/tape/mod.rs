@@ -7,7 +7,8 @@
 //! - `record.rs`: nodes, and recording one op (the only place nodes are added);
 //! - `var.rs`: the [`Var`] handle and what it reads and writes;
 //! - `op.rs`: the [`Op`](op::Op) protocol between the tape and the ops;
-//! - `backward.rs`: the one backward algorithm, [`Tape::grad`] and [`Var::backward`];
+//! - `backward.rs`: the one backward algorithm, generic over where gradients live;
+//! - `grad.rs`: its entry points, [`Tape::grad`] and [`Var::backward`];
 //! - `gradients.rs`: [`Gradients`], [`Param`] and [`GradOptions`];
 //! - `stats.rs`: [`TapeStats`], what the tape holds, by op.
 //!
@@ -19,6 +20,7 @@
 //! - The tape knows the [`Op`](op::Op) protocol but no particular op.
 
 mod backward;
+mod grad;
 mod gradients;
 pub mod op;
 mod record;
