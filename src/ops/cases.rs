@@ -305,6 +305,60 @@ pub(crate) fn vector_operands(d: Domain) -> impl Strategy<Value = Sample> {
         .prop_map(|(a, b)| Sample::new(vec![a, b]))
 }
 
+/// A window (kernel 1–3, stride 1–3, padding 0–2, dilation 1–2 per axis) and an image
+/// `[N, C, H, W]` (N ≤ 2, C ≤ 3, H, W ≤ 6) large enough for at least one output:
+/// `ints = [KH, KW, SH, SW, PH, PW, DH, DW, N, C, H, W]`, with no input yet.
+fn window_and_image() -> impl Strategy<Value = Vec<usize>> {
+    let axis = || (1usize..=3, 1usize..=3, 0usize..=2, 1usize..=2, 0usize..=3);
+    (axis(), axis(), 1usize..=2, 1usize..=3).prop_map(|((kh, sh, ph, dh, eh), (kw, sw, pw, dw, ew), n, c)| {
+        let size = |k: usize, p: usize, d: usize, extra: usize| {
+            ((d * (k - 1) + 1).saturating_sub(2 * p).max(1) + extra).min(6)
+        };
+        vec![kh, kw, sh, sw, ph, pw, dh, dw, n, c, size(kh, ph, dh, eh), size(kw, pw, dw, ew)]
+    })
+}
+
+/// An image for `im2col`, with `ints` as in [`window_and_image`].
+pub(crate) fn image_and_window(d: Domain) -> impl Strategy<Value = Sample> {
+    window_and_image()
+        .prop_flat_map(move |ints| (array(ints[8..].to_vec(), d), Just(ints)))
+        .prop_map(|(x, ints)| Sample { ints, ..Sample::new(vec![x]) })
+}
+
+/// Columns `[N·OH·OW, C·KH·KW]` for `col2im`, with `ints` as in [`window_and_image`].
+pub(crate) fn columns_and_window(d: Domain) -> impl Strategy<Value = Sample> {
+    window_and_image()
+        .prop_flat_map(move |i| {
+            let out =
+                |n: usize, k: usize, s: usize, p: usize, d: usize| (n + 2 * p - d * (k - 1) - 1) / s + 1;
+            let rows = i[8] * out(i[10], i[0], i[2], i[4], i[6]) * out(i[11], i[1], i[3], i[5], i[7]);
+            (array(vec![rows, i[9] * i[0] * i[1]], d), Just(i))
+        })
+        .prop_map(|(x, ints)| Sample { ints, ..Sample::new(vec![x]) })
+}
+
+/// An input `[N, C, H, W]`, a weight `[O, C/groups, KH, KW]` and sometimes a bias `[O]` for
+/// `conv2d`, with `ints = [SH, SW, PH, PW, DH, DW, groups]`: one group, two, or depthwise (a
+/// group per channel); C ≤ 4 and the image large enough for at least one output.
+pub(crate) fn conv2d_operands(d: Domain) -> impl Strategy<Value = Sample> {
+    (window_and_image(), 0u8..3, 1usize..=2, 1usize..=2, any::<bool>())
+        .prop_flat_map(move |(i, grouping, per_group, outputs, bias)| {
+            let (c, groups) = match grouping {
+                0 => (i[9], 1),
+                1 => (2 * per_group, 2),
+                _ => (i[9] + 1, i[9] + 1),
+            };
+            let o = groups * outputs;
+            let arrays = vec![
+                array(vec![i[8], c, i[10], i[11]], d).boxed(),
+                array(vec![o, c / groups, i[0], i[1]], d).boxed(),
+            ];
+            let arrays = if bias { [arrays, vec![array(vec![o], d).boxed()]].concat() } else { arrays };
+            (arrays, Just([&i[2..8], &[groups]].concat()))
+        })
+        .prop_map(|(inputs, ints)| Sample { ints, ..Sample::new(inputs) })
+}
+
 /// Logits `(batch, classes)` and target rows (non-negative, summing to 1).
 pub(crate) fn logits_and_targets() -> impl Strategy<Value = Sample> {
     (1usize..=3, 2usize..=4)
@@ -342,6 +396,7 @@ pub(crate) fn all() -> Vec<Case> {
         reduce::cases(),
         shape::cases(),
         linalg::cases(),
+        conv::cases(),
     ]
     .into_iter()
     .flatten()

@@ -8,9 +8,11 @@
 //! - [`reduce`] — sums, means, max/min, `logsumexp`, `softmax`, norms;
 //! - [`shape`] — reshape, permute, broadcast, slicing, indexing, `where_cond`, concat, stack;
 //! - [`linalg`] — `matmul` and the fused `affine`;
+//! - [`conv`] — `im2col`, its adjoint `col2im`, and `conv2d` composed from them;
 //! - [`nn`] — fused ops of neural networks (softmax cross-entropy).
 
 pub mod binary;
+pub mod conv;
 mod elementwise;
 pub mod linalg;
 pub mod nn;

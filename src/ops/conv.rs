@@ -1,0 +1,516 @@
+//! Convolution: `im2col` unrolls every sliding window of an NCHW image into one row of a
+//! matrix, `col2im` is its adjoint (sums rows back into the image), and `conv2d` is composed
+//! from them, `reshape`, `matmul` and `concat`, so only the two unrolling ops need rules.
+//!
+//! Both ops are linear and each is the other's backward, so every derivative order is
+//! available.
+
+use ndarray::{ArrayD, IxDyn};
+
+use crate::error::or_panic;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::ops::linalg::MatMul;
+use crate::ops::shape::try_concat;
+use crate::ops::{apply, try_apply};
+use crate::tape::Var;
+use crate::tape::op::{Context, Grads, Op};
+use crate::value::Value;
+
+/// A sliding window over the last two axes of an NCHW image: kernel, stride, zero padding and
+/// dilation, each as (rows, columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The kernel's size `(KH, KW)`.
+    pub kernel: (usize, usize),
+    /// The step between windows.
+    pub stride: (usize, usize),
+    /// Zeros added on each side.
+    pub padding: (usize, usize),
+    /// The spacing between kernel taps.
+    pub dilation: (usize, usize),
+}
+
+impl Window {
+    /// A `(KH, KW)` window with stride 1, no padding and dilation 1.
+    pub fn new(kernel: (usize, usize)) -> Self {
+        Window { kernel, stride: (1, 1), padding: (0, 0), dilation: (1, 1) }
+    }
+
+    /// The output size `(OH, OW)` for an image of `(H, W)`: per axis
+    /// `⌊(H + 2P − D(K − 1) − 1)/S⌋ + 1`; an error when a size is zero or the image is too small.
+    pub fn output_size(&self, op: &'static str, image: &[usize]) -> Result<(usize, usize)> {
+        let Window { kernel, stride, padding, dilation } = *self;
+        let all = [kernel.0, kernel.1, stride.0, stride.1, dilation.0, dilation.1];
+        if all.contains(&0) {
+            let message =
+                format!("kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be at least 1");
+            return Err(Error::argument(op, message));
+        }
+        let axis = |n: usize, k: usize, s: usize, p: usize, d: usize| {
+            (n + 2 * p).checked_sub(d * (k - 1) + 1).map(|span| span / s + 1)
+        };
+        let rows = axis(image[2], kernel.0, stride.0, padding.0, dilation.0);
+        let cols = axis(image[3], kernel.1, stride.1, padding.1, dilation.1);
+        match (rows, cols) {
+            (Some(rows), Some(cols)) => Ok((rows, cols)),
+            _ => {
+                let expected = format!(
+                    "an image [N, C, H, W] at least as large as the dilated kernel {:?} after padding {padding:?}",
+                    (dilation.0 * (kernel.0 - 1) + 1, dilation.1 * (kernel.1 - 1) + 1)
+                );
+                Err(Error::shape(op, &[image], expected))
+            }
+        }
+    }
+}
+
+/// Every window of an NCHW image `[N, C, H, W]` as a row of `[N·OH·OW, C·KH·KW]`: rows by
+/// image and output position `(oh, ow)`, columns by `(c, kh, kw)`; padding reads as zeros.
+#[derive(Debug, Clone, Copy)]
+pub struct Im2Col(pub Window);
+
+impl<F: Float> Op<F> for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let image = x[0].shape();
+        if image.len() != 4 {
+            return Err(Error::shape("im2col", &[image], "a 4-D image [N, C, H, W]"));
+        }
+        let out = self.0.output_size("im2col", image)?;
+        let view = x[0].view();
+        let input = view.as_standard_layout();
+        let input = input.as_slice().expect("standard layout");
+        let shape = [image[0], image[1], image[2], image[3]];
+        let (rows, cols) = (shape[0] * out.0 * out.1, shape[1] * self.0.kernel.0 * self.0.kernel.1);
+        let mut columns = vec![F::zero(); rows * cols];
+        let step = self.0.dilation.1;
+        for_each_tap(&self.0, shape, out, |dst, src, taps| {
+            let dst = &mut columns[dst + taps.start..dst + taps.end];
+            for (d, s) in dst.iter_mut().zip(input[src..].iter().step_by(step)) {
+                *d = *s;
+            }
+        });
+        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&[rows, cols]), columns).expect("rows·cols values")))
+    }
+    // dx = col2im(gy): each pixel gets the sum of the columns that read it
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        let s = cx.input_shape(0);
+        crate::grads![apply(Col2Im { window: self.0, image: [s[0], s[1], s[2], s[3]] }, [gy])]
+    }
+}
+
+/// Sums the rows of `[N·OH·OW, C·KH·KW]` back into an image `[N, C, H, W]`, dropping what falls
+/// in the padding: the adjoint of [`Im2Col`], and its gradient.
+#[derive(Debug, Clone, Copy)]
+pub struct Col2Im {
+    /// The window the columns were taken with.
+    pub window: Window,
+    /// The image's shape `[N, C, H, W]`.
+    pub image: [usize; 4],
+}
+
+impl<F: Float> Op<F> for Col2Im {
+    fn name(&self) -> &'static str {
+        "col2im"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let shape = self.image;
+        let out = self.window.output_size("col2im", &shape)?;
+        let (rows, cols) = (shape[0] * out.0 * out.1, shape[1] * self.window.kernel.0 * self.window.kernel.1);
+        if x[0].shape() != [rows, cols] {
+            let expected = format!("columns [N·OH·OW, C·KH·KW] = [{rows}, {cols}] for the image");
+            return Err(Error::shape("col2im", &[x[0].shape(), &shape], expected));
+        }
+        let view = x[0].view();
+        let columns = view.as_standard_layout();
+        let columns = columns.as_slice().expect("standard layout");
+        let mut image = vec![F::zero(); shape.iter().product()];
+        let step = self.window.dilation.1;
+        for_each_tap(&self.window, shape, out, |dst, src, taps| {
+            let from = &columns[dst + taps.start..dst + taps.end];
+            for (d, s) in image[src..].iter_mut().step_by(step).zip(from) {
+                *d += *s;
+            }
+        });
+        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&shape), image).expect("N·C·H·W values")))
+    }
+    // dx = im2col(gy)
+    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        crate::grads![apply(Im2Col(self.window), [gy])]
+    }
+}
+
+/// Calls `visit(dst, src, taps)` for every kernel row of every window that overlaps the image:
+/// the kernel row's taps `taps` (those inside the image) sit at `dst + k` in the flat columns
+/// matrix and read the flat image at `src + (k − taps.start)·DW`.
+fn for_each_tap(
+    window: &Window,
+    [n, c, h, w]: [usize; 4],
+    (oh, ow): (usize, usize),
+    mut visit: impl FnMut(usize, usize, std::ops::Range<usize>),
+) {
+    let Window { kernel: (kh, kw), stride, padding, dilation } = *window;
+    let cols = c * kh * kw;
+    let horizontal: Vec<_> = (0..ow)
+        .map(|x| {
+            let left = x * stride.1;
+            let first = padding.1.saturating_sub(left).div_ceil(dilation.1);
+            let end = (padding.1 + w).saturating_sub(left).div_ceil(dilation.1).min(kw);
+            (first..end.max(first), (left + first * dilation.1).saturating_sub(padding.1))
+        })
+        .collect();
+    for image in 0..n {
+        for y in 0..oh {
+            for (x, (taps, first)) in horizontal.iter().enumerate() {
+                let row = ((image * oh + y) * ow + x) * cols;
+                for channel in 0..c {
+                    for ky in 0..kh {
+                        let Some(iy) = (y * stride.0 + ky * dilation.0).checked_sub(padding.0) else {
+                            continue;
+                        };
+                        if iy >= h || taps.is_empty() {
+                            continue;
+                        }
+                        let src = ((image * c + channel) * h + iy) * w + first;
+                        visit(row + (channel * kh + ky) * kw, src, taps.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The options of [`Var::conv2d`]: stride, zero padding and dilation as (rows, columns), and
+/// the number of channel groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2d {
+    /// The step between windows.
+    pub stride: (usize, usize),
+    /// Zeros added on each side.
+    pub padding: (usize, usize),
+    /// The spacing between kernel taps.
+    pub dilation: (usize, usize),
+    /// Channel groups: input and output channels split into this many groups, each output group
+    /// seeing only its input group.
+    pub groups: usize,
+}
+
+impl Default for Conv2d {
+    fn default() -> Self {
+        Conv2d { stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1 }
+    }
+}
+
+impl<'t, F: Float> Var<'t, F> {
+    /// Every window of an NCHW image `[N, C, H, W]` as a row of `[N·OH·OW, C·KH·KW]`, rows by
+    /// image and output position, columns by `(c, kh, kw)`; padding reads as zeros.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, ops::conv::Window};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(ndarray::Array::from_shape_vec((1, 1, 2, 3), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap());
+    /// let y = x.im2col(Window::new((2, 2)));
+    /// assert_eq!(y.to_array(), ndarray::array![[1.0, 2.0, 4.0, 5.0], [2.0, 3.0, 5.0, 6.0]].into_dyn());
+    /// // Each pixel's gradient counts the windows that read it.
+    /// let g = y.sum().backward();
+    /// assert_eq!(g[x].to_array().into_raw_vec_and_offset().0, vec![1.0, 2.0, 1.0, 1.0, 2.0, 1.0]);
+    /// ```
+    #[track_caller]
+    pub fn im2col(self, window: Window) -> Self {
+        or_panic(self.try_im2col(window))
+    }
+
+    /// Like [`im2col`](Self::im2col), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_im2col(self, window: Window) -> Result<Self> {
+        try_apply(Im2Col(window), [self])
+    }
+
+    /// Sums the rows of columns `[N·OH·OW, C·KH·KW]` back into an image of shape `image`
+    /// `[N, C, H, W]`, dropping the padding: the adjoint of [`im2col`](Self::im2col).
+    ///
+    /// ```
+    /// use tapegrad::{Tape, ops::conv::Window};
+    /// let tape = Tape::<f64>::new();
+    /// let columns = tape.var(ndarray::Array2::<f64>::ones((2, 4)));
+    /// let image = columns.col2im(Window::new((2, 2)), [1, 1, 2, 3]);
+    /// assert_eq!(image.to_array().into_raw_vec_and_offset().0, vec![1.0, 2.0, 1.0, 1.0, 2.0, 1.0]);
+    /// ```
+    #[track_caller]
+    pub fn col2im(self, window: Window, image: [usize; 4]) -> Self {
+        or_panic(self.try_col2im(window, image))
+    }
+
+    /// Like [`col2im`](Self::col2im), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_col2im(self, window: Window, image: [usize; 4]) -> Result<Self> {
+        try_apply(Col2Im { window, image }, [self])
+    }
+
+    /// The 2-D convolution (cross-correlation, as in PyTorch) of an NCHW input `[N, C, H, W]`
+    /// with a weight `[O, C/groups, KH, KW]` and an optional bias `[O]`, giving
+    /// `[N, O, OH, OW]`. Composed from `im2col`, `matmul` and reshapes, so it has every
+    /// derivative order.
+    ///
+    /// ```
+    /// use ndarray::{Array, array};
+    /// use tapegrad::{Tape, ops::conv::Conv2d};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Array::from_shape_vec((1, 1, 3, 3), (1..=9).map(f64::from).collect()).unwrap());
+    /// let w = tape.var(array![[[[1.0, 0.0], [0.0, -1.0]]]]);
+    /// let b = tape.var(array![0.5]);
+    /// let y = x.conv2d(w, Some(b), Conv2d::default());
+    /// assert_eq!(y.to_array(), array![[[[-3.5, -3.5], [-3.5, -3.5]]]].into_dyn()); // x[i][j] − x[i+1][j+1] + 0.5
+    /// let g = y.sum().backward();
+    /// assert_eq!(g[b].to_array(), array![4.0].into_dyn());
+    /// assert_eq!(g[w].to_array(), array![[[[12.0, 16.0], [24.0, 28.0]]]].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn conv2d(self, weight: Self, bias: Option<Self>, options: Conv2d) -> Self {
+        or_panic(self.try_conv2d(weight, bias, options))
+    }
+
+    /// Like [`conv2d`](Self::conv2d), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_conv2d(self, weight: Self, bias: Option<Self>, options: Conv2d) -> Result<Self> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        let bs = bias.map(|b| b.shape());
+        let groups = options.groups;
+        if groups == 0 {
+            return Err(Error::argument("conv2d", "groups must be at least 1"));
+        }
+        let fits = xs.len() == 4
+            && ws.len() == 4
+            && xs[1] % groups == 0
+            && ws[0] % groups == 0
+            && ws[1] * groups == xs[1]
+            && bs.as_ref().is_none_or(|b| b.as_slice() == [ws[0]]);
+        if !fits {
+            let mut shapes: Vec<&[usize]> = vec![&xs, &ws];
+            shapes.extend(bs.as_deref());
+            let expected = format!(
+                "an input [N, C, H, W], a weight [O, C/groups, KH, KW] and a bias [O], with C and O \
+                 divisible by groups = {groups}"
+            );
+            return Err(Error::shape("conv2d", &shapes, expected));
+        }
+        let window = Window {
+            kernel: (ws[2], ws[3]),
+            stride: options.stride,
+            padding: options.padding,
+            dilation: options.dilation,
+        };
+        let (oh, ow) = window.output_size("conv2d", &xs)?;
+        let (n, cg, og) = (xs[0], xs[1] / groups, ws[0] / groups);
+        let patch = cg * ws[2] * ws[3];
+        let per_group = (0..groups)
+            .map(|g| {
+                let x = if groups == 1 { self } else { self.try_narrow(1, g * cg, cg)? };
+                let w = if groups == 1 { weight } else { weight.try_narrow(0, g * og, og)? };
+                let columns = x.try_im2col(window)?;
+                // [N·OH·OW, patch]·[og, patch]ᵀ = [N·OH·OW, og]
+                try_apply(MatMul { ta: false, tb: true }, [columns, w.try_reshape(&[og, patch])?])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let y = if groups == 1 { per_group[0] } else { try_concat(&per_group, 1)? };
+        let y = y.try_reshape(&[n, oh, ow, ws[0]])?.try_permute(&[0, 3, 1, 2])?;
+        match bias {
+            Some(b) => Ok(y + b.try_reshape(&[1, ws[0], 1, 1])?),
+            None => Ok(y),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
+    use crate::ops::cases::*;
+    vec![
+        crate::case!("im2col", image_and_window(ANY), |x, p| x[0].im2col(window(&p.ints))),
+        crate::case!("col2im", columns_and_window(ANY), |x, p| {
+            let i = &p.ints[8..];
+            x[0].col2im(window(&p.ints), [i[0], i[1], i[2], i[3]])
+        }),
+        crate::case!("conv2d", conv2d_operands(ANY), |x, p| {
+            let i = &p.ints;
+            let options =
+                Conv2d { stride: (i[0], i[1]), padding: (i[2], i[3]), dilation: (i[4], i[5]), groups: i[6] };
+            x[0].conv2d(x[1], x.get(2).copied(), options)
+        }),
+    ]
+}
+
+/// The window in `ints = [KH, KW, SH, SW, PH, PW, DH, DW, …]`.
+#[cfg(test)]
+fn window(i: &[usize]) -> Window {
+    Window { kernel: (i[0], i[1]), stride: (i[2], i[3]), padding: (i[4], i[5]), dilation: (i[6], i[7]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array4, ArrayD, IxDyn, array};
+
+    use super::{Conv2d, Window};
+    use crate::Tape;
+
+    /// The 4×4 image and 3×3 filter of the textbook figure of convolution.
+    fn figure() -> (Array4<f64>, Array4<f64>) {
+        let image =
+            array![[1.0, 2.0, 3.0, 0.0], [0.0, 1.0, 2.0, 3.0], [3.0, 0.0, 1.0, 2.0], [2.0, 3.0, 0.0, 1.0]];
+        let filter = array![[2.0, 0.0, 1.0], [0.0, 1.0, 2.0], [1.0, 0.0, 2.0]];
+        (
+            image.into_shape_with_order((1, 1, 4, 4)).unwrap(),
+            filter.into_shape_with_order((1, 1, 3, 3)).unwrap(),
+        )
+    }
+
+    /// Direct loops over output position, channel and tap, zero outside the image.
+    fn naive(x: &ArrayD<f64>, w: &ArrayD<f64>, b: Option<&ArrayD<f64>>, o: Conv2d) -> ArrayD<f64> {
+        let (xs, ws) = (x.shape(), w.shape());
+        let (n, c, h, wd, out, cg, kh, kw) = (xs[0], xs[1], xs[2], xs[3], ws[0], ws[1], ws[2], ws[3]);
+        let og = out / o.groups;
+        let size = |n: usize, k: usize, s: usize, p: usize, d: usize| (n + 2 * p - d * (k - 1) - 1) / s + 1;
+        let oh = size(h, kh, o.stride.0, o.padding.0, o.dilation.0);
+        let ow = size(wd, kw, o.stride.1, o.padding.1, o.dilation.1);
+        let mut y = ArrayD::zeros(IxDyn(&[n, out, oh, ow]));
+        assert_eq!(c, cg * o.groups);
+        for i in 0..n {
+            for f in 0..out {
+                for r in 0..oh {
+                    for s in 0..ow {
+                        let mut sum = b.map_or(0.0, |b| b[[f]]);
+                        for k in 0..cg {
+                            for u in 0..kh {
+                                for v in 0..kw {
+                                    let py =
+                                        (r * o.stride.0 + u * o.dilation.0) as isize - o.padding.0 as isize;
+                                    let px =
+                                        (s * o.stride.1 + v * o.dilation.1) as isize - o.padding.1 as isize;
+                                    if (0..h as isize).contains(&py) && (0..wd as isize).contains(&px) {
+                                        let channel = (f / og) * cg + k;
+                                        sum += x[[i, channel, py as usize, px as usize]] * w[[f, k, u, v]];
+                                    }
+                                }
+                            }
+                        }
+                        y[[i, f, r, s]] = sum;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn conv(x: &Array4<f64>, w: &Array4<f64>, options: Conv2d) -> ArrayD<f64> {
+        let tape = Tape::<f64>::new();
+        tape.constant(x.clone()).conv2d(tape.constant(w.clone()), None, options).to_array()
+    }
+
+    #[test]
+    fn the_textbook_figure() {
+        let (x, w) = figure();
+        let plain = Conv2d::default();
+        assert_eq!(conv(&x, &w, plain), array![[[[15.0, 16.0], [6.0, 15.0]]]].into_dyn());
+
+        // Padding 1: the top-left output sees only the filter's lower-right 2×2,
+        // 1·1 + 2·2 + 0·0 + 2·1 = 7.
+        let padded = Conv2d { padding: (1, 1), ..plain };
+        let expected = array![
+            [7.0, 12.0, 10.0, 2.0],
+            [4.0, 15.0, 16.0, 10.0],
+            [10.0, 6.0, 15.0, 6.0],
+            [8.0, 10.0, 4.0, 3.0]
+        ];
+        assert_eq!(conv(&x, &w, padded), expected.into_shape_with_order((1, 1, 4, 4)).unwrap().into_dyn());
+        assert_eq!(conv(&x, &w, padded), naive(&x.clone().into_dyn(), &w.clone().into_dyn(), None, padded));
+
+        // Stride 2 with padding 1 keeps every other row and column of the padded result.
+        let strided = Conv2d { stride: (2, 2), ..padded };
+        assert_eq!(conv(&x, &w, strided), array![[[[7.0, 10.0], [10.0, 15.0]]]].into_dyn());
+        assert_eq!(conv(&x, &w, strided), naive(&x.clone().into_dyn(), &w.clone().into_dyn(), None, strided));
+        assert_eq!(conv(&x, &w, Conv2d { stride: (2, 2), ..plain }), array![[[[15.0]]]].into_dyn());
+    }
+
+    #[test]
+    fn conv2d_agrees_with_direct_loops() {
+        let tape = Tape::<f64>::new();
+        let values = |shape: &[usize], seed: f64| {
+            let n = shape.iter().product::<usize>();
+            ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|k| ((k as f64 + seed) * 0.37).sin()).collect())
+                .unwrap()
+        };
+        for (groups, c, o) in [(1, 3, 2), (2, 4, 4), (4, 4, 8)] {
+            for (stride, padding, dilation) in
+                [((1, 1), (0, 0), (1, 1)), ((2, 3), (1, 2), (2, 1)), ((3, 1), (2, 0), (1, 2))]
+            {
+                let options = Conv2d { stride, padding, dilation, groups };
+                let (x, w, b) =
+                    (values(&[2, c, 6, 5], 0.0), values(&[o, c / groups, 3, 2], 1.0), values(&[o], 2.0));
+                let y = tape.constant(x.clone()).conv2d(
+                    tape.constant(w.clone()),
+                    Some(tape.constant(b.clone())),
+                    options,
+                );
+                let expected = naive(&x, &w, Some(&b), options);
+                assert_eq!(y.shape().as_slice(), expected.shape());
+                let error = (&y.to_array() - &expected).iter().fold(0.0f64, |m, e| m.max(e.abs()));
+                assert!(error < 1e-12, "{options:?}: {error}");
+            }
+        }
+    }
+
+    /// `col2im(im2col(1))` counts the windows that cover each pixel: along an axis of length L
+    /// with kernel K (stride 1, no padding), pixel i is covered min(i + 1, K, L − i, L − K + 1)
+    /// times, and a pixel's count is the product over its two axes.
+    #[test]
+    fn col2im_of_im2col_counts_the_windows_over_each_pixel() {
+        let tape = Tape::<f64>::new();
+        let (l, k) = ([5, 4], [3, 2]);
+        let window = Window::new((k[0], k[1]));
+        let ones = tape.constant(ArrayD::ones(IxDyn(&[2, 3, l[0], l[1]])));
+        let counts = ones.im2col(window).col2im(window, [2, 3, l[0], l[1]]).to_array();
+        let cover = |i: usize, a: usize| (i + 1).min(k[a]).min(l[a] - i).min(l[a] - k[a] + 1) as f64;
+        for ((_, _, i, j), &n) in counts.into_dimensionality::<ndarray::Ix4>().unwrap().indexed_iter() {
+            assert_eq!(n, cover(i, 0) * cover(j, 1), "pixel ({i}, {j})");
+        }
+        assert_eq!(cover(2, 0) * cover(1, 1), 6.0);
+    }
+
+    #[test]
+    fn errors_name_the_op_the_shapes_and_what_was_expected() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(ArrayD::zeros(IxDyn(&[1, 4, 3, 3])));
+        let error = |r: crate::Result<crate::Var<'_, f64>>| r.unwrap_err().to_string();
+        assert_eq!(
+            error(x.try_im2col(Window::new((4, 2)))),
+            "im2col: got shapes [1, 4, 3, 3], expected an image [N, C, H, W] at least as large as the dilated \
+             kernel (4, 2) after padding (0, 0)"
+        );
+        assert_eq!(
+            error(tape.var(vec![1.0]).try_im2col(Window::new((1, 1)))),
+            "im2col: got shapes [1], expected a 4-D image [N, C, H, W]"
+        );
+        let zero_stride = Window { stride: (0, 1), ..Window::new((1, 1)) };
+        assert!(error(x.try_im2col(zero_stride)).starts_with("im2col: "));
+        assert!(error(x.try_im2col(zero_stride)).contains("stride (0, 1)"));
+        let w = tape.var(ArrayD::zeros(IxDyn(&[6, 3, 2, 2])));
+        assert_eq!(
+            error(x.try_conv2d(w, None, Conv2d { groups: 2, ..Conv2d::default() })),
+            "conv2d: got shapes [1, 4, 3, 3] and [6, 3, 2, 2], expected an input [N, C, H, W], a weight \
+             [O, C/groups, KH, KW] and a bias [O], with C and O divisible by groups = 2"
+        );
+        let (w, b) = (tape.var(ArrayD::zeros(IxDyn(&[6, 2, 2, 2]))), tape.var(vec![0.0; 5]));
+        assert_eq!(
+            error(x.try_conv2d(w, Some(b), Conv2d { groups: 2, ..Conv2d::default() })),
+            "conv2d: got shapes [1, 4, 3, 3], [6, 2, 2, 2] and [5], expected an input [N, C, H, W], a weight \
+             [O, C/groups, KH, KW] and a bias [O], with C and O divisible by groups = 2"
+        );
+        let columns = tape.var(ArrayD::zeros(IxDyn(&[3, 4])));
+        assert_eq!(
+            error(columns.try_col2im(Window::new((2, 2)), [1, 1, 3, 3])),
+            "col2im: got shapes [3, 4] and [1, 1, 3, 3], expected columns [N·OH·OW, C·KH·KW] = [4, 4] for the image"
+        );
+    }
+}
