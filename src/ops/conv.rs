@@ -37,9 +37,9 @@ impl Window {
         Window { kernel, stride: (1, 1), padding: (0, 0), dilation: (1, 1) }
     }
 
-    /// The output size `(OH, OW)` for an image of `(H, W)`: per axis
+    /// The output size `(OH, OW)` for an image `[N, C, H, W]`: per axis
     /// `⌊(H + 2P − D(K − 1) − 1)/S⌋ + 1`; an error when a size is zero or the image is too small.
-    pub fn output_size(&self, op: &'static str, image: &[usize]) -> Result<(usize, usize)> {
+    pub(crate) fn output_size(&self, op: &'static str, image: &[usize]) -> Result<(usize, usize)> {
         let Window { kernel, stride, padding, dilation } = *self;
         let all = [kernel.0, kernel.1, stride.0, stride.1, dilation.0, dilation.1];
         if all.contains(&0) {
