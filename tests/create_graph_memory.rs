@@ -4,44 +4,12 @@
 //! The counting allocator counts per thread, so the test harness's own threads do not disturb
 //! the figures.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use tapegrad::{GradOptions, Tape};
 
-/// Counts the heap bytes allocated and not yet freed by the current thread.
-struct Counting;
-
-thread_local! {
-    // const-initialised and without a destructor: safe to touch from inside the allocator
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(bytes: isize) {
-    let _ = LIVE.try_with(|live| live.set(live.get() + bytes));
-}
-
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(-(layout.size() as isize));
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size as isize - layout.size() as isize);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: common::Counting = common::Counting;
 
 #[test]
 fn create_graph_steps_free_everything_but_the_parameters() {
@@ -65,7 +33,7 @@ fn create_graph_steps_free_everything_but_the_parameters() {
         assert!(tape.len() > 50, "the step recorded its graph ({} nodes)", tape.len());
         tape.reset();
         assert_eq!(tape.len(), params, "only the parameters survive a reset");
-        after_reset.push(live());
+        after_reset.push(common::held());
     }
     // The first steps grow the tape's storage to its working size; after that every step ends
     // with exactly the same bytes live.

@@ -1,12 +1,7 @@
 //! Reading IDX data costs memory in proportion to what the header declares and the input really
 //! holds: a gzip stream that expands far past its header, a raw file with a gigabyte of trailing
 //! zeros and a header that claims more than the input has are all rejected after a few kilobytes.
-//!
-//! The counting allocator counts per thread, so tests running in parallel do not disturb each
-//! other's figures.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -16,6 +11,8 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use tapegrad::data::{DataError, parse_idx, read_idx};
 
+mod common;
+
 /// Header of a 2x2 `u8` array followed by its four bytes.
 const SMALL: [u8; 16] = [0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 2, 10, 20, 30, 40];
 const GIB: usize = 1 << 30;
@@ -23,50 +20,17 @@ const GIB: usize = 1 << 30;
 /// state, with room to spare, but far below any payload a lying header declares.
 const ALLOWED_PEAK: isize = 1 << 20;
 
-/// Tracks the heap bytes the current thread holds and the most it has held since
-/// [`assert_small`] last started measuring.
-struct PeakCounting;
-
-thread_local! {
-    // const-initialised and without a destructor: safe to touch from inside the allocator
-    static HELD: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn track(change: isize) {
-    let _ = HELD.try_with(|held| {
-        held.set(held.get() + change);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(held.get())));
-    });
-}
-
-unsafe impl GlobalAlloc for PeakCounting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        track(layout.size() as isize);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        track(-(layout.size() as isize));
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        track(new_size as isize - layout.size() as isize);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: PeakCounting = PeakCounting;
+static ALLOCATOR: common::Counting = common::Counting;
 
 /// Runs `read` on this thread, prints how long it took and the most heap it held on top of what
 /// was held before, and checks that figure against [`ALLOWED_PEAK`].
 fn assert_small<T>(what: &str, read: impl FnOnce() -> T) -> T {
-    let before = HELD.with(Cell::get);
-    PEAK.with(|peak| peak.set(before));
+    let before = common::mark_peak();
     let start = Instant::now();
     let result = read();
     let elapsed = start.elapsed();
-    let extra = PEAK.with(Cell::get) - before;
+    let extra = common::peak() - before;
     println!("{what}: {elapsed:?}, at most {extra} heap bytes held");
     assert!(extra < ALLOWED_PEAK, "{what}: held up to {extra} heap bytes");
     result

@@ -7,12 +7,8 @@ use rand::{RngExt, SeedableRng};
 use tapegrad::Tape;
 use tapegrad::nn::{self, Activation, Init, Mlp, Module};
 
-/// The resident set size in KiB, from `/proc/self/status`.
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
+mod common;
+use common::rss_kib;
 
 #[test]
 fn a_hundred_thousand_scoped_evaluations_keep_resident_memory_flat() {

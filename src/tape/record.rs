@@ -52,8 +52,8 @@ pub(crate) struct Inner<F: Float> {
     /// How many times the tape was reset: a scope that saw a reset frees all that was made
     /// since (its own mark no longer points into `created` and `order`).
     resets: u64,
-    /// The leaf whose value [`Var::update`](crate::Var::update) has taken out while its
-    /// closure runs.
+    /// The leaves whose values [`Var::update`](crate::Var::update) has taken out while their
+    /// closures run (nested updates make more than one).
     pub(crate) updating: SmallVec<[NodeId; 1]>,
 }
 
@@ -283,8 +283,8 @@ pub(crate) fn anomaly(
     shapes: &[Vec<usize>],
     location: &dyn std::fmt::Display,
 ) -> Error {
+    let plural = if shapes.len() > 1 { "s" } else { "" };
     let shapes = shapes.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
-    let plural = if shapes.contains("], [") { "s" } else { "" };
     Error::Anomaly {
         op,
         message: format!(
