@@ -44,7 +44,7 @@ pub use dot::DotOptions;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradgradcheck, numerical_gradient};
-pub use ops::conv::{Conv2d, Window};
+pub use ops::conv::{ConvOptions, Window};
 pub use ops::reduce::Norm;
 pub use ops::shape::{concat, stack, where_cond};
 pub use tape::op;

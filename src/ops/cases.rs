@@ -189,6 +189,16 @@ pub(crate) fn selection(d: Domain) -> impl Strategy<Value = Sample> {
         })
 }
 
+/// An array and flat indices into it (repeats allowed): `ints = indices`.
+pub(crate) fn flat_indices(d: Domain) -> impl Strategy<Value = Sample> {
+    unary(d)
+        .prop_flat_map(|s| {
+            let n = s.inputs[0].len();
+            (Just(s), vec(0..n, 1..=6))
+        })
+        .prop_map(|(s, ints)| Sample { ints, ..s })
+}
+
 /// Two broadcasting operands and a boolean mask of their broadcast shape.
 pub(crate) fn masked(d: Domain) -> impl Strategy<Value = Sample> {
     binary(d, d).prop_flat_map(|s| {
@@ -305,6 +315,23 @@ pub(crate) fn vector_operands(d: Domain) -> impl Strategy<Value = Sample> {
         .prop_map(|(a, b)| Sample::new(vec![a, b]))
 }
 
+/// The same image `[N, C, H, W]` stored channels-last (NHWC in memory), so the ops meet a
+/// non-contiguous, permuted input.
+fn channels_last(image: ArrayD<f64>) -> ArrayD<f64> {
+    let stored = image.permuted_axes(IxDyn(&[0, 2, 3, 1])).as_standard_layout().into_owned();
+    stored.permuted_axes(IxDyn(&[0, 3, 1, 2]))
+}
+
+#[test]
+fn channels_last_keeps_the_values_and_changes_the_strides() {
+    let image =
+        ArrayD::from_shape_fn(IxDyn(&[2, 3, 2, 2]), |i| (i[0] * 100 + i[1] * 10 + i[2] * 2 + i[3]) as f64);
+    let stored = channels_last(image.clone());
+    assert_eq!(stored, image);
+    assert!(!stored.is_standard_layout());
+    assert_eq!(stored.strides(), &[12, 1, 6, 3]);
+}
+
 /// A window (kernel 1–3, stride 1–3, padding 0–2, dilation 1–2 per axis) and an image
 /// `[N, C, H, W]` (N ≤ 2, C ≤ 3, H, W ≤ 6) large enough for at least one output:
 /// `ints = [KH, KW, SH, SW, PH, PW, DH, DW, N, C, H, W]`, with no input yet.
@@ -320,9 +347,12 @@ fn window_and_image() -> impl Strategy<Value = Vec<usize>> {
 
 /// An image for `im2col`, with `ints` as in [`window_and_image`].
 pub(crate) fn image_and_window(d: Domain) -> impl Strategy<Value = Sample> {
-    window_and_image()
-        .prop_flat_map(move |ints| (array(ints[8..].to_vec(), d), Just(ints)))
-        .prop_map(|(x, ints)| Sample { ints, ..Sample::new(vec![x]) })
+    (window_and_image(), any::<bool>())
+        .prop_flat_map(move |(ints, permuted)| (array(ints[8..].to_vec(), d), Just(ints), Just(permuted)))
+        .prop_map(|(x, ints, permuted)| {
+            let x = if permuted { channels_last(x) } else { x };
+            Sample { ints, ..Sample::new(vec![x]) }
+        })
 }
 
 /// Columns `[N·OH·OW, C·KH·KW]` for `col2im`, with `ints` as in [`window_and_image`].
@@ -339,24 +369,89 @@ pub(crate) fn columns_and_window(d: Domain) -> impl Strategy<Value = Sample> {
 
 /// An input `[N, C, H, W]`, a weight `[O, C/groups, KH, KW]` and sometimes a bias `[O]` for
 /// `conv2d`, with `ints = [SH, SW, PH, PW, DH, DW, groups]`: one group, two, or depthwise (a
-/// group per channel); C ≤ 4 and the image large enough for at least one output.
+/// group per channel); C ≤ 4, the image large enough for at least one output, and sometimes
+/// stored channels-last.
 pub(crate) fn conv2d_operands(d: Domain) -> impl Strategy<Value = Sample> {
-    (window_and_image(), 0u8..3, 1usize..=2, 1usize..=2, any::<bool>())
-        .prop_flat_map(move |(i, grouping, per_group, outputs, bias)| {
+    (window_and_image(), 0u8..3, 1usize..=2, 1usize..=2, any::<bool>(), any::<bool>())
+        .prop_flat_map(move |(i, grouping, per_group, outputs, bias, permuted)| {
             let (c, groups) = match grouping {
                 0 => (i[9], 1),
                 1 => (2 * per_group, 2),
                 _ => (i[9] + 1, i[9] + 1),
             };
             let o = groups * outputs;
+            let image = array(vec![i[8], c, i[10], i[11]], d);
             let arrays = vec![
-                array(vec![i[8], c, i[10], i[11]], d).boxed(),
+                image.prop_map(move |x| if permuted { channels_last(x) } else { x }).boxed(),
                 array(vec![o, c / groups, i[0], i[1]], d).boxed(),
             ];
             let arrays = if bias { [arrays, vec![array(vec![o], d).boxed()]].concat() } else { arrays };
             (arrays, Just([&i[2..8], &[groups]].concat()))
         })
         .prop_map(|(inputs, ints)| Sample { ints, ..Sample::new(inputs) })
+}
+
+/// An input `[N, C, H, W]` (H, W ≤ 3), a weight `[C, O/groups, KH, KW]` and sometimes a bias
+/// `[O]` for `conv_transpose2d`, with `ints = [SH, SW, PH, PW, DH, DW, groups, OPH, OPW]`:
+/// output padding below the stride, padding small enough for a non-empty output.
+pub(crate) fn conv_transpose2d_operands(d: Domain) -> impl Strategy<Value = Sample> {
+    let axis = || (1usize..=3, 1usize..=3, 0usize..=2, 1usize..=2, 1usize..=3, 0usize..3);
+    (axis(), axis(), 1usize..=2, 0u8..3, 1usize..=2, 1usize..=2, any::<bool>())
+        .prop_flat_map(move |(rows, cols, n, grouping, per_group, outputs, bias)| {
+            let (c, groups) = match grouping {
+                0 => (per_group, 1),
+                1 => (2 * per_group, 2),
+                _ => (per_group + 1, per_group + 1),
+            };
+            // (kernel, stride, padding, dilation, input size, output padding) per axis
+            let fit = |(k, s, p, d, len, extra): (usize, usize, usize, usize, usize, usize)| {
+                let extra = extra % s;
+                (k, s, p.min(((len - 1) * s + d * (k - 1) + extra) / 2), d, len, extra)
+            };
+            let ((kh, sh, ph, dh, h, eh), (kw, sw, pw, dw, w, ew)) = (fit(rows), fit(cols));
+            let arrays = vec![array(vec![n, c, h, w], d).boxed(), array(vec![c, outputs, kh, kw], d).boxed()];
+            let arrays =
+                if bias { [arrays, vec![array(vec![outputs * groups], d).boxed()]].concat() } else { arrays };
+            (arrays, Just(vec![sh, sw, ph, pw, dh, dw, groups, eh, ew]))
+        })
+        .prop_map(|(inputs, ints)| Sample { ints, ..Sample::new(inputs) })
+}
+
+/// An image and a pooling window, `ints = [KH, KW, SH, SW, PH, PW, DH, DW]`, with padding at
+/// most half the dilated kernel. For max pooling the values are distinct multiples of 0.05 (no
+/// ties for the differences to straddle); for average pooling, dilation is 1. Sometimes the
+/// image is stored channels-last.
+pub(crate) fn pool_operands(max: bool) -> impl Strategy<Value = Sample> {
+    window_and_image()
+        .prop_map(move |mut i| {
+            if !max {
+                (i[6], i[7]) = (1, 1);
+            }
+            for axis in 0..2 {
+                let dilated = i[6 + axis] * (i[axis] - 1) + 1;
+                i[4 + axis] = i[4 + axis].min(dilated / 2);
+                // no smaller than the dilated kernel, so that no window falls in the padding only
+                i[10 + axis] = i[10 + axis].max(dilated);
+            }
+            i
+        })
+        .prop_flat_map(|i| {
+            let n: usize = i[8..].iter().product();
+            (Just(i), Just((1..=n).collect::<Vec<_>>()).prop_shuffle(), array(vec![1], ANY), any::<bool>())
+        })
+        .prop_map(move |(i, order, any, permuted)| {
+            let values = order.iter().map(|&k| if max { 0.05 * k as f64 } else { any[0] * k as f64 / 40.0 });
+            let x = ArrayD::from_shape_vec(IxDyn(&i[8..]), values.collect()).expect("n values");
+            let x = if permuted { channels_last(x) } else { x };
+            Sample { ints: i[..8].to_vec(), ..Sample::new(vec![x]) }
+        })
+}
+
+/// An image `[N, C, H, W]` (H, W ≤ 6) and an output size `ints = [OH, OW]` (≤ 4).
+pub(crate) fn adaptive_pool_operands() -> impl Strategy<Value = Sample> {
+    (1usize..=2, 1usize..=3, 1usize..=6, 1usize..=6, 1usize..=4, 1usize..=4)
+        .prop_flat_map(|(n, c, h, w, oh, ow)| (array(vec![n, c, h, w], ANY), Just(vec![oh, ow])))
+        .prop_map(|(x, ints)| Sample { ints, ..Sample::new(vec![x]) })
 }
 
 /// Logits `(batch, classes)` and target rows (non-negative, summing to 1).
@@ -397,6 +492,7 @@ pub(crate) fn all() -> Vec<Case> {
         shape::cases(),
         linalg::cases(),
         conv::cases(),
+        pool::cases(),
     ]
     .into_iter()
     .flatten()

@@ -1,6 +1,7 @@
 //! Convolution: `im2col` unrolls every sliding window of an NCHW image into one row of a
-//! matrix, `col2im` is its adjoint (sums rows back into the image), and `conv2d` is composed
-//! from them, `reshape`, `matmul` and `concat`, so only the two unrolling ops need rules.
+//! matrix, `col2im` is its adjoint (sums rows back into the image), and `conv2d` and
+//! `conv_transpose2d` are composed from them, `reshape`, `matmul` and `concat`, so only the two
+//! unrolling ops need rules.
 //!
 //! Both ops are linear and each is the other's backward, so every derivative order is
 //! available.
@@ -183,10 +184,17 @@ fn for_each_tap(
     }
 }
 
-/// The options of [`Var::conv2d`]: stride, zero padding and dilation as (rows, columns), and
-/// the number of channel groups.
+/// The options of [`Var::conv2d`] and [`Var::conv_transpose2d`]: stride, zero padding and
+/// dilation as (rows, columns), the number of channel groups, and (for the transposed
+/// convolution only) extra rows and columns on the output's far side.
+///
+/// ```
+/// use tapegrad::ConvOptions;
+/// let same = ConvOptions { padding: (1, 1), ..ConvOptions::default() };
+/// assert_eq!((same.stride, same.groups), ((1, 1), 1));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Conv2d {
+pub struct ConvOptions {
     /// The step between windows.
     pub stride: (usize, usize),
     /// Zeros added on each side.
@@ -196,11 +204,15 @@ pub struct Conv2d {
     /// Channel groups: input and output channels split into this many groups, each output group
     /// seeing only its input group.
     pub groups: usize,
+    /// `conv_transpose2d` only: rows and columns added to the output's bottom and right, to
+    /// pick one of the sizes a strided convolution maps to the same input size (each less than
+    /// the stride). Must be `(0, 0)` for `conv2d`.
+    pub output_padding: (usize, usize),
 }
 
-impl Default for Conv2d {
+impl Default for ConvOptions {
     fn default() -> Self {
-        Conv2d { stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1 }
+        ConvOptions { stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1, output_padding: (0, 0) }
     }
 }
 
@@ -257,30 +269,37 @@ impl<'t, F: Float> Var<'t, F> {
     ///
     /// ```
     /// use ndarray::{Array, array};
-    /// use tapegrad::{Tape, ops::conv::Conv2d};
+    /// use tapegrad::{Tape, ops::conv::ConvOptions};
     /// let tape = Tape::<f64>::new();
     /// let x = tape.var(Array::from_shape_vec((1, 1, 3, 3), (1..=9).map(f64::from).collect()).unwrap());
     /// let w = tape.var(array![[[[1.0, 0.0], [0.0, -1.0]]]]);
     /// let b = tape.var(array![0.5]);
-    /// let y = x.conv2d(w, Some(b), Conv2d::default());
+    /// let y = x.conv2d(w, Some(b), ConvOptions::default());
     /// assert_eq!(y.to_array(), array![[[[-3.5, -3.5], [-3.5, -3.5]]]].into_dyn()); // x[i][j] − x[i+1][j+1] + 0.5
     /// let g = y.sum().backward();
     /// assert_eq!(g[b].to_array(), array![4.0].into_dyn());
     /// assert_eq!(g[w].to_array(), array![[[[12.0, 16.0], [24.0, 28.0]]]].into_dyn());
     /// ```
     #[track_caller]
-    pub fn conv2d(self, weight: Self, bias: Option<Self>, options: Conv2d) -> Self {
+    pub fn conv2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Self {
         or_panic(self.try_conv2d(weight, bias, options))
     }
 
     /// Like [`conv2d`](Self::conv2d), returning the error instead of panicking.
     #[track_caller]
-    pub fn try_conv2d(self, weight: Self, bias: Option<Self>, options: Conv2d) -> Result<Self> {
+    pub fn try_conv2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Result<Self> {
         let (xs, ws) = (self.shape(), weight.shape());
         let bs = bias.map(|b| b.shape());
         let groups = options.groups;
         if groups == 0 {
             return Err(Error::argument("conv2d", "groups must be at least 1"));
+        }
+        if options.output_padding != (0, 0) {
+            let message = format!(
+                "output_padding {:?} belongs to conv_transpose2d; conv2d takes (0, 0)",
+                options.output_padding
+            );
+            return Err(Error::argument("conv2d", message));
         }
         let fits = xs.len() == 4
             && ws.len() == 4
@@ -317,10 +336,101 @@ impl<'t, F: Float> Var<'t, F> {
             .collect::<Result<Vec<_>>>()?;
         let y = if groups == 1 { per_group[0] } else { try_concat(&per_group, 1)? };
         let y = y.try_reshape(&[n, oh, ow, ws[0]])?.try_permute(&[0, 3, 1, 2])?;
-        match bias {
-            Some(b) => Ok(y + b.try_reshape(&[1, ws[0], 1, 1])?),
-            None => Ok(y),
+        add_bias(y, bias, ws[0])
+    }
+
+    /// The transposed convolution of an NCHW input `[N, C, H, W]` with a weight
+    /// `[C, O/groups, KH, KW]` (PyTorch's layout) and an optional bias `[O]`: the gradient of
+    /// [`conv2d`](Self::conv2d) with respect to its input, used to upsample. The output is
+    /// `[N, O, OH, OW]` with `OH = (H − 1)·S − 2P + D(K − 1) + output_padding + 1`. Composed
+    /// from `matmul` and `col2im`, so it has every derivative order.
+    ///
+    /// ```
+    /// use ndarray::{Array, array};
+    /// use tapegrad::{ConvOptions, Tape};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(array![[[[1.0, 2.0], [3.0, 4.0]]]]);
+    /// let w = tape.var(Array::ones((1, 1, 2, 2)));
+    /// // stride 2: each input pixel paints its own 2×2 block
+    /// let y = x.conv_transpose2d(w, None, ConvOptions { stride: (2, 2), ..ConvOptions::default() });
+    /// assert_eq!(y.to_array(), array![[[[1.0, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0], [3.0, 3.0, 4.0, 4.0], [3.0, 3.0, 4.0, 4.0]]]].into_dyn());
+    /// // stride 1: the blocks overlap and add up
+    /// let z = x.conv_transpose2d(w, None, ConvOptions::default());
+    /// assert_eq!(z.to_array(), array![[[[1.0, 3.0, 2.0], [4.0, 10.0, 6.0], [3.0, 7.0, 4.0]]]].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn conv_transpose2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Self {
+        or_panic(self.try_conv_transpose2d(weight, bias, options))
+    }
+
+    /// Like [`conv_transpose2d`](Self::conv_transpose2d), returning the error instead of
+    /// panicking.
+    #[track_caller]
+    pub fn try_conv_transpose2d(
+        self,
+        weight: Self,
+        bias: Option<Self>,
+        options: ConvOptions,
+    ) -> Result<Self> {
+        const OP: &str = "conv_transpose2d";
+        let (xs, ws) = (self.shape(), weight.shape());
+        let bs = bias.map(|b| b.shape());
+        let ConvOptions { stride, padding, dilation, groups, output_padding } = options;
+        if groups == 0 {
+            return Err(Error::argument(OP, "groups must be at least 1"));
         }
+        let fits = xs.len() == 4
+            && ws.len() == 4
+            && xs[1] % groups == 0
+            && ws[0] == xs[1]
+            && bs.as_ref().is_none_or(|b| b.as_slice() == [ws[1] * groups]);
+        if !fits {
+            let mut shapes: Vec<&[usize]> = vec![&xs, &ws];
+            shapes.extend(bs.as_deref());
+            let expected = format!(
+                "an input [N, C, H, W], a weight [C, O/groups, KH, KW] and a bias [O], with C divisible by \
+                 groups = {groups}"
+            );
+            return Err(Error::shape(OP, &shapes, expected));
+        }
+        if output_padding.0 >= stride.0 || output_padding.1 >= stride.1 {
+            let message =
+                format!("output_padding {output_padding:?} must be smaller than the stride {stride:?}");
+            return Err(Error::argument(OP, message));
+        }
+        let window = Window { kernel: (ws[2], ws[3]), stride, padding, dilation };
+        let size = |n: usize, k: usize, s: usize, p: usize, d: usize, extra: usize| {
+            ((n - 1) * s + d * (k - 1) + extra + 1).checked_sub(2 * p).filter(|&size| size > 0)
+        };
+        let (Some(oh), Some(ow)) = (
+            size(xs[2], ws[2], stride.0, padding.0, dilation.0, output_padding.0),
+            size(xs[3], ws[3], stride.1, padding.1, dilation.1, output_padding.1),
+        ) else {
+            let expected =
+                format!("an input whose upsampled size stays positive after removing padding {padding:?}");
+            return Err(Error::shape(OP, &[&xs, &ws], expected));
+        };
+        let (n, cg, og) = (xs[0], xs[1] / groups, ws[1]);
+        let per_group = (0..groups)
+            .map(|g| {
+                let x = if groups == 1 { self } else { self.try_narrow(1, g * cg, cg)? };
+                let w = if groups == 1 { weight } else { weight.try_narrow(0, g * cg, cg)? };
+                // [N·H·W, cg]·[cg, og·KH·KW]: each input pixel's contribution to its window
+                let pixels = x.try_permute(&[0, 2, 3, 1])?.try_reshape(&[n * xs[2] * xs[3], cg])?;
+                let columns = pixels.try_matmul(w.try_reshape(&[cg, og * ws[2] * ws[3]])?)?;
+                columns.try_col2im(window, [n, og, oh, ow])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let y = if groups == 1 { per_group[0] } else { try_concat(&per_group, 1)? };
+        add_bias(y, bias, og * groups)
+    }
+}
+
+/// `y + bias` with the bias `[O]` along the channel axis of `[N, O, H, W]`.
+fn add_bias<'t, F: Float>(y: Var<'t, F>, bias: Option<Var<'t, F>>, channels: usize) -> Result<Var<'t, F>> {
+    match bias {
+        Some(b) => Ok(y + b.try_reshape(&[1, channels, 1, 1])?),
+        None => Ok(y),
     }
 }
 
@@ -335,9 +445,25 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
         }),
         crate::case!("conv2d", conv2d_operands(ANY), |x, p| {
             let i = &p.ints;
-            let options =
-                Conv2d { stride: (i[0], i[1]), padding: (i[2], i[3]), dilation: (i[4], i[5]), groups: i[6] };
+            let options = ConvOptions {
+                stride: (i[0], i[1]),
+                padding: (i[2], i[3]),
+                dilation: (i[4], i[5]),
+                groups: i[6],
+                output_padding: (0, 0),
+            };
             x[0].conv2d(x[1], x.get(2).copied(), options)
+        }),
+        crate::case!("conv_transpose2d", conv_transpose2d_operands(ANY), |x, p| {
+            let i = &p.ints;
+            let options = ConvOptions {
+                stride: (i[0], i[1]),
+                padding: (i[2], i[3]),
+                dilation: (i[4], i[5]),
+                groups: i[6],
+                output_padding: (i[7], i[8]),
+            };
+            x[0].conv_transpose2d(x[1], x.get(2).copied(), options)
         }),
     ]
 }
@@ -352,7 +478,7 @@ fn window(i: &[usize]) -> Window {
 mod tests {
     use ndarray::{Array4, ArrayD, IxDyn, array};
 
-    use super::{Conv2d, Window};
+    use super::{ConvOptions, Window};
     use crate::Tape;
 
     /// The 4×4 image and 3×3 filter of the textbook figure of convolution.
@@ -367,7 +493,7 @@ mod tests {
     }
 
     /// Direct loops over output position, channel and tap, zero outside the image.
-    fn naive(x: &ArrayD<f64>, w: &ArrayD<f64>, b: Option<&ArrayD<f64>>, o: Conv2d) -> ArrayD<f64> {
+    fn naive(x: &ArrayD<f64>, w: &ArrayD<f64>, b: Option<&ArrayD<f64>>, o: ConvOptions) -> ArrayD<f64> {
         let (xs, ws) = (x.shape(), w.shape());
         let (n, c, h, wd, out, cg, kh, kw) = (xs[0], xs[1], xs[2], xs[3], ws[0], ws[1], ws[2], ws[3]);
         let og = out / o.groups;
@@ -403,7 +529,7 @@ mod tests {
         y
     }
 
-    fn conv(x: &Array4<f64>, w: &Array4<f64>, options: Conv2d) -> ArrayD<f64> {
+    fn conv(x: &Array4<f64>, w: &Array4<f64>, options: ConvOptions) -> ArrayD<f64> {
         let tape = Tape::<f64>::new();
         tape.constant(x.clone()).conv2d(tape.constant(w.clone()), None, options).to_array()
     }
@@ -411,12 +537,12 @@ mod tests {
     #[test]
     fn the_textbook_figure() {
         let (x, w) = figure();
-        let plain = Conv2d::default();
+        let plain = ConvOptions::default();
         assert_eq!(conv(&x, &w, plain), array![[[[15.0, 16.0], [6.0, 15.0]]]].into_dyn());
 
         // Padding 1: the top-left output sees only the filter's lower-right 2×2,
         // 1·1 + 2·2 + 0·0 + 2·1 = 7.
-        let padded = Conv2d { padding: (1, 1), ..plain };
+        let padded = ConvOptions { padding: (1, 1), ..plain };
         let expected = array![
             [7.0, 12.0, 10.0, 2.0],
             [4.0, 15.0, 16.0, 10.0],
@@ -427,25 +553,27 @@ mod tests {
         assert_eq!(conv(&x, &w, padded), naive(&x.clone().into_dyn(), &w.clone().into_dyn(), None, padded));
 
         // Stride 2 with padding 1 keeps every other row and column of the padded result.
-        let strided = Conv2d { stride: (2, 2), ..padded };
+        let strided = ConvOptions { stride: (2, 2), ..padded };
         assert_eq!(conv(&x, &w, strided), array![[[[7.0, 10.0], [10.0, 15.0]]]].into_dyn());
         assert_eq!(conv(&x, &w, strided), naive(&x.clone().into_dyn(), &w.clone().into_dyn(), None, strided));
-        assert_eq!(conv(&x, &w, Conv2d { stride: (2, 2), ..plain }), array![[[[15.0]]]].into_dyn());
+        assert_eq!(conv(&x, &w, ConvOptions { stride: (2, 2), ..plain }), array![[[[15.0]]]].into_dyn());
+    }
+
+    /// A deterministic array of `shape` with values in [−1, 1], different for each seed.
+    fn values(shape: &[usize], seed: f64) -> ArrayD<f64> {
+        let n = shape.iter().product::<usize>();
+        ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|k| ((k as f64 + seed) * 0.37).sin()).collect())
+            .unwrap()
     }
 
     #[test]
     fn conv2d_agrees_with_direct_loops() {
         let tape = Tape::<f64>::new();
-        let values = |shape: &[usize], seed: f64| {
-            let n = shape.iter().product::<usize>();
-            ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|k| ((k as f64 + seed) * 0.37).sin()).collect())
-                .unwrap()
-        };
         for (groups, c, o) in [(1, 3, 2), (2, 4, 4), (4, 4, 8)] {
             for (stride, padding, dilation) in
                 [((1, 1), (0, 0), (1, 1)), ((2, 3), (1, 2), (2, 1)), ((3, 1), (2, 0), (1, 2))]
             {
-                let options = Conv2d { stride, padding, dilation, groups };
+                let options = ConvOptions { stride, padding, dilation, groups, output_padding: (0, 0) };
                 let (x, w, b) =
                     (values(&[2, c, 6, 5], 0.0), values(&[o, c / groups, 3, 2], 1.0), values(&[o], 2.0));
                 let y = tape.constant(x.clone()).conv2d(
@@ -457,6 +585,40 @@ mod tests {
                 assert_eq!(y.shape().as_slice(), expected.shape());
                 let error = (&y.to_array() - &expected).iter().fold(0.0f64, |m, e| m.max(e.abs()));
                 assert!(error < 1e-12, "{options:?}: {error}");
+            }
+        }
+    }
+
+    /// The transposed convolution is the adjoint of the convolution: for every `x` and `y`,
+    /// `⟨conv2d(x, w), y⟩ = ⟨x, conv_transpose2d(y, w)⟩`, with the same weight tensor
+    /// (`[O, C/g, KH, KW]` read as `[C_in, O_out/g, KH, KW]` by the transpose) and options, and
+    /// an output padding that restores the input's size.
+    #[test]
+    fn conv_transpose2d_is_the_adjoint_of_conv2d() {
+        let tape = Tape::<f64>::new();
+        for (groups, c, o) in [(1, 3, 2), (2, 4, 6), (4, 4, 4)] {
+            for (stride, padding, dilation) in
+                [((1, 1), (0, 0), (1, 1)), ((2, 3), (1, 2), (2, 1)), ((3, 2), (2, 0), (1, 2))]
+            {
+                let conv = ConvOptions { stride, padding, dilation, groups, output_padding: (0, 0) };
+                let (h, w) = (9, 8);
+                let x = tape.constant(values(&[2, c, h, w], 0.0));
+                let weight = tape.constant(values(&[o, c / groups, 3, 2], 1.0));
+                let forward = x.conv2d(weight, None, conv);
+                let y = tape.constant(values(&forward.shape(), 2.0));
+                // the output padding that maps back to (h, w)
+                let back = |n: usize, oh: usize, k: usize, s: usize, p: usize, d: usize| {
+                    n + 2 * p - ((oh - 1) * s + d * (k - 1) + 1)
+                };
+                let output_padding = (
+                    back(h, forward.shape()[2], 3, stride.0, padding.0, dilation.0),
+                    back(w, forward.shape()[3], 2, stride.1, padding.1, dilation.1),
+                );
+                let transposed = y.conv_transpose2d(weight, None, ConvOptions { output_padding, ..conv });
+                assert_eq!(transposed.shape(), x.shape(), "{conv:?}");
+                let left = (forward * y).sum().scalar();
+                let right = (x * transposed).sum().scalar();
+                assert!((left - right).abs() < 1e-10 * left.abs().max(1.0), "{conv:?}: {left} vs {right}");
             }
         }
     }
@@ -497,13 +659,13 @@ mod tests {
         assert!(error(x.try_im2col(zero_stride)).contains("stride (0, 1)"));
         let w = tape.var(ArrayD::zeros(IxDyn(&[6, 3, 2, 2])));
         assert_eq!(
-            error(x.try_conv2d(w, None, Conv2d { groups: 2, ..Conv2d::default() })),
+            error(x.try_conv2d(w, None, ConvOptions { groups: 2, ..ConvOptions::default() })),
             "conv2d: got shapes [1, 4, 3, 3] and [6, 3, 2, 2], expected an input [N, C, H, W], a weight \
              [O, C/groups, KH, KW] and a bias [O], with C and O divisible by groups = 2"
         );
         let (w, b) = (tape.var(ArrayD::zeros(IxDyn(&[6, 2, 2, 2]))), tape.var(vec![0.0; 5]));
         assert_eq!(
-            error(x.try_conv2d(w, Some(b), Conv2d { groups: 2, ..Conv2d::default() })),
+            error(x.try_conv2d(w, Some(b), ConvOptions { groups: 2, ..ConvOptions::default() })),
             "conv2d: got shapes [1, 4, 3, 3], [6, 2, 2, 2] and [5], expected an input [N, C, H, W], a weight \
              [O, C/groups, KH, KW] and a bias [O], with C and O divisible by groups = 2"
         );

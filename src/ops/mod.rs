@@ -6,9 +6,13 @@
 //!   same with a scalar on either side; the arithmetic operators on `Var`;
 //! - [`unary`] — elementwise functions (`exp`, `tanh`, `relu`, …);
 //! - [`reduce`] — sums, means, max/min, `logsumexp`, `softmax`, norms;
-//! - [`shape`] — reshape, permute, broadcast, slicing, indexing, `where_cond`, concat, stack;
+//! - [`shape`] — reshape, permute, broadcast, flatten, slicing, indexing (`select`, flat
+//!   `take`), `where_cond`, concat, stack;
 //! - [`linalg`] — `matmul` and the fused `affine`;
-//! - [`conv`] — `im2col`, its adjoint `col2im`, and `conv2d` composed from them;
+//! - [`conv`] — `im2col`, its adjoint `col2im`, and `conv2d`, `conv_transpose2d` composed from
+//!   them;
+//! - [`pool`] — max, average and adaptive average pooling, composed from `take`, `conv2d` and
+//!   `matmul`;
 //! - [`nn`] — fused ops of neural networks (softmax cross-entropy).
 
 pub mod binary;
@@ -16,6 +20,7 @@ pub mod conv;
 mod elementwise;
 pub mod linalg;
 pub mod nn;
+pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod unary;

@@ -1,8 +1,8 @@
-//! Shape and indexing: reshape, permute, broadcast, `sum_to`, squeeze, slicing, row selection,
-//! `where_cond`, concat and stack.
+//! Shape and indexing: reshape, permute, broadcast, `sum_to`, squeeze, flatten, slicing, row
+//! selection, flat `take`, `where_cond`, concat and stack.
 //!
 //! Each indexing op's backward is itself an op whose backward is the original (slice ↔ pad,
-//! select ↔ index-add), so every derivative order is available.
+//! select ↔ index-add, take ↔ put-add), so every derivative order is available.
 
 use std::rc::Rc;
 
@@ -287,6 +287,91 @@ impl<F: Float> Op<F> for IndexAdd {
     // dx = select(gy, indices)
     fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![apply(Select { axis: self.axis, indices: self.indices.clone() }, [gy])]
+    }
+}
+
+/// The elements at flat positions `indices` of the input (read in row-major order), as an
+/// array of `shape`: NumPy's and PyTorch's `take`. Max pooling is a `take` of each window's
+/// largest element.
+#[derive(Debug, Clone)]
+pub struct Take {
+    /// The flat position of each output element.
+    pub indices: Rc<[usize]>,
+    /// The output's shape; its size is the number of indices.
+    pub shape: Shape,
+}
+
+impl<F: Float> Op<F> for Take {
+    fn name(&self) -> &'static str {
+        "take"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        check_flat_indices("take", &self.indices, x[0].len(), &self.shape, x[0].shape())?;
+        let view = x[0].view();
+        let input = view.as_standard_layout();
+        let input = input.as_slice().expect("standard layout");
+        let out: Vec<F> = self.indices.iter().map(|&i| input[i]).collect();
+        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&self.shape), out).expect("one value per index")))
+    }
+    // dx = put_add(gy, indices, shape(x))
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        crate::grads![apply(PutAdd { indices: self.indices.clone(), shape: cx.input_shape(0) }, [gy])]
+    }
+}
+
+/// Adds input element `k` (row-major) into flat position `indices[k]` of zeros of `shape`: the
+/// adjoint of [`Take`], and its gradient.
+#[derive(Debug, Clone)]
+pub struct PutAdd {
+    /// Where each input element goes.
+    pub indices: Rc<[usize]>,
+    /// The output's shape.
+    pub shape: Shape,
+}
+
+impl<F: Float> Op<F> for PutAdd {
+    fn name(&self) -> &'static str {
+        "put_add"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let size = self.shape.iter().product();
+        check_flat_indices("put_add", &self.indices, size, x[0].shape(), &self.shape)?;
+        let view = x[0].view();
+        let input = view.as_standard_layout();
+        let mut out = vec![F::zero(); size];
+        for (&i, &v) in self.indices.iter().zip(input.as_slice().expect("standard layout")) {
+            out[i] += v;
+        }
+        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&self.shape), out).expect("size values")))
+    }
+    // dx = take(gy, indices)
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        crate::grads![apply(Take { indices: self.indices.clone(), shape: cx.input_shape(0) }, [gy])]
+    }
+}
+
+/// Checks flat `indices` (one per element of `taken`) against the `len` elements of `from`.
+fn check_flat_indices(
+    op: &'static str,
+    indices: &[usize],
+    len: usize,
+    taken: &[usize],
+    from: &[usize],
+) -> Result<()> {
+    if indices.len() != taken.iter().product::<usize>() {
+        let message = format!(
+            "{} indices for {} values of shape {taken:?}",
+            indices.len(),
+            taken.iter().product::<usize>()
+        );
+        return Err(Error::argument(op, message));
+    }
+    match indices.iter().find(|&&i| i >= len) {
+        Some(bad) => Err(Error::argument(
+            op,
+            format!("flat index {bad} is out of range for shape {from:?} ({len} elements)"),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -609,6 +694,79 @@ impl<'t, F: Float> Var<'t, F> {
         try_apply(Select { axis, indices: indices.into() }, [self])
     }
 
+    /// The elements at flat (row-major) positions `indices`, as an array of `shape` (NumPy's
+    /// and PyTorch's `take`); an element taken twice gets both gradients.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let a = tape.var(ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
+    /// let b = a.take(&[3, 0, 3], &[3]);
+    /// assert_eq!(b.to_array(), ndarray::array![4.0, 1.0, 4.0].into_dyn());
+    /// let g = b.sum().backward();
+    /// assert_eq!(g[a].to_array(), ndarray::array![[1.0, 0.0], [0.0, 2.0]].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn take(self, indices: &[usize], shape: &[usize]) -> Self {
+        or_panic(self.try_take(indices, shape))
+    }
+
+    /// Like [`take`](Self::take), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_take(self, indices: &[usize], shape: &[usize]) -> Result<Self> {
+        try_apply(Take { indices: indices.into(), shape: Shape::from_slice(shape) }, [self])
+    }
+
+    /// Adds element `k` of this value (row-major) into flat position `indices[k]` of zeros of
+    /// `shape`: the adjoint of [`take`](Self::take) (PyTorch's `put` with `accumulate=True`
+    /// into zeros).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let v = tape.var(ndarray::array![1.0, 2.0, 3.0]);
+    /// let out = v.put_add(&[3, 0, 3], &[2, 2]);
+    /// assert_eq!(out.to_array(), ndarray::array![[2.0, 0.0], [0.0, 4.0]].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn put_add(self, indices: &[usize], shape: &[usize]) -> Self {
+        or_panic(self.try_put_add(indices, shape))
+    }
+
+    /// Like [`put_add`](Self::put_add), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_put_add(self, indices: &[usize], shape: &[usize]) -> Result<Self> {
+        try_apply(PutAdd { indices: indices.into(), shape: Shape::from_slice(shape) }, [self])
+    }
+
+    /// Merges the axes from `start` on into one (PyTorch's `flatten(x, start_dim)`): an image
+    /// batch `[N, C, H, W]` flattened from 1 is `[N, C·H·W]`.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(ndarray::Array4::<f64>::zeros((2, 3, 4, 5)));
+    /// assert_eq!(x.flatten(1).shape().as_slice(), &[2, 60]);
+    /// assert_eq!(x.flatten(0).shape().as_slice(), &[120]);
+    /// ```
+    #[track_caller]
+    pub fn flatten(self, start: usize) -> Self {
+        or_panic(self.try_flatten(start))
+    }
+
+    /// Like [`flatten`](Self::flatten), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_flatten(self, start: usize) -> Result<Self> {
+        let shape = self.shape();
+        if start >= shape.len().max(1) {
+            let message = format!("start axis {start} is out of range for shape {:?}", shape.as_slice());
+            return Err(Error::argument("flatten", message));
+        }
+        let mut merged: Vec<usize> = shape[..start].to_vec();
+        merged.push(shape[start..].iter().product());
+        self.try_reshape(&merged)
+    }
+
     /// The rows at `indices`, in that order (NumPy's `a[[2, 0]]`); repeated rows add up their
     /// gradients.
     ///
@@ -746,6 +904,10 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
             let (axis, len) = (p.ints[0], x[0].shape()[p.ints[0]]);
             let indices: Rc<[usize]> = p.ints[1..].into();
             apply(IndexAdd { axis, indices: indices.clone(), len }, [apply(Select { axis, indices }, [x[0]])])
+        }),
+        crate::case!("take", flat_indices(ANY), |x, p| x[0].take(&p.ints, &[p.ints.len()])),
+        crate::case!("put_add", flat_indices(ANY), |x, p| {
+            x[0].take(&p.ints, &[p.ints.len()]).put_add(&p.ints, &x[0].shape())
         }),
         crate::case!("where_cond", masked(ANY), |x, p| where_cond(&p.mask(), x[0], x[1])),
         crate::case!("concat", joinable(ANY), |x, p| concat(x, p.ints[0])),

@@ -1,0 +1,401 @@
+//! Pooling over the last two axes of an NCHW image, composed from ops that already have every
+//! derivative order:
+//!
+//! - `max_pool2d` finds each window's largest element and [`take`](Var::take)s it, so its
+//!   gradient goes to that element (a `put_add`, whose own gradient is a `take` again);
+//! - `avg_pool2d` is a depthwise convolution with a constant `1/(KH·KW)` filter, so padding
+//!   counts as zeros in the average, as PyTorch's default `count_include_pad=True` does;
+//! - `adaptive_avg_pool2d` is `A_h · X · A_wᵀ` with constant averaging matrices whose bins are
+//!   PyTorch's (`⌊i·H/OH⌋ .. ⌈(i+1)·H/OH⌉`, overlapping when `OH` does not divide `H`).
+
+use ndarray::{Array2, ArrayD, IxDyn};
+
+use crate::error::or_panic;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::ops::conv::Window;
+use crate::ops::shape::Take;
+use crate::ops::try_apply;
+use crate::tape::Var;
+use crate::value::Shape;
+
+impl Window {
+    /// A pooling window: `(KH, KW)` with the stride equal to the kernel (PyTorch's default for
+    /// pooling), no padding and dilation 1.
+    ///
+    /// ```
+    /// use tapegrad::Window;
+    /// assert_eq!(Window::pool((2, 2)).stride, (2, 2));
+    /// ```
+    pub fn pool(kernel: (usize, usize)) -> Self {
+        Window { stride: kernel, ..Window::new(kernel) }
+    }
+
+    /// Pooling pads at most half the (dilated) kernel on each side, so that every window holds
+    /// at least one element of the image.
+    fn check_pool_padding(&self, op: &'static str) -> Result<()> {
+        let Window { kernel, padding, dilation, .. } = *self;
+        let dilated = |k: usize, d: usize| d * k.saturating_sub(1) + 1;
+        let half = |k: usize, d: usize| dilated(k, d) / 2;
+        if padding.0 > half(kernel.0, dilation.0) || padding.1 > half(kernel.1, dilation.1) {
+            let message = format!(
+                "padding {padding:?} is more than half the kernel {kernel:?} (dilation {dilation:?}); a window \
+                 would hold padding only"
+            );
+            return Err(Error::argument(op, message));
+        }
+        Ok(())
+    }
+}
+
+/// The 4-D shape `[N, C, H, W]` of `x`, or an error naming `op`.
+fn image_shape<F: Float>(op: &'static str, x: &Var<'_, F>) -> Result<[usize; 4]> {
+    match *x.shape() {
+        [n, c, h, w] => Ok([n, c, h, w]),
+        ref other => Err(Error::shape(op, &[other], "a 4-D image [N, C, H, W]")),
+    }
+}
+
+impl<'t, F: Float> Var<'t, F> {
+    /// The largest element of each window of an NCHW image `[N, C, H, W]`, per channel:
+    /// `[N, C, OH, OW]`. Padding never wins (it counts as −∞, as in PyTorch) and may be at most
+    /// half the kernel.
+    ///
+    /// The gradient goes to the window's largest element. **Ties:** the first largest in the
+    /// window's row-major order gets all of it (PyTorch's CPU kernel does the same); a NaN
+    /// wins over any number.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad::{Tape, Window};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(array![[[[1.0, 2.0, 5.0, 0.0], [3.0, 4.0, 1.0, 1.0], [0.0, 0.0, 7.0, 7.0], [9.0, 0.0, 7.0, 7.0]]]]);
+    /// let y = x.max_pool2d(Window::pool((2, 2)));
+    /// assert_eq!(y.to_array(), array![[[[4.0, 5.0], [9.0, 7.0]]]].into_dyn());
+    /// let g = y.sum().backward();
+    /// // the tie of four 7s sends the gradient to the first one
+    /// assert_eq!(g[x].to_array(), array![[[[0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]]].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn max_pool2d(self, window: Window) -> Self {
+        or_panic(self.try_max_pool2d(window))
+    }
+
+    /// Like [`max_pool2d`](Self::max_pool2d), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_max_pool2d(self, window: Window) -> Result<Self> {
+        let shape = image_shape("max_pool2d", &self)?;
+        window.check_pool_padding("max_pool2d")?;
+        let out = window.output_size("max_pool2d", &shape)?;
+        let value = self.value();
+        let view = value.view();
+        let input = view.as_standard_layout();
+        let indices = window_maxima(input.as_slice().expect("standard layout"), shape, &window, out)?;
+        let taken = Shape::from_slice(&[shape[0], shape[1], out.0, out.1]);
+        try_apply(Take { indices: indices.into(), shape: taken }, [self])
+    }
+
+    /// The mean of each window of an NCHW image `[N, C, H, W]`, per channel: `[N, C, OH, OW]`.
+    /// Padding counts as zeros and the divisor is always `KH·KW` (PyTorch's default,
+    /// `count_include_pad=True`); padding may be at most half the kernel, and dilation must be 1.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad::{Tape, Window};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(array![[[[1.0, 2.0], [3.0, 6.0]]]]);
+    /// assert_eq!(x.avg_pool2d(Window::pool((2, 2))).to_array(), array![[[[3.0]]]].into_dyn());
+    /// // with padding 1 and stride 1, the corner window holds one pixel and three zeros
+    /// let padded = Window { padding: (1, 1), stride: (1, 1), ..Window::pool((2, 2)) };
+    /// assert_eq!(x.avg_pool2d(padded).to_array()[[0, 0, 0, 0]], 0.25);
+    /// ```
+    #[track_caller]
+    pub fn avg_pool2d(self, window: Window) -> Self {
+        or_panic(self.try_avg_pool2d(window))
+    }
+
+    /// Like [`avg_pool2d`](Self::avg_pool2d), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_avg_pool2d(self, window: Window) -> Result<Self> {
+        let [n, c, h, w] = image_shape("avg_pool2d", &self)?;
+        if window.dilation != (1, 1) {
+            let message = format!("dilation {:?}; average pooling takes dilation (1, 1)", window.dilation);
+            return Err(Error::argument("avg_pool2d", message));
+        }
+        window.check_pool_padding("avg_pool2d")?;
+        let (oh, ow) = window.output_size("avg_pool2d", &[n, c, h, w])?;
+        let (kh, kw) = window.kernel;
+        let filter = ArrayD::from_elem(IxDyn(&[1, 1, kh, kw]), F::one() / F::of((kh * kw) as f64));
+        let options =
+            crate::ConvOptions { stride: window.stride, padding: window.padding, ..Default::default() };
+        let planes = self.try_reshape(&[n * c, 1, h, w])?;
+        planes.try_conv2d(self.tape().constant(filter), None, options)?.try_reshape(&[n, c, oh, ow])
+    }
+
+    /// Averages an NCHW image `[N, C, H, W]` down to `[N, C, OH, OW]` for any output size, with
+    /// PyTorch's bins: output row `i` averages input rows `⌊i·H/OH⌋ .. ⌈(i+1)·H/OH⌉` (bins
+    /// overlap when `OH` does not divide `H`). `(1, 1)` is global average pooling.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(array![[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]]]);
+    /// assert_eq!(x.adaptive_avg_pool2d((1, 1)).to_array(), array![[[[3.5]]]].into_dyn());
+    /// // three columns into two bins: columns 0..2 and 1..3
+    /// assert_eq!(x.adaptive_avg_pool2d((1, 2)).to_array(), array![[[[3.0, 4.0]]]].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn adaptive_avg_pool2d(self, output: (usize, usize)) -> Self {
+        or_panic(self.try_adaptive_avg_pool2d(output))
+    }
+
+    /// Like [`adaptive_avg_pool2d`](Self::adaptive_avg_pool2d), returning the error instead of
+    /// panicking.
+    #[track_caller]
+    pub fn try_adaptive_avg_pool2d(self, output: (usize, usize)) -> Result<Self> {
+        let [n, c, h, w] = image_shape("adaptive_avg_pool2d", &self)?;
+        if output.0 == 0 || output.1 == 0 || h == 0 || w == 0 {
+            let expected =
+                format!("a non-empty image [N, C, H, W] and an output size {output:?} of at least (1, 1)");
+            return Err(Error::shape("adaptive_avg_pool2d", &[&[n, c, h, w]], expected));
+        }
+        let tape = self.tape();
+        // [N·C·H, W]·[W, OW], then [OH, H]·[N·C, H, OW]
+        let columns = self
+            .try_reshape(&[n * c * h, w])?
+            .try_matmul(tape.constant(bins::<F>(w, output.1).reversed_axes()))?;
+        let rows = tape.constant(bins::<F>(h, output.0)).try_matmul(columns.try_reshape(&[
+            n * c,
+            h,
+            output.1,
+        ])?)?;
+        rows.try_reshape(&[n, c, output.0, output.1])
+    }
+}
+
+/// The averaging matrix `[out, len]` of adaptive pooling: row `i` is `1/size` over the bin
+/// `⌊i·len/out⌋ .. ⌈(i+1)·len/out⌉`.
+fn bins<F: Float>(len: usize, out: usize) -> Array2<F> {
+    let mut matrix = Array2::zeros((out, len));
+    for i in 0..out {
+        let (start, end) = (i * len / out, ((i + 1) * len).div_ceil(out));
+        let share = F::one() / F::of((end - start) as f64);
+        for j in start..end {
+            matrix[[i, j]] = share;
+        }
+    }
+    matrix
+}
+
+/// The flat index of each window's largest element, in output order `[N, C, OH, OW]`: the first
+/// largest in the window's row-major order, a NaN over any number. Padding is skipped; a window
+/// whose dilated taps all fall in the padding (an image smaller than the dilated kernel) is an
+/// error.
+fn window_maxima<F: Float>(
+    x: &[F],
+    [n, c, h, w]: [usize; 4],
+    window: &Window,
+    (oh, ow): (usize, usize),
+) -> Result<Vec<usize>> {
+    let Window { kernel: (kh, kw), stride, padding, dilation } = *window;
+    // the in-image taps of each output column: (first input column, number of taps)
+    let taps = |out: usize, len: usize, k: usize, s: usize, p: usize, d: usize| -> Vec<Vec<usize>> {
+        (0..out)
+            .map(|o| (0..k).filter_map(|t| (o * s + t * d).checked_sub(p).filter(|&i| i < len)).collect())
+            .collect()
+    };
+    let rows = taps(oh, h, kh, stride.0, padding.0, dilation.0);
+    let cols = taps(ow, w, kw, stride.1, padding.1, dilation.1);
+    if rows.iter().chain(&cols).any(Vec::is_empty) {
+        let message = format!(
+            "a window of {window:?} holds padding only in an image [N, C, H, W] = {:?}; expected an image at \
+             least as large as the dilated kernel",
+            [n, c, h, w]
+        );
+        return Err(Error::argument("max_pool2d", message));
+    }
+    let mut indices = Vec::with_capacity(n * c * oh * ow);
+    for plane in 0..n * c {
+        let base = plane * h * w;
+        for rows in &rows {
+            for cols in &cols {
+                let mut best = base + rows[0] * w + cols[0];
+                for &r in rows {
+                    for &col in cols {
+                        let i = base + r * w + col;
+                        if x[i] > x[best] || (x[i].is_nan() && !x[best].is_nan()) {
+                            best = i;
+                        }
+                    }
+                }
+                indices.push(best);
+            }
+        }
+    }
+    Ok(indices)
+}
+
+#[cfg(test)]
+pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
+    use crate::ops::cases::*;
+    vec![
+        crate::case!("max_pool2d", pool_operands(true), |x, p| x[0].max_pool2d(pool_window(&p.ints))),
+        crate::case!("avg_pool2d", pool_operands(false), |x, p| x[0].avg_pool2d(pool_window(&p.ints))),
+        crate::case!("adaptive_avg_pool2d", adaptive_pool_operands(), |x, p| {
+            x[0].adaptive_avg_pool2d((p.ints[0], p.ints[1]))
+        }),
+    ]
+}
+
+/// The window in `ints = [KH, KW, SH, SW, PH, PW, DH, DW]`.
+#[cfg(test)]
+fn pool_window(i: &[usize]) -> Window {
+    Window { kernel: (i[0], i[1]), stride: (i[2], i[3]), padding: (i[4], i[5]), dilation: (i[6], i[7]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array4, ArrayD, IxDyn, array};
+
+    use super::Window;
+    use crate::Tape;
+
+    /// Direct loops: the max (or the zero-padded mean) over each window's taps.
+    fn naive(x: &Array4<f64>, window: Window, max: bool) -> ArrayD<f64> {
+        let (n, c, h, w) = x.dim();
+        let Window { kernel: (kh, kw), stride, padding, dilation } = window;
+        let size = |n: usize, k: usize, s: usize, p: usize, d: usize| (n + 2 * p - d * (k - 1) - 1) / s + 1;
+        let oh = size(h, kh, stride.0, padding.0, dilation.0);
+        let ow = size(w, kw, stride.1, padding.1, dilation.1);
+        ArrayD::from_shape_fn(IxDyn(&[n, c, oh, ow]), |i| {
+            let mut taps = Vec::new();
+            for u in 0..kh {
+                for v in 0..kw {
+                    let py = (i[2] * stride.0 + u * dilation.0) as isize - padding.0 as isize;
+                    let px = (i[3] * stride.1 + v * dilation.1) as isize - padding.1 as isize;
+                    let inside = (0..h as isize).contains(&py) && (0..w as isize).contains(&px);
+                    taps.push(if inside { Some(x[[i[0], i[1], py as usize, px as usize]]) } else { None });
+                }
+            }
+            if max {
+                taps.iter().flatten().fold(f64::NEG_INFINITY, |m, &v| m.max(v))
+            } else {
+                taps.iter().map(|t| t.unwrap_or(0.0)).sum::<f64>() / taps.len() as f64
+            }
+        })
+    }
+
+    #[test]
+    fn pooling_agrees_with_direct_loops() {
+        let tape = Tape::<f64>::new();
+        let x = Array4::from_shape_fn((2, 3, 7, 6), |(a, b, c, d)| {
+            ((a * 97 + b * 31 + c * 7 + d) as f64 * 0.71).sin()
+        });
+        for (kernel, stride, padding, dilation) in [
+            ((2, 2), (2, 2), (0, 0), (1, 1)),
+            ((3, 2), (1, 2), (1, 1), (1, 1)),
+            ((3, 3), (2, 1), (1, 0), (1, 1)),
+            ((2, 3), (3, 1), (0, 1), (2, 1)),
+        ] {
+            let window = Window { kernel, stride, padding, dilation };
+            let y = tape.constant(x.clone()).max_pool2d(window).to_array();
+            assert_eq!(y, naive(&x, window, true), "max {window:?}");
+            if dilation == (1, 1) {
+                let y = tape.constant(x.clone()).avg_pool2d(window).to_array();
+                let error = (&y - &naive(&x, window, false)).iter().fold(0.0f64, |m, e| m.max(e.abs()));
+                assert!(error < 1e-15, "avg {window:?}: {error}");
+            }
+        }
+    }
+
+    /// Kernel 3, stride 2 over 5 columns with padding 1: windows −1..2, 1..4, 3..6, each
+    /// divided by 3 whatever the padding holds (PyTorch: `F.avg_pool2d(x, (1, 3), (1, 2), (0, 1))`
+    /// on `[1, 2, 3, 4, 5]` gives `[1, 3, 3]`).
+    #[test]
+    fn average_pooling_counts_padding_as_pytorch_does() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(array![[[[1.0, 2.0, 3.0, 4.0, 5.0]]]]);
+        let window = Window { kernel: (1, 3), stride: (1, 2), padding: (0, 1), dilation: (1, 1) };
+        assert_eq!(x.avg_pool2d(window).to_array(), array![[[[1.0, 3.0, 3.0]]]].into_dyn());
+        let max = x.max_pool2d(window);
+        assert_eq!(max.to_array(), array![[[[2.0, 4.0, 5.0]]]].into_dyn());
+        // the gradient of max pooling lands once per window on the winner
+        assert_eq!(max.sum().backward()[x].to_array(), array![[[[0.0, 1.0, 0.0, 1.0, 1.0]]]].into_dyn());
+    }
+
+    #[test]
+    fn max_pooling_of_negative_values_ignores_the_padding() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(array![[[[-5.0, -3.0], [-4.0, -2.0]]]]);
+        let window = Window { padding: (1, 1), ..Window::pool((2, 2)) };
+        assert_eq!(x.max_pool2d(window).to_array(), array![[[[-5.0, -3.0], [-4.0, -2.0]]]].into_dyn());
+    }
+
+    #[test]
+    fn max_pooling_propagates_nan() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(array![[[[1.0, f64::NAN], [3.0, 2.0]]]]);
+        assert!(x.max_pool2d(Window::pool((2, 2))).to_array()[[0, 0, 0, 0]].is_nan());
+    }
+
+    /// 6 rows into 4 bins: 0..2, 1..3, 3..5, 4..6 (PyTorch's `adaptive_avg_pool2d`).
+    #[test]
+    fn adaptive_bins_overlap_like_pytorchs() {
+        let tape = Tape::<f64>::new();
+        let x = tape
+            .var(ArrayD::from_shape_vec(IxDyn(&[1, 1, 6, 1]), vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0]).unwrap());
+        let y = x.adaptive_avg_pool2d((4, 1)).to_array();
+        assert_eq!(y.into_raw_vec_and_offset().0, vec![1.5, 3.0, 12.0, 24.0]);
+        let grid =
+            tape.var(ArrayD::from_shape_fn(IxDyn(&[2, 3, 4, 6]), |i| (i[0] + i[1] * i[2] + i[3]) as f64));
+        let global = grid.adaptive_avg_pool2d((1, 1)).to_array();
+        assert_eq!(
+            global,
+            grid.to_array()
+                .mean_axis(ndarray::Axis(3))
+                .unwrap()
+                .mean_axis(ndarray::Axis(2))
+                .unwrap()
+                .insert_axis(ndarray::Axis(2))
+                .insert_axis(ndarray::Axis(3))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_op_the_shapes_and_what_was_expected() {
+        let tape = Tape::<f64>::new();
+        let error = |r: crate::Result<crate::Var<'_, f64>>| r.unwrap_err().to_string();
+        let x = tape.var(ArrayD::zeros(IxDyn(&[1, 2, 3, 3])));
+        assert_eq!(
+            error(x.try_max_pool2d(Window { padding: (2, 0), ..Window::pool((3, 3)) })),
+            "max_pool2d: padding (2, 0) is more than half the kernel (3, 3) (dilation (1, 1)); a window would hold \
+             padding only"
+        );
+        assert_eq!(
+            error(x.try_max_pool2d(Window::pool((4, 4)))),
+            "max_pool2d: got shapes [1, 2, 3, 3], expected an image [N, C, H, W] at least as large as the dilated \
+             kernel (4, 4) after padding (0, 0)"
+        );
+        let one_column = tape.var(ArrayD::zeros(IxDyn(&[1, 1, 1, 1])));
+        let gapped = Window { padding: (0, 1), dilation: (1, 2), ..Window::new((1, 2)) };
+        assert!(error(one_column.try_max_pool2d(gapped)).starts_with("max_pool2d: a window of Window"));
+        assert!(
+            error(one_column.try_max_pool2d(gapped))
+                .contains("holds padding only in an image [N, C, H, W] = [1, 1, 1, 1]")
+        );
+        assert_eq!(
+            error(tape.var(vec![1.0]).try_avg_pool2d(Window::pool((1, 1)))),
+            "avg_pool2d: got shapes [1], expected a 4-D image [N, C, H, W]"
+        );
+        assert_eq!(
+            error(x.try_avg_pool2d(Window { dilation: (2, 1), ..Window::pool((2, 2)) })),
+            "avg_pool2d: dilation (2, 1); average pooling takes dilation (1, 1)"
+        );
+        assert_eq!(
+            error(x.try_adaptive_avg_pool2d((0, 2))),
+            "adaptive_avg_pool2d: got shapes [1, 2, 3, 3], expected a non-empty image [N, C, H, W] and an output \
+             size (0, 2) of at least (1, 1)"
+        );
+    }
+}
