@@ -3,9 +3,12 @@
 
 use ndarray::{ArrayD, array};
 use rand::SeedableRng;
-use tapegrad::nn::{self, Activation, BatchNorm1d, Init, Linear, Mlp, Module};
+use tapegrad::nn::{
+    self, Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d,
+    Flatten, Init, Linear, Mlp, Module, Sequential,
+};
 use tapegrad::optim::{AdaGrad, Adam, ClipOptions, Momentum, Optimizer, RmsProp, Sgd, clip_grad_norm};
-use tapegrad::{Context, GradcheckOptions, Grads, Op, Tape, Value, Var, gradcheck};
+use tapegrad::{Context, ConvOptions, GradcheckOptions, Grads, Op, Tape, Value, Var, Window, gradcheck};
 
 fn rng() -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(5)
@@ -102,6 +105,70 @@ fn layers_pass_gradcheck_through_their_parameters() {
         Box::new(bn)
     };
     gradcheck_through_parameters(evaluation, &[x, gamma, beta]).unwrap();
+}
+
+/// The convolution-family layers, each checked with respect to its input and its parameters:
+/// Conv2d (grouped, strided, padded), ConvTranspose2d, BatchNorm2d in training and evaluation,
+/// and a small network of conv, pooling, flatten and linear layers.
+#[test]
+fn convolution_layers_pass_gradcheck_through_their_parameters() {
+    let conv = |t: &Tape<f64>| -> Box<dyn Module<f64>> {
+        let options = ConvOptions { stride: (2, 1), padding: (1, 0), groups: 2, ..ConvOptions::default() };
+        Box::new(Conv2d::new(t, 4, 2, (3, 2), options, Init::Zeros, &mut rng()))
+    };
+    let x = uniform(&[2, 4, 5, 4], 20);
+    gradcheck_through_parameters(conv, &[x.clone(), uniform(&[2, 2, 3, 2], 21), uniform(&[2], 22)]).unwrap();
+    let transposed = |t: &Tape<f64>| -> Box<dyn Module<f64>> {
+        let options =
+            ConvOptions { stride: (2, 2), padding: (1, 0), output_padding: (1, 0), ..ConvOptions::default() };
+        Box::new(ConvTranspose2d::new(t, 4, 3, (3, 2), options, Init::Zeros, &mut rng()))
+    };
+    gradcheck_through_parameters(transposed, &[x.clone(), uniform(&[4, 3, 3, 2], 23), uniform(&[3], 24)])
+        .unwrap();
+
+    // channels with clearly different spreads; γ and β away from 1 and 0
+    let spread = array![1.0, 3.0, 0.5, 2.0].into_shape_with_order((1, 4, 1, 1)).unwrap();
+    let images = &x * &spread + &spread;
+    let (gamma, beta) = (uniform(&[4], 25) + 1.5, uniform(&[4], 26));
+    let training = |t: &Tape<f64>| -> Box<dyn Module<f64>> { Box::new(BatchNorm2d::new(t, 4)) };
+    gradcheck_through_parameters(training, &[images.clone(), gamma.clone(), beta.clone()]).unwrap();
+    let evaluation = |t: &Tape<f64>| -> Box<dyn Module<f64>> {
+        let mut bn = BatchNorm2d::new(t, 4);
+        t.get(bn.running_mean).set_value(array![0.2, -1.5, 0.7, 0.0]);
+        t.get(bn.running_var).set_value(array![0.8, 4.0, 0.3, 1.0]);
+        bn.set_training(false);
+        Box::new(bn)
+    };
+    gradcheck_through_parameters(evaluation, &[images, gamma, beta]).unwrap();
+
+    // conv → relu → average pool → flatten → linear (max pooling's ties would trip the
+    // differences on random weights; its gradient is checked by the op registry)
+    let small_net = |t: &Tape<f64>| -> Box<dyn Module<f64>> {
+        Box::new(
+            Sequential::new()
+                .add("conv", Conv2d::new(t, 4, 3, (2, 2), ConvOptions::default(), Init::Zeros, &mut rng()))
+                .add("act", Activation::Tanh)
+                .add("pool", AvgPool2d(Window::pool((2, 1))))
+                .add("gap", AdaptiveAvgPool2d((1, 2)))
+                .add("flatten", Flatten)
+                .add("fc", Linear::new(t, 6, 2, Init::Zeros, &mut rng())),
+        )
+    };
+    let weights = [uniform(&[3, 4, 2, 2], 27), uniform(&[3], 28), uniform(&[6, 2], 29), uniform(&[2], 30)];
+    gradcheck_through_parameters(small_net, &[[x].as_slice(), &weights].concat()).unwrap();
+}
+
+/// Dropout takes any shape: an image batch keeps its shape, and about `p` of it is zeroed.
+#[test]
+fn dropout_takes_images() {
+    let tape = Tape::<f64>::new();
+    let dropout = nn::Dropout::new(0.25, 7);
+    let y = Module::<f64>::forward(&dropout, tape.constant(ndarray::Array4::<f64>::ones((4, 3, 10, 10))))
+        .to_array();
+    assert_eq!(y.shape(), &[4, 3, 10, 10]);
+    let zeros = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
+    assert!((zeros - 0.25).abs() < 0.04, "{zeros}");
+    assert!(y.iter().all(|&v| v == 0.0 || v == 1.0 / 0.75));
 }
 
 #[test]
@@ -584,9 +651,8 @@ fn batch_norm_refuses_a_batch_of_one_while_training() {
         panic_message(|| {
             bn.forward(tape.constant(one.clone()));
         }),
-        "BatchNorm1d: got shapes [1, 3], expected more than 1 value per channel when training (a batch \
-         of at least 2 samples, since one sample has zero variance and every output would be the \
-         bias); evaluation mode takes any batch"
+        "BatchNorm1d: got shapes [1, 3], expected more than 1 value per channel when training (one \
+         value has zero variance, so every output would be the bias); evaluation mode takes any batch"
     );
     assert_eq!(tape.get(bn.running_mean).to_array(), array![0.0, 0.0, 0.0].into_dyn());
     assert_eq!(tape.get(bn.running_var).to_array(), array![1.0, 1.0, 1.0].into_dyn());

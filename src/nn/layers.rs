@@ -1,10 +1,10 @@
 //! Layers: [`Linear`], [`Activation`], [`Sequential`], the [`Mlp`] builder, [`Dropout`] and
-//! [`BatchNorm1d`].
+//! batch normalisation ([`BatchNorm1d`], [`BatchNorm2d`]).
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
-use ndarray::{Array1, ArrayD, Axis, IxDyn};
+use ndarray::{Array1, ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 
@@ -353,14 +353,16 @@ impl<F: Float> Module<F> for Dropout {
     }
 }
 
-/// Batch normalisation over the batch axis of `(batch, features)` inputs: in training, each
-/// feature is standardised with the batch's mean and (biased) variance, then scaled by `weight`
-/// and shifted by `bias`; running averages of the statistics are kept for evaluation mode, as
-/// buffers on the tape that [`save`](super::save) and [`load`](super::load) carry.
+/// Batch normalisation per channel (axis 1): in training, each channel is standardised with
+/// the mean and (biased) variance over the batch and, for images, every position, then scaled
+/// by `weight` and shifted by `bias`; running averages of the statistics are kept for
+/// evaluation mode, as buffers on the tape that [`save`](super::save) and [`load`](super::load)
+/// carry. Use it as [`BatchNorm1d`] on `(batch, features)` and as [`BatchNorm2d`] on images
+/// `[N, C, H, W]`; `SPATIAL` counts the axes after the channel axis.
 ///
-/// Its forward panics unless the input is `(batch, features)`, and in training unless the
-/// batch has at least two samples (PyTorch: "Expected more than 1 value per channel when
-/// training"); in evaluation mode any batch will do.
+/// Its forward panics unless the input has that shape, and in training unless each channel
+/// has at least two values (PyTorch: "Expected more than 1 value per channel when training");
+/// in evaluation mode any batch will do.
 ///
 /// ```
 /// use tapegrad::nn::{BatchNorm1d, Module};
@@ -374,10 +376,10 @@ impl<F: Float> Module<F> for Dropout {
 /// assert!((running[[0]] - 0.2).abs() < 1e-12 && (running[[1]] - 2.0).abs() < 1e-12);
 /// ```
 #[derive(Debug)]
-pub struct BatchNorm1d<F: Float> {
-    /// Scale, shape `(features,)`, initially ones.
+pub struct BatchNorm<F: Float, const SPATIAL: usize> {
+    /// Scale, shape `(channels,)`, initially ones.
     pub weight: Param,
-    /// Shift, shape `(features,)`, initially zeros.
+    /// Shift, shape `(channels,)`, initially zeros.
     pub bias: Param,
     /// The running mean used in evaluation mode (a buffer: no gradient).
     pub running_mean: Param,
@@ -390,14 +392,35 @@ pub struct BatchNorm1d<F: Float> {
     element: PhantomData<fn() -> F>,
 }
 
-impl<F: Float> BatchNorm1d<F> {
-    /// A layer for `features` features (momentum 0.1, eps 1e-5, as in PyTorch).
-    pub fn new(tape: &Tape<F>, features: usize) -> Self {
-        BatchNorm1d {
-            weight: tape.param(Array1::<F>::ones(features)),
-            bias: tape.param(Array1::<F>::zeros(features)),
-            running_mean: tape.buffer(Array1::<F>::zeros(features)),
-            running_var: tape.buffer(Array1::<F>::ones(features)),
+/// Batch normalisation of `(batch, features)`: see [`BatchNorm`].
+pub type BatchNorm1d<F> = BatchNorm<F, 0>;
+
+/// Batch normalisation of images `[N, C, H, W]`, per channel over the batch and every
+/// position (PyTorch's `nn.BatchNorm2d`): see [`BatchNorm`].
+///
+/// ```
+/// use tapegrad::nn::{BatchNorm2d, Module};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let bn = BatchNorm2d::new(&tape, 3);
+/// let x = tape.var(ndarray::Array4::from_shape_fn((2, 3, 4, 5), |(n, c, h, w)| (n + 7 * c + h * w) as f64));
+/// let y = bn.forward(x).to_array();
+/// // every channel now has mean 0 and variance 1 (up to eps)
+/// for c in 0..3 {
+///     let channel = y.index_axis(ndarray::Axis(1), c);
+///     assert!(channel.mean().unwrap().abs() < 1e-12);
+///     assert!((channel.mapv(|v| v * v).mean().unwrap() - 1.0).abs() < 1e-4);
+/// }
+/// ```
+pub type BatchNorm2d<F> = BatchNorm<F, 2>;
+
+impl<F: Float, const SPATIAL: usize> BatchNorm<F, SPATIAL> {
+    /// A layer for `channels` channels (momentum 0.1, eps 1e-5, as in PyTorch).
+    pub fn new(tape: &Tape<F>, channels: usize) -> Self {
+        BatchNorm {
+            weight: tape.param(Array1::<F>::ones(channels)),
+            bias: tape.param(Array1::<F>::zeros(channels)),
+            running_mean: tape.buffer(Array1::<F>::zeros(channels)),
+            running_var: tape.buffer(Array1::<F>::ones(channels)),
             tape: tape.id(),
             momentum: 0.1,
             eps: 1e-5,
@@ -405,31 +428,43 @@ impl<F: Float> BatchNorm1d<F> {
             element: PhantomData,
         }
     }
+
+    /// `BatchNorm1d` or `BatchNorm2d`, for errors.
+    fn layer() -> &'static str {
+        if SPATIAL == 0 { "BatchNorm1d" } else { "BatchNorm2d" }
+    }
 }
 
-impl<F: Float> Module<F> for BatchNorm1d<F> {
+impl<F: Float, const SPATIAL: usize> Module<F> for BatchNorm<F, SPATIAL> {
     fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
-        check_tape("BatchNorm1d", self.tape, x);
+        let layer = Self::layer();
+        check_tape(layer, self.tape, x);
         let tape = x.tape();
-        let (shape, features) = (x.shape(), tape.get(self.running_mean).shape()[0]);
-        if shape.len() != 2 || shape[1] != features {
-            panic!("{}", crate::Error::shape("BatchNorm1d", &[&shape], format!("(batch, {features})")));
+        let (shape, channels) = (x.shape(), tape.get(self.running_mean).shape()[0]);
+        if shape.len() != 2 + SPATIAL || shape[1] != channels {
+            let expected =
+                if SPATIAL == 0 { format!("(batch, {channels})") } else { format!("[N, {channels}, H, W]") };
+            panic!("{}", crate::Error::shape(layer, &[&shape], expected));
         }
-        if self.training && shape[0] < 2 {
-            let expected = "more than 1 value per channel when training (a batch of at least 2 samples, \
-                            since one sample has zero variance and every output would be the bias); \
-                            evaluation mode takes any batch";
-            panic!("{}", crate::Error::shape("BatchNorm1d", &[&shape], expected));
+        // the statistics are over every axis but the channel axis, kept as [1, C, 1, …]
+        let axes: Vec<usize> = (0..shape.len()).filter(|&a| a != 1).collect();
+        let per_channel: usize = axes.iter().map(|&a| shape[a]).product();
+        let mut stat_shape = vec![1; shape.len()];
+        stat_shape[1] = channels;
+        if self.training && per_channel < 2 {
+            let expected = "more than 1 value per channel when training (one value has zero variance, so \
+                            every output would be the bias); evaluation mode takes any batch";
+            panic!("{}", crate::Error::shape(layer, &[&shape], expected));
         }
         let eps = F::of(self.eps);
         let normalized = if self.training {
-            let mean = x.mean_axes(&[0], true);
+            let mean = x.mean_axes(&axes, true);
             let centered = x - mean;
-            let var = centered.square().mean_axes(&[0], true);
-            let n = shape[0] as f64;
+            let var = centered.square().mean_axes(&axes, true);
+            let n = per_channel as f64;
             let momentum = F::of(self.momentum);
             let update = |running: Param, batch: ArrayD<F>, scale: F| {
-                let batch = batch.index_axis_move(Axis(0), 0);
+                let batch = batch.into_shape_with_order(channels).expect("one statistic per channel");
                 tape.get(running).update(|mut r| {
                     r.zip_mut_with(&batch, |r, &b| *r = *r * (F::one() - momentum) + momentum * b * scale)
                 });
@@ -438,11 +473,16 @@ impl<F: Float> Module<F> for BatchNorm1d<F> {
             update(self.running_var, var.to_array(), F::of(n / (n - 1.0)));
             centered / (var + eps).sqrt()
         } else {
-            let mean = tape.get(self.running_mean).detach();
-            let std = tape.get(self.running_var).map_constant(|v| (v + eps).sqrt());
+            let mean = tape.get(self.running_mean).detach().reshape(&stat_shape);
+            let std = tape.get(self.running_var).map_constant(|v| (v + eps).sqrt()).reshape(&stat_shape);
             (x - mean) / std
         };
-        normalized * tape.get(self.weight) + tape.get(self.bias)
+        let (weight, bias) = (tape.get(self.weight), tape.get(self.bias));
+        if SPATIAL == 0 {
+            normalized * weight + bias
+        } else {
+            normalized * weight.reshape(&stat_shape) + bias.reshape(&stat_shape)
+        }
     }
     fn parameters(&self) -> Vec<(String, Param)> {
         vec![("weight".into(), self.weight), ("bias".into(), self.bias)]
@@ -457,7 +497,7 @@ impl<F: Float> Module<F> for BatchNorm1d<F> {
 
 /// Panics unless `x` is on the tape, `built_on`, that `layer`'s parameters live on.
 #[track_caller]
-fn check_tape<F: Float>(layer: &'static str, built_on: u64, x: Var<'_, F>) {
+pub(super) fn check_tape<F: Float>(layer: &'static str, built_on: u64, x: Var<'_, F>) {
     if x.tape().id() != built_on {
         let message = format!(
             "the input (shape {:?}) is on another tape than the layer's parameters; expected an \

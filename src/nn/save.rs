@@ -158,6 +158,12 @@ pub fn save<F: Float>(
 /// and element type) from `path` into `module`'s parameters on `tape`. Nothing is changed
 /// unless every parameter matches and the model's names are unique.
 ///
+/// From PyTorch, `safetensors.torch.save_file(model.state_dict(), path)` gives the names and,
+/// for convolutions and batch norm, the layouts; two differences: a [`Linear`](super::Linear)
+/// weight is stored `(inputs, outputs)`, the transpose of `nn.Linear`'s, and BatchNorm's int64
+/// `num_batches_tracked` counter has no counterpart (leave it out).
+/// `benches/pytorch/make_conv_fixture.py` in the repository does both.
+///
 /// ```
 /// use tapegrad::nn::{self, Linear, Module};
 /// let tape = tapegrad::Tape::<f64>::new();
