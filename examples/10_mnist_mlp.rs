@@ -14,17 +14,17 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
 use tapegrad::Tape;
 
-#[path = "common/font.rs"]
-mod font;
-use font::register_font;
 use tapegrad::data::{DataLoader, Mnist};
 use tapegrad::nn::{self, Activation, Init, Mlp, Module};
-use tapegrad::optim::{AdaGrad, Adam, Momentum, Optimizer, RmsProp, Sgd};
+
+#[path = "common/training.rs"]
+mod training;
+pub use training::Epoch;
+use training::{optimizer, plot_curves, progress_bar, report};
 
 /// What to train, and how.
 #[derive(Debug, Clone)]
@@ -123,36 +123,6 @@ impl Settings {
     }
 }
 
-fn optimizer(name: &str, params: Vec<tapegrad::Param>, lr: f64) -> Result<Box<dyn Optimizer<f32>>, String> {
-    Ok(match name {
-        "sgd" => Box::new(Sgd::new(params, lr)),
-        "momentum" => Box::new(Momentum::new(params, lr)),
-        "nesterov" => Box::new(Momentum::nesterov(params, lr)),
-        "adagrad" => Box::new(AdaGrad::new(params, lr)),
-        "rmsprop" => Box::new(RmsProp::new(params, lr)),
-        "adam" => Box::new(Adam::new(params, lr)),
-        "adamw" => Box::new(Adam::adamw(params, lr, 1e-2)),
-        other => {
-            return Err(format!(
-                "unknown optimizer {other:?}; expected sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw"
-            ));
-        }
-    })
-}
-
-/// One epoch's figures.
-#[derive(Debug, Clone, Copy)]
-pub struct Epoch {
-    /// The mean training loss over the epoch's steps.
-    pub loss: f64,
-    /// Accuracy on the whole training set after the epoch.
-    pub train_accuracy: f64,
-    /// Accuracy on the held-out set after the epoch.
-    pub test_accuracy: f64,
-    /// Wall-clock seconds of the epoch's training steps.
-    pub seconds: f64,
-}
-
 /// Trains as `settings` say, printing a line per epoch; returns every epoch's figures.
 pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Error>> {
     let mnist = Mnist::load(&settings.data_dir)?;
@@ -186,11 +156,7 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
 
     let mut epochs = Vec::new();
     for epoch in 0..settings.epochs {
-        let bar =
-            if settings.progress { ProgressBar::new(loader.len() as u64) } else { ProgressBar::hidden() };
-        let style = ProgressStyle::with_template("epoch {prefix:>2} [{bar:30}] {pos}/{len} {msg} {per_sec}");
-        bar.set_style(style.expect("a valid template").progress_chars("=> "));
-        bar.set_prefix(format!("{}", epoch + 1));
+        let bar = progress_bar(settings.progress, loader.len(), epoch);
         let (start, mut total, mut steps) = (Instant::now(), 0.0, 0);
         for (x, y) in loader.epoch::<f32>(epoch as u64) {
             let loss =
@@ -211,14 +177,7 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
             test_accuracy: evaluate(&test_x, &test_y),
             seconds,
         };
-        println!(
-            "epoch {:>2}: loss {:.4}  train accuracy {:.4}  test accuracy {:.4}  ({:.2} s)",
-            epoch + 1,
-            stats.loss,
-            stats.train_accuracy,
-            stats.test_accuracy,
-            stats.seconds
-        );
+        report(epoch, &stats);
         epochs.push(stats);
     }
     std::fs::create_dir_all(&settings.out_dir)?;
@@ -229,58 +188,6 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
     plot_curves(&curves, &epochs)?;
     println!("loss and accuracy curves drawn in {}", curves.display());
     Ok(epochs)
-}
-
-/// The loss (left) and the train and test accuracy (right) by epoch.
-fn plot_curves(path: &std::path::Path, epochs: &[Epoch]) -> Result<(), Box<dyn std::error::Error>> {
-    use plotters::prelude::*;
-    register_font();
-    let root = BitMapBackend::new(path, (960, 400)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(480);
-    let n = epochs.len() as f64;
-    let at = |i: usize| (i + 1) as f64;
-    let max_loss = epochs.iter().map(|e| e.loss).fold(0.0, f64::max) * 1.05;
-    let mut loss = ChartBuilder::on(&left)
-        .caption("training loss", ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(1.0..n.max(2.0), 0.0..max_loss.max(1e-3))?;
-    loss.configure_mesh().x_desc("epoch").y_desc("cross-entropy").draw()?;
-    loss.draw_series(LineSeries::new(
-        epochs.iter().enumerate().map(|(i, e)| (at(i), e.loss)),
-        RED.stroke_width(2),
-    ))?;
-    let low = epochs.iter().map(|e| e.test_accuracy.min(e.train_accuracy)).fold(1.0, f64::min);
-    let mut accuracy = ChartBuilder::on(&right)
-        .caption("accuracy", ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(1.0..n.max(2.0), (low - 0.02).max(0.0)..1.0)?;
-    accuracy.configure_mesh().x_desc("epoch").draw()?;
-    let series = [
-        ("train", BLUE, epochs.iter().map(|e| e.train_accuracy).collect::<Vec<_>>()),
-        ("test", GREEN, epochs.iter().map(|e| e.test_accuracy).collect()),
-    ];
-    for (name, color, values) in series {
-        accuracy
-            .draw_series(LineSeries::new(
-                values.iter().enumerate().map(|(i, &a)| (at(i), a)),
-                color.stroke_width(2),
-            ))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
-    accuracy
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    root.present()?;
-    Ok(())
 }
 
 #[allow(dead_code)]

@@ -1,0 +1,292 @@
+//! Trains the course's SimpleConvNet on MNIST: the 10,000-digit sample in `data/mnist` (8,000 to
+//! train, 2,000 held out), or the full MNIST with `--data-dir`.
+//!
+//! ```sh
+//! cargo run --release --example mnist_cnn                       # Adam, 15 epochs, shifted digits
+//! cargo run --release --example mnist_cnn -- --optimizer sgd --lr 0.1 --epochs 20 --no-shift
+//! cargo run --release --example mnist_cnn -- --data-dir ~/mnist --epochs 5
+//! ```
+//!
+//! The network: convolution (30 filters 5×5) → ReLU → 2×2 max pooling → Linear 4320→100 →
+//! ReLU → Linear 100→10. The learning rate follows a cosine from `--lr` down to zero, and each
+//! training digit is shifted by up to two pixels each step (`--no-shift` turns that off): with
+//! only 8,000 digits, this is what takes the held-out accuracy past 0.98.
+//!
+//! Prints the train and test accuracy after each epoch, shows a progress bar with the loss and
+//! speed, saves to `target/mnist_cnn/` the weights (safetensors), the loss and accuracy curves
+//! and the 30 first-layer filters before and after training (PNG), and ends with
+//! `test accuracy: 0.XXXX`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ndarray::{Array2, Array3, Array4, ArrayD, Axis, s};
+use rand::{RngExt, SeedableRng};
+use tapegrad::data::{DataLoader, Mnist};
+use tapegrad::nn::{self, Activation, Conv2d, Flatten, Init, Linear, MaxPool2d, Module, Sequential};
+use tapegrad::optim::{CosineLr, Schedule};
+use tapegrad::{ConvOptions, Tape, Window};
+
+#[path = "common/training.rs"]
+mod training;
+pub use training::Epoch;
+use training::{optimizer, plot_curves, progress_bar, report};
+
+/// What to train, and how.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the IDX files are.
+    pub data_dir: PathBuf,
+    /// First-layer filters.
+    pub filters: usize,
+    /// Width of the hidden linear layer.
+    pub hidden: usize,
+    /// `sgd`, `momentum`, `nesterov`, `adagrad`, `rmsprop`, `adam` or `adamw`.
+    pub optimizer: String,
+    /// The first epoch's learning rate; a cosine takes it to zero at the end.
+    pub lr: f64,
+    /// Samples per step.
+    pub batch: usize,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Shift each training digit by up to this many pixels (0: no shifting).
+    pub shift: usize,
+    /// Seed of the initial weights, the shuffling and the shifts.
+    pub seed: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Where the weights and pictures are written.
+    pub out_dir: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist").into(),
+            filters: 30,
+            hidden: 100,
+            optimizer: "adam".into(),
+            lr: 2e-3,
+            batch: 100,
+            epochs: 15,
+            shift: 2,
+            seed: 1,
+            progress: true,
+            out_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/target/mnist_cnn").into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the command line: `--optimizer NAME`, `--lr X`, `--epochs N`, `--batch N`,
+    /// `--seed N`, `--filters N`, `--hidden N`, `--shift N`, `--no-shift`, `--data-dir DIR`,
+    /// `--out-dir DIR`.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let args: Vec<String> = args.into_iter().collect();
+        let mut settings = Settings::default();
+        let mut rest = args.iter();
+        while let Some(flag) = rest.next() {
+            let mut value = || rest.next().cloned().ok_or(format!("{flag} needs a value"));
+            let number = |v: String| v.parse::<f64>().map_err(|_| format!("{flag}: {v:?} is not a number"));
+            match flag.as_str() {
+                "--optimizer" => settings.optimizer = value()?,
+                "--lr" => settings.lr = number(value()?)?,
+                "--epochs" => settings.epochs = number(value()?)? as usize,
+                "--batch" => settings.batch = number(value()?)? as usize,
+                "--seed" => settings.seed = number(value()?)? as u64,
+                "--filters" => settings.filters = number(value()?)? as usize,
+                "--hidden" => settings.hidden = number(value()?)? as usize,
+                "--shift" => settings.shift = number(value()?)? as usize,
+                "--no-shift" => settings.shift = 0,
+                "--data-dir" => settings.data_dir = value()?.into(),
+                "--out-dir" => settings.out_dir = value()?.into(),
+                other => {
+                    return Err(format!("unknown flag {other:?}; see the example's header for the flags"));
+                }
+            }
+        }
+        optimizer(&settings.optimizer, Vec::new(), settings.lr)?;
+        Ok(settings)
+    }
+}
+
+/// SimpleConvNet: conv → ReLU → max pool → linear → ReLU → linear, with PyTorch's names
+/// (`conv1.weight`, `fc1.weight`, …).
+pub fn simple_conv_net(tape: &Tape<f32>, settings: &Settings, rng: &mut impl rand::Rng) -> Sequential<f32> {
+    let pooled = settings.filters * 12 * 12;
+    Sequential::new()
+        .add(
+            "conv1",
+            Conv2d::new(tape, 1, settings.filters, (5, 5), ConvOptions::default(), Init::Normal(0.01), rng),
+        )
+        .add("relu1", Activation::Relu)
+        .add("pool1", MaxPool2d(Window::pool((2, 2))))
+        .add("flatten", Flatten)
+        .add("fc1", Linear::new(tape, pooled, settings.hidden, Init::He, rng))
+        .add("relu2", Activation::Relu)
+        .add("fc2", Linear::new(tape, settings.hidden, 10, Init::He, rng))
+}
+
+/// Trains as `settings` say, printing a line per epoch; returns every epoch's figures.
+pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Error>> {
+    let mnist = Mnist::load(&settings.data_dir)?;
+    let images = |images: &Array3<u8>| -> Array4<f32> {
+        let n = images.len_of(Axis(0));
+        images.mapv(|p| p as f32 / 255.0).into_shape_with_order((n, 1, 28, 28)).expect("28×28 images")
+    };
+    let (train_x, test_x) = (images(&mnist.train_images), images(&mnist.test_images));
+    let labels = |l: &ndarray::Array1<u8>| l.iter().map(|&l| l as usize).collect::<Vec<_>>();
+    let (train_y, test_y) = (labels(&mnist.train_labels), labels(&mnist.test_labels));
+    println!(
+        "MNIST: {} training and {} test digits from {}",
+        train_y.len(),
+        test_y.len(),
+        settings.data_dir.display()
+    );
+
+    let tape = Tape::<f32>::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(settings.seed);
+    let model = simple_conv_net(&tape, settings, &mut rng);
+    let conv1 = model.parameters()[0].1;
+    let filters_before = tape.get(conv1).to_array();
+    let mut opt = optimizer(&settings.optimizer, nn::params(&model), settings.lr)?;
+    let schedule = CosineLr { initial: settings.lr, min: 0.0, epochs: settings.epochs };
+    let loader = DataLoader::new(&train_x, &mnist.train_labels, settings.batch)?.seed(settings.seed);
+    // Evaluation records nothing (no_grad), keeps nothing (scope frees its nodes), and goes in
+    // batches so that the column buffers of the convolution stay small.
+    let evaluate = |x: &Array4<f32>, y: &[usize]| {
+        let chunks = x.axis_chunks_iter(Axis(0), 500).zip(y.chunks(500));
+        let correct: f64 = chunks
+            .map(|(x, y)| {
+                tape.scope(|| {
+                    let _frozen = tape.no_grad();
+                    let scores = model.forward(tape.constant(x.to_owned())).to_array();
+                    nn::accuracy(&scores, y) * y.len() as f64
+                })
+            })
+            .sum();
+        correct / y.len() as f64
+    };
+
+    let mut shifts = rand::rngs::StdRng::seed_from_u64(settings.seed ^ 0x5eed);
+    let mut epochs = Vec::new();
+    for epoch in 0..settings.epochs {
+        opt.set_learning_rate(schedule.rate(epoch));
+        let bar = progress_bar(settings.progress, loader.len(), epoch);
+        let (start, mut total, mut steps) = (Instant::now(), 0.0, 0);
+        for (x, y) in loader.epoch::<f32>(epoch as u64) {
+            let x =
+                shift_randomly(x.into_dimensionality().expect("[N, 1, 28, 28]"), settings.shift, &mut shifts);
+            let logits = model.forward(tape.constant(x));
+            let loss = nn::softmax_cross_entropy(logits, y.as_slice().expect("contiguous"));
+            let grads = loss.backward();
+            opt.step(&tape, &grads);
+            total += loss.scalar() as f64;
+            steps += 1;
+            tape.reset();
+            bar.set_message(format!("loss {:.4}", total / steps as f64));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let seconds = start.elapsed().as_secs_f64();
+        let stats = Epoch {
+            loss: total / steps.max(1) as f64,
+            train_accuracy: evaluate(&train_x, &train_y),
+            test_accuracy: evaluate(&test_x, &test_y),
+            seconds,
+        };
+        report(epoch, &stats);
+        epochs.push(stats);
+    }
+    std::fs::create_dir_all(&settings.out_dir)?;
+    let weights = settings.out_dir.join("weights.safetensors");
+    nn::save(&weights, &tape, &model)?;
+    println!("weights saved to {}", weights.display());
+    let curves = settings.out_dir.join("curves.png");
+    plot_curves(&curves, &epochs)?;
+    println!("loss and accuracy curves drawn in {}", curves.display());
+    let pictures = settings.out_dir.join("filters.png");
+    plot_filters(&pictures, &filters_before, &tape.get(conv1).to_array())?;
+    println!("first-layer filters before and after training drawn in {}", pictures.display());
+    Ok(epochs)
+}
+
+/// Each image moved by up to `max` pixels along each axis (a fresh draw per image), with zeros
+/// shifted in: the digits stay the same, their positions vary, and the network learns that
+/// position does not matter.
+fn shift_randomly(x: Array4<f32>, max: usize, rng: &mut impl rand::Rng) -> Array4<f32> {
+    if max == 0 {
+        return x;
+    }
+    let (n, _, h, w) = x.dim();
+    let mut out = Array4::zeros(x.raw_dim());
+    let m = max as i64;
+    for i in 0..n {
+        let (dy, dx) = (rng.random_range(-m..=m) as isize, rng.random_range(-m..=m) as isize);
+        // rows and columns that stay inside the image after the shift
+        let range = |d: isize, len: usize| (d.max(0) as usize, (len as isize + d.min(0)) as usize);
+        let ((to_y, end_y), (to_x, end_x)) = (range(dy, h), range(dx, w));
+        let (from_y, from_x) = ((to_y as isize - dy) as usize, (to_x as isize - dx) as usize);
+        let source = x.slice(s![i, .., from_y..from_y + end_y - to_y, from_x..from_x + end_x - to_x]);
+        out.slice_mut(s![i, .., to_y..end_y, to_x..end_x]).assign(&source);
+    }
+    out
+}
+
+/// The first layer's filters `[30, 1, 5, 5]` as two grids of gray squares, before (left) and
+/// after (right) training; each filter is scaled to its own range, black to white.
+fn plot_filters(
+    path: &Path,
+    before: &ArrayD<f32>,
+    after: &ArrayD<f32>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    training::register_font();
+    let (count, kh, kw) = (before.shape()[0], before.shape()[2], before.shape()[3]);
+    let columns = 6;
+    let rows = count.div_ceil(columns);
+    let (cell, gap, top) = (12u32, 8u32, 40u32);
+    let panel = (columns as u32 * (kw as u32 * cell + gap), rows as u32 * (kh as u32 * cell + gap));
+    let root = BitMapBackend::new(path, (2 * panel.0 + 3 * gap, panel.1 + top + gap)).into_drawing_area();
+    root.fill(&WHITE)?;
+    for (p, (title, weights)) in
+        [("before training", before), ("after training", after)].into_iter().enumerate()
+    {
+        let left = gap as i32 + p as i32 * (panel.0 + gap) as i32;
+        root.draw(&Text::new(title, (left, 10), ("sans-serif", 20).into_font()))?;
+        for f in 0..count {
+            let filter: Array2<f32> = weights.slice(s![f, 0, .., ..]).to_owned();
+            let (lo, hi) = filter.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            let (x0, y0) = (
+                left + ((f % columns) as u32 * (kw as u32 * cell + gap)) as i32,
+                (top + (f / columns) as u32 * (kh as u32 * cell + gap)) as i32,
+            );
+            for ((r, c), &v) in filter.indexed_iter() {
+                let level = (255.0 * (v - lo) / (hi - lo).max(f32::MIN_POSITIVE)) as u8;
+                let (x, y) = (x0 + (c as u32 * cell) as i32, y0 + (r as u32 * cell) as i32);
+                let square = [(x, y), (x + cell as i32, y + cell as i32)];
+                root.draw(&Rectangle::new(square, RGBColor(level, level, level).filled()))?;
+            }
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[allow(dead_code)]
+fn main() {
+    let settings = match Settings::from_args(std::env::args().skip(1)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mnist_cnn: {e}");
+            std::process::exit(2);
+        }
+    };
+    match train(&settings) {
+        Ok(epochs) => println!("test accuracy: {:.4}", epochs.last().map_or(0.0, |e| e.test_accuracy)),
+        Err(e) => {
+            eprintln!("mnist_cnn: {e}");
+            std::process::exit(1);
+        }
+    }
+}
