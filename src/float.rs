@@ -45,6 +45,14 @@ pub trait Float:
     fn as_f64(self) -> f64;
     /// The type's name, `"f32"` or `"f64"`, for messages.
     const NAME: &'static str;
+    /// This thread's recycled buffers of this type.
+    #[doc(hidden)]
+    fn pool() -> &'static crate::pool::LocalPool<Self>;
+}
+
+thread_local! {
+    static F32_POOL: std::cell::RefCell<crate::pool::Pool<f32>> = const { std::cell::RefCell::new(crate::pool::Pool::new()) };
+    static F64_POOL: std::cell::RefCell<crate::pool::Pool<f64>> = const { std::cell::RefCell::new(crate::pool::Pool::new()) };
 }
 
 impl Float for f32 {
@@ -55,6 +63,9 @@ impl Float for f32 {
         self as f64
     }
     const NAME: &'static str = "f32";
+    fn pool() -> &'static crate::pool::LocalPool<Self> {
+        &F32_POOL
+    }
 }
 
 impl Float for f64 {
@@ -65,4 +76,7 @@ impl Float for f64 {
         self
     }
     const NAME: &'static str = "f64";
+    fn pool() -> &'static crate::pool::LocalPool<Self> {
+        &F64_POOL
+    }
 }

@@ -37,6 +37,7 @@ mod gradcheck;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+mod pool;
 mod tape;
 mod value;
 
@@ -47,6 +48,7 @@ pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradgradcheck, 
 pub use ops::conv::{ConvOptions, Window};
 pub use ops::reduce::Norm;
 pub use ops::shape::{concat, stack, where_cond};
+pub use pool::release_cached_buffers;
 pub use tape::op;
 pub use tape::op::{Context, Grads, IntoGrad, Op};
 pub use tape::{GradOptions, Gradients, NoGradGuard, NodeId, OpStats, Param, Tape, TapeStats, Var};

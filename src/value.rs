@@ -12,6 +12,7 @@ use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::pool;
 
 /// A shape: the length of each axis. Rank 4 and below stays on the stack.
 pub type Shape = SmallVec<[usize; 4]>;
@@ -31,7 +32,7 @@ pub type Shape = SmallVec<[usize; 4]>;
 /// assert_eq!(a.view()[[1, 0]], 3.0);
 /// ```
 #[derive(Clone, PartialEq)]
-pub enum Value<F> {
+pub enum Value<F: Float> {
     /// A rank-0 value.
     Scalar(F),
     /// An array of rank 1 or more, boxed so that a `Value` stays two words: nodes, gradients
@@ -93,11 +94,23 @@ impl<F: Float> Value<F> {
     }
 
     /// The value as an owned array (rank 0 for a scalar).
-    pub fn into_array(self) -> ArrayD<F> {
-        match self {
-            Value::Scalar(x) => ndarray::arr0(x).into_dyn(),
-            Value::Array(a) => *a,
+    pub fn into_array(mut self) -> ArrayD<F> {
+        match &mut self {
+            Value::Scalar(x) => ndarray::arr0(*x).into_dyn(),
+            Value::Array(a) => std::mem::replace(&mut **a, empty()),
         }
+    }
+
+    /// An array of `shape` from a buffer filled in order (from [`pool::buffer`]).
+    pub(crate) fn from_buffer(shape: &[usize], data: Vec<F>) -> Self {
+        Value::from(ArrayD::from_shape_vec(IxDyn(shape), data).expect("one element per position"))
+    }
+
+    /// Fills a recycled buffer from an iterator of exactly `len` elements.
+    fn collect(len: usize, values: impl Iterator<Item = F>) -> Vec<F> {
+        let mut data = pool::buffer(len);
+        data.extend(values);
+        data
     }
 
     /// The value as an owned array, copied.
@@ -139,7 +152,12 @@ impl<F: Float> Value<F> {
     pub fn map(&self, f: impl Fn(F) -> F) -> Self {
         match self {
             Value::Scalar(x) => Value::Scalar(f(*x)),
-            Value::Array(a) => Value::Array(Box::new(a.mapv(f))),
+            Value::Array(a) => match a.as_slice_memory_order() {
+                Some(xs) if a.is_standard_layout() => {
+                    Value::from_buffer(a.shape(), Self::collect(xs.len(), xs.iter().map(|&x| f(x))))
+                }
+                _ => Value::Array(Box::new(a.mapv(f))),
+            },
         }
     }
 
@@ -164,13 +182,12 @@ impl<F: Float> Value<F> {
     fn zip_arrays(op: &'static str, a: &Self, b: &Self, f: impl Fn(F, F) -> F) -> Result<Self> {
         match (a, b) {
             (Value::Scalar(x), Value::Scalar(y)) => Ok(Value::Scalar(f(*x, *y))),
-            (Value::Array(x), Value::Scalar(y)) => Ok(Value::Array(Box::new(x.mapv(|x| f(x, *y))))),
-            (Value::Scalar(x), Value::Array(y)) => Ok(Value::Array(Box::new(y.mapv(|y| f(*x, y))))),
+            (Value::Array(_), Value::Scalar(y)) => Ok(a.map(|x| f(x, *y))),
+            (Value::Scalar(x), Value::Array(_)) => Ok(b.map(|y| f(*x, y))),
             (Value::Array(x), Value::Array(y)) => {
                 if let (true, Some(xs), Some(ys)) = (x.shape() == y.shape(), x.as_slice(), y.as_slice()) {
-                    let data = xs.iter().zip(ys).map(|(&x, &y)| f(x, y)).collect();
-                    let out = ArrayD::from_shape_vec(x.raw_dim(), data);
-                    return Ok(Value::Array(Box::new(out.expect("same shape as the inputs"))));
+                    let data = Self::collect(xs.len(), xs.iter().zip(ys).map(|(&x, &y)| f(x, y)));
+                    return Ok(Value::from_buffer(x.shape(), data));
                 }
                 let shape = broadcast_shape(x.shape(), y.shape())
                     .ok_or_else(|| broadcast_error(op, x.shape(), y.shape()))?;
@@ -190,6 +207,23 @@ impl<F: Float> Value<F> {
             (Value::Scalar(x), Value::Scalar(y)) => *x += *y,
             (Value::Array(x), y) => **x += &y.view(),
             (x @ Value::Scalar(_), y) => *x = Value::zip("add", x, y, |a, b| a + b).expect("shape"),
+        }
+    }
+}
+
+/// An array with no elements and no allocation.
+fn empty<F>() -> ArrayD<F> {
+    ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).expect("no elements")
+}
+
+/// A large array's buffer goes back to the thread's [`pool`] for the next op that needs one.
+impl<F: Float> Drop for Value<F> {
+    fn drop(&mut self) {
+        if let Value::Array(a) = self
+            && a.len() * size_of::<F>() >= pool::MIN_BYTES
+        {
+            let array = std::mem::replace(&mut **a, empty());
+            pool::recycle(array.into_raw_vec_and_offset().0);
         }
     }
 }
@@ -295,13 +329,14 @@ fn zip_trailing<F: Float>(
         let axes = small.shape().iter().skip_while(|&&n| n == 1).count();
         big.shape() == shape && small.shape()[small.ndim() - axes..] == big.shape()[big.ndim() - axes..]
     };
-    let data: Vec<F> = if !ys.is_empty() && trailing(y, x) {
-        xs.chunks_exact(ys.len()).flat_map(|row| row.iter().zip(ys).map(|(&a, &b)| f(a, b))).collect()
+    let mut data = pool::buffer(shape.iter().product());
+    if !ys.is_empty() && trailing(y, x) {
+        data.extend(xs.chunks_exact(ys.len()).flat_map(|row| row.iter().zip(ys).map(|(&a, &b)| f(a, b))));
     } else if !xs.is_empty() && trailing(x, y) {
-        ys.chunks_exact(xs.len()).flat_map(|row| xs.iter().zip(row).map(|(&a, &b)| f(a, b))).collect()
+        data.extend(ys.chunks_exact(xs.len()).flat_map(|row| xs.iter().zip(row).map(|(&a, &b)| f(a, b))));
     } else {
         return None;
-    };
+    }
     ArrayD::from_shape_vec(IxDyn(shape), data).ok()
 }
 

@@ -6,14 +6,14 @@
 //! Both ops are linear and each is the other's backward, so every derivative order is
 //! available.
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn, Slice};
 
 use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::ops::linalg::MatMul;
-use crate::ops::shape::try_concat;
 use crate::ops::{apply, try_apply};
+use crate::pool;
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
 use crate::value::Value;
@@ -264,8 +264,8 @@ impl<'t, F: Float> Var<'t, F> {
 
     /// The 2-D convolution (cross-correlation, as in PyTorch) of an NCHW input `[N, C, H, W]`
     /// with a weight `[O, C/groups, KH, KW]` and an optional bias `[O]`, giving
-    /// `[N, O, OH, OW]`. Composed from `im2col`, `matmul` and reshapes, so it has every
-    /// derivative order.
+    /// `[N, O, OH, OW]`. One op ([`Conv2dOp`]) whose gradients are the transposed convolution
+    /// and [`ConvWeightGrad`], each differentiable in turn, so every derivative order is there.
     ///
     /// ```
     /// use ndarray::{Array, array};
@@ -288,12 +288,6 @@ impl<'t, F: Float> Var<'t, F> {
     /// Like [`conv2d`](Self::conv2d), returning the error instead of panicking.
     #[track_caller]
     pub fn try_conv2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Result<Self> {
-        let (xs, ws) = (self.shape(), weight.shape());
-        let bs = bias.map(|b| b.shape());
-        let groups = options.groups;
-        if groups == 0 {
-            return Err(Error::argument("conv2d", "groups must be at least 1"));
-        }
         if options.output_padding != (0, 0) {
             let message = format!(
                 "output_padding {:?} belongs to conv_transpose2d; conv2d takes (0, 0)",
@@ -301,49 +295,17 @@ impl<'t, F: Float> Var<'t, F> {
             );
             return Err(Error::argument("conv2d", message));
         }
-        let fits = xs.len() == 4
-            && ws.len() == 4
-            && xs[1] % groups == 0
-            && ws[0] % groups == 0
-            && ws[1] * groups == xs[1]
-            && bs.as_ref().is_none_or(|b| b.as_slice() == [ws[0]]);
-        if !fits {
-            let mut shapes: Vec<&[usize]> = vec![&xs, &ws];
-            shapes.extend(bs.as_deref());
-            let expected = format!(
-                "an input [N, C, H, W], a weight [O, C/groups, KH, KW] and a bias [O], with C and O \
-                 divisible by groups = {groups}"
-            );
-            return Err(Error::shape("conv2d", &shapes, expected));
+        let op = Conv2dOp { window: options.window(&weight.shape()), groups: options.groups };
+        match bias {
+            Some(b) => try_apply(op, [self, weight, b]),
+            None => try_apply(op, [self, weight]),
         }
-        let window = Window {
-            kernel: (ws[2], ws[3]),
-            stride: options.stride,
-            padding: options.padding,
-            dilation: options.dilation,
-        };
-        let (oh, ow) = window.output_size("conv2d", &xs)?;
-        let (n, cg, og) = (xs[0], xs[1] / groups, ws[0] / groups);
-        let patch = cg * ws[2] * ws[3];
-        let per_group = (0..groups)
-            .map(|g| {
-                let x = if groups == 1 { self } else { self.try_narrow(1, g * cg, cg)? };
-                let w = if groups == 1 { weight } else { weight.try_narrow(0, g * og, og)? };
-                let columns = x.try_im2col(window)?;
-                // [N·OH·OW, patch]·[og, patch]ᵀ = [N·OH·OW, og]
-                try_apply(MatMul { ta: false, tb: true }, [columns, w.try_reshape(&[og, patch])?])
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let y = if groups == 1 { per_group[0] } else { try_concat(&per_group, 1)? };
-        let y = y.try_reshape(&[n, oh, ow, ws[0]])?.try_permute(&[0, 3, 1, 2])?;
-        add_bias(y, bias, ws[0])
     }
 
     /// The transposed convolution of an NCHW input `[N, C, H, W]` with a weight
     /// `[C, O/groups, KH, KW]` (PyTorch's layout) and an optional bias `[O]`: the gradient of
     /// [`conv2d`](Self::conv2d) with respect to its input, used to upsample. The output is
-    /// `[N, O, OH, OW]` with `OH = (H − 1)·S − 2P + D(K − 1) + output_padding + 1`. Composed
-    /// from `matmul` and `col2im`, so it has every derivative order.
+    /// `[N, O, OH, OW]` with `OH = (H − 1)·S − 2P + D(K − 1) + output_padding + 1`.
     ///
     /// ```
     /// use ndarray::{Array, array};
@@ -374,63 +336,438 @@ impl<'t, F: Float> Var<'t, F> {
     ) -> Result<Self> {
         const OP: &str = "conv_transpose2d";
         let (xs, ws) = (self.shape(), weight.shape());
-        let bs = bias.map(|b| b.shape());
-        let ConvOptions { stride, padding, dilation, groups, output_padding } = options;
-        if groups == 0 {
-            return Err(Error::argument(OP, "groups must be at least 1"));
-        }
-        let fits = xs.len() == 4
-            && ws.len() == 4
-            && xs[1] % groups == 0
-            && ws[0] == xs[1]
-            && bs.as_ref().is_none_or(|b| b.as_slice() == [ws[1] * groups]);
-        if !fits {
-            let mut shapes: Vec<&[usize]> = vec![&xs, &ws];
-            shapes.extend(bs.as_deref());
-            let expected = format!(
-                "an input [N, C, H, W], a weight [C, O/groups, KH, KW] and a bias [O], with C divisible by \
-                 groups = {groups}"
-            );
-            return Err(Error::shape(OP, &shapes, expected));
-        }
+        let ConvOptions { stride, padding, output_padding, .. } = options;
         if output_padding.0 >= stride.0 || output_padding.1 >= stride.1 {
             let message =
                 format!("output_padding {output_padding:?} must be smaller than the stride {stride:?}");
             return Err(Error::argument(OP, message));
         }
-        let window = Window { kernel: (ws[2], ws[3]), stride, padding, dilation };
+        if xs.len() != 4 || ws.len() != 4 {
+            let expected = "an input [N, C, H, W], a weight [C, O/groups, KH, KW] and a bias [O]";
+            return Err(Error::shape(OP, &[&xs, &ws], expected));
+        }
+        let window = options.window(&ws);
         let size = |n: usize, k: usize, s: usize, p: usize, d: usize, extra: usize| {
-            ((n - 1) * s + d * (k - 1) + extra + 1).checked_sub(2 * p).filter(|&size| size > 0)
+            ((n.max(1) - 1) * s + d * (k - 1) + extra + 1).checked_sub(2 * p).filter(|&size| size > 0)
         };
-        let (Some(oh), Some(ow)) = (
-            size(xs[2], ws[2], stride.0, padding.0, dilation.0, output_padding.0),
-            size(xs[3], ws[3], stride.1, padding.1, dilation.1, output_padding.1),
+        let (Some(h), Some(w)) = (
+            size(xs[2], ws[2], stride.0, padding.0, window.dilation.0, output_padding.0),
+            size(xs[3], ws[3], stride.1, padding.1, window.dilation.1, output_padding.1),
         ) else {
             let expected =
                 format!("an input whose upsampled size stays positive after removing padding {padding:?}");
             return Err(Error::shape(OP, &[&xs, &ws], expected));
         };
-        let (n, cg, og) = (xs[0], xs[1] / groups, ws[1]);
-        let per_group = (0..groups)
-            .map(|g| {
-                let x = if groups == 1 { self } else { self.try_narrow(1, g * cg, cg)? };
-                let w = if groups == 1 { weight } else { weight.try_narrow(0, g * cg, cg)? };
-                // [N·H·W, cg]·[cg, og·KH·KW]: each input pixel's contribution to its window
-                let pixels = x.try_permute(&[0, 2, 3, 1])?.try_reshape(&[n * xs[2] * xs[3], cg])?;
-                let columns = pixels.try_matmul(w.try_reshape(&[cg, og * ws[2] * ws[3]])?)?;
-                columns.try_col2im(window, [n, og, oh, ow])
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let y = if groups == 1 { per_group[0] } else { try_concat(&per_group, 1)? };
-        add_bias(y, bias, og * groups)
+        let op = ConvTransposeOp { window, groups: options.groups, image: (h, w) };
+        match bias {
+            Some(b) => try_apply(op, [self, weight, b]),
+            None => try_apply(op, [self, weight]),
+        }
     }
 }
 
-/// `y + bias` with the bias `[O]` along the channel axis of `[N, O, H, W]`.
-fn add_bias<'t, F: Float>(y: Var<'t, F>, bias: Option<Var<'t, F>>, channels: usize) -> Result<Var<'t, F>> {
+impl ConvOptions {
+    /// The window of a weight `[·, ·, KH, KW]` with these options.
+    fn window(&self, weight: &[usize]) -> Window {
+        let kernel = match *weight {
+            [_, _, kh, kw] => (kh, kw),
+            _ => (1, 1), // the op reports the weight's shape
+        };
+        Window { kernel, stride: self.stride, padding: self.padding, dilation: self.dilation }
+    }
+}
+
+/// The sizes one convolution works with: `n` images of `groups · cg` channels `h × w`, read by
+/// `groups · og` filters through `window` into `oh × ow` outputs. Per image and group, the
+/// filters are a matrix `[og, patch]` and the columns a matrix `[patch, positions]`.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    n: usize,
+    groups: usize,
+    cg: usize,
+    og: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    window: Window,
+}
+
+impl Geometry {
+    /// The geometry of a convolution of `image` `[N, C, H, W]` by `weight` `[O, C/groups, KH, KW]`;
+    /// an error naming `op` and `shapes` when they do not fit.
+    fn new(
+        op: &'static str,
+        window: Window,
+        groups: usize,
+        image: &[usize],
+        weight: &[usize],
+        shapes: &[&[usize]],
+        expected: &str,
+    ) -> Result<Self> {
+        let fits = groups > 0
+            && image.len() == 4
+            && weight.len() == 4
+            && weight[0].is_multiple_of(groups)
+            && weight[1] * groups == image[1]
+            && (weight[2], weight[3]) == window.kernel;
+        if !fits {
+            let expected = format!("{expected}, with C and O divisible by groups = {groups}");
+            return Err(Error::shape(op, shapes, expected));
+        }
+        let (oh, ow) = window.output_size(op, image)?;
+        Ok(Geometry {
+            n: image[0],
+            groups,
+            cg: weight[1],
+            og: weight[0] / groups,
+            h: image[2],
+            w: image[3],
+            oh,
+            ow,
+            window,
+        })
+    }
+
+    fn patch(&self) -> usize {
+        self.cg * self.window.kernel.0 * self.window.kernel.1
+    }
+
+    fn positions(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Image `i`, group `g`'s planes in a flat `[N, C, H, W]` image.
+    fn planes<'v, F>(&self, image: &'v [F], i: usize, g: usize) -> &'v [F] {
+        let plane = self.h * self.w;
+        &image[((i * self.groups + g) * self.cg) * plane..][..self.cg * plane]
+    }
+
+    /// Image `i`, group `g`'s outputs `[og, positions]` in a flat `[N, O, OH, OW]` output.
+    fn outputs<'v, F>(&self, output: &'v [F], i: usize, g: usize) -> ArrayView2<'v, F> {
+        let (rows, cols) = (self.og, self.positions());
+        let start = ((i * self.groups + g) * rows) * cols;
+        ArrayView2::from_shape((rows, cols), &output[start..start + rows * cols])
+            .expect("og·positions values")
+    }
+
+    /// Group `g`'s filters `[og, patch]` in a flat `[O, C/groups, KH, KW]` weight.
+    fn filters<'v, F>(&self, weight: &'v [F], g: usize) -> ArrayView2<'v, F> {
+        let (rows, cols) = (self.og, self.patch());
+        ArrayView2::from_shape((rows, cols), &weight[g * rows * cols..(g + 1) * rows * cols])
+            .expect("og·patch values")
+    }
+
+    /// The columns `[patch, positions]` of `planes` (one image, one group): row `(c, ky, kx)`,
+    /// column `(oy, ox)`, zero where the window reads padding.
+    fn fill_columns<F: Float>(&self, planes: &[F], columns: &mut [F]) {
+        let Window { kernel: (kh, kw), stride, padding, dilation } = self.window;
+        let positions = self.positions();
+        for c in 0..self.cg {
+            let plane = &planes[c * self.h * self.w..][..self.h * self.w];
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let row = &mut columns[((c * kh + ky) * kw + kx) * positions..][..positions];
+                    let (lo, hi) = inside(self.ow, kx * dilation.1, stride.1, padding.1, self.w);
+                    for (oy, out) in row.chunks_exact_mut(self.ow).enumerate() {
+                        let Some(iy) = (oy * stride.0 + ky * dilation.0)
+                            .checked_sub(padding.0)
+                            .filter(|&iy| iy < self.h)
+                        else {
+                            out.fill(F::zero());
+                            continue;
+                        };
+                        out[..lo].fill(F::zero());
+                        out[hi.max(lo)..].fill(F::zero());
+                        if lo < hi {
+                            let first = lo * stride.1 + kx * dilation.1 - padding.1;
+                            let source = &plane[iy * self.w + first..];
+                            if stride.1 == 1 {
+                                out[lo..hi].copy_from_slice(&source[..hi - lo]);
+                            } else {
+                                for (o, &v) in out[lo..hi].iter_mut().zip(source.iter().step_by(stride.1)) {
+                                    *o = v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `columns` back into the `planes` they were read from: the adjoint of
+    /// [`fill_columns`](Self::fill_columns); what fell in the padding is dropped.
+    fn add_columns<F: Float>(&self, columns: &[F], planes: &mut [F]) {
+        let Window { kernel: (kh, kw), stride, padding, dilation } = self.window;
+        let positions = self.positions();
+        for c in 0..self.cg {
+            let plane = &mut planes[c * self.h * self.w..][..self.h * self.w];
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let row = &columns[((c * kh + ky) * kw + kx) * positions..][..positions];
+                    let (lo, hi) = inside(self.ow, kx * dilation.1, stride.1, padding.1, self.w);
+                    if lo >= hi {
+                        continue;
+                    }
+                    for (oy, out) in row.chunks_exact(self.ow).enumerate() {
+                        let Some(iy) = (oy * stride.0 + ky * dilation.0)
+                            .checked_sub(padding.0)
+                            .filter(|&iy| iy < self.h)
+                        else {
+                            continue;
+                        };
+                        let first = lo * stride.1 + kx * dilation.1 - padding.1;
+                        let target = &mut plane[iy * self.w + first..];
+                        for (t, &v) in target.iter_mut().step_by(stride.1).zip(&out[lo..hi]) {
+                            *t += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The output columns `lo..hi` whose input column `o·stride + offset − padding` lies in
+/// `0..len`.
+fn inside(outputs: usize, offset: usize, stride: usize, padding: usize, len: usize) -> (usize, usize) {
+    let lo = padding.saturating_sub(offset).div_ceil(stride);
+    let hi = (len + padding).saturating_sub(offset).div_ceil(stride).min(outputs);
+    (lo.min(hi), hi)
+}
+
+/// A flat standard-layout copy of a value (a borrow when it is already one).
+fn flat<F: Float>(v: &Value<F>) -> std::borrow::Cow<'_, [F]> {
+    let view = v.view();
+    match view.to_slice() {
+        Some(_) => std::borrow::Cow::Borrowed(match v {
+            Value::Array(a) => a.as_slice().expect("standard layout"),
+            Value::Scalar(x) => std::slice::from_ref(x),
+        }),
+        None => std::borrow::Cow::Owned(view.iter().copied().collect()),
+    }
+}
+
+/// `out` of `[N, O, ·, ·]` with each channel's plane set to its bias (zeros without one).
+fn with_bias<F: Float>(n: usize, plane: usize, bias: Option<&Value<F>>, channels: usize) -> Vec<F> {
     match bias {
-        Some(b) => Ok(y + b.try_reshape(&[1, channels, 1, 1])?),
-        None => Ok(y),
+        None => pool::zeros(n * channels * plane),
+        Some(b) => {
+            let b = b.view();
+            let mut out = pool::buffer(n * channels * plane);
+            for _ in 0..n {
+                for &v in &b {
+                    out.extend(std::iter::repeat_n(v, plane));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The 2-D convolution `conv2d(x, w) + b` of an image `[N, C, H, W]` by filters
+/// `[O, C/groups, KH, KW]` and an optional bias `[O]`. Per image and group, the window's
+/// columns go into a small buffer and one matrix product writes the output planes in place:
+/// no `[N·OH·OW, C·KH·KW]` matrix and no transposition of the output.
+#[derive(Debug, Clone, Copy)]
+pub struct Conv2dOp {
+    /// Kernel, stride, padding and dilation.
+    pub window: Window,
+    /// Channel groups.
+    pub groups: usize,
+}
+
+impl<F: Float> Op<F> for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "conv2d"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let mut shapes = vec![x[0].shape(), x[1].shape()];
+        shapes.extend(x.get(2).map(|b| b.shape()));
+        let expected = "an input [N, C, H, W], a weight [O, C/groups, KH, KW] and a bias [O]";
+        let geo =
+            Geometry::new("conv2d", self.window, self.groups, x[0].shape(), x[1].shape(), &shapes, expected)?;
+        let channels = geo.og * geo.groups;
+        if x.get(2).is_some_and(|b| b.shape() != [channels]) {
+            return Err(Error::shape(
+                "conv2d",
+                &shapes,
+                format!("{expected}, with C and O divisible by groups = {}", self.groups),
+            ));
+        }
+        let (image, weight) = (flat(x[0]), flat(x[1]));
+        let positions = geo.positions();
+        let mut out = with_bias(geo.n, positions, x.get(2).copied(), channels);
+        let mut columns = pool::zeros(geo.patch() * positions);
+        for (i, image_out) in out.chunks_exact_mut(channels * positions).enumerate() {
+            for g in 0..geo.groups {
+                geo.fill_columns(geo.planes(&image, i, g), &mut columns);
+                let columns =
+                    ArrayView2::from_shape((geo.patch(), positions), &columns).expect("patch·positions");
+                let rows = &mut image_out[g * geo.og * positions..][..geo.og * positions];
+                let mut y = ArrayViewMut2::from_shape((geo.og, positions), rows).expect("og·positions");
+                general_mat_mul(F::one(), &geo.filters(&weight, g), &columns, F::one(), &mut y);
+            }
+        }
+        pool::recycle(columns);
+        let shape = [geo.n, channels, geo.oh, geo.ow];
+        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("N·O·OH·OW values")))
+    }
+    // dx = conv_transpose2d(gy, w), dw = conv2d_weight_grad(x, gy), db = Σ gy over N, OH, OW
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        let (x, w) = (cx.input(0), cx.input(1));
+        let xs = cx.input_shape(0);
+        let (window, groups) = (self.window, self.groups);
+        let dx = cx.grad_if(0, || apply(ConvTransposeOp { window, groups, image: (xs[2], xs[3]) }, [gy, w]));
+        let dw = cx.grad_if(1, || apply(ConvWeightGrad { window, groups }, [x, gy]));
+        let mut grads = crate::grads![dx, dw];
+        if cx.num_inputs() == 3 {
+            grads.push(cx.grad_if(2, || gy.sum_axes(&[0, 2, 3], false)));
+        }
+        grads
+    }
+}
+
+/// The transposed convolution of `x` `[N, O, OH, OW]` by filters `[O, C/groups, KH, KW]`, plus
+/// an optional bias `[C]`, into images `[N, C, H, W]` of the given size: the gradient of
+/// [`Conv2dOp`] with respect to its input. Per image and group, one matrix product makes the
+/// columns, which are added into the output planes.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvTransposeOp {
+    /// Kernel, stride, padding and dilation of the convolution this one transposes.
+    pub window: Window,
+    /// Channel groups.
+    pub groups: usize,
+    /// The output's height and width.
+    pub image: (usize, usize),
+}
+
+impl<F: Float> Op<F> for ConvTransposeOp {
+    fn name(&self) -> &'static str {
+        "conv_transpose2d"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let (xs, ws) = (x[0].shape(), x[1].shape());
+        let mut shapes = vec![xs, ws];
+        shapes.extend(x.get(2).map(|b| b.shape()));
+        let expected = "an input [N, C, H, W], a weight [C, O/groups, KH, KW] and a bias [O]";
+        let fits = xs.len() == 4 && ws.len() == 4 && self.groups > 0 && xs[1] == ws[0];
+        if !fits {
+            return Err(Error::shape(
+                "conv_transpose2d",
+                &shapes,
+                format!("{expected}, with C divisible by groups = {}", self.groups),
+            ));
+        }
+        let image = [xs[0], ws[1] * self.groups, self.image.0, self.image.1];
+        let geo = Geometry::new("conv_transpose2d", self.window, self.groups, &image, ws, &shapes, expected)?;
+        let channels = geo.cg * geo.groups;
+        if (geo.oh, geo.ow) != (xs[2], xs[3]) || x.get(2).is_some_and(|b| b.shape() != [channels]) {
+            return Err(Error::shape(
+                "conv_transpose2d",
+                &shapes,
+                format!("{expected} that upsample to {:?}", self.image),
+            ));
+        }
+        let (input, weight) = (flat(x[0]), flat(x[1]));
+        let (positions, plane) = (geo.positions(), geo.h * geo.w);
+        let mut out = with_bias(geo.n, plane, x.get(2).copied(), channels);
+        let mut buffer = pool::zeros(geo.patch() * positions);
+        for (i, image_out) in out.chunks_exact_mut(channels * plane).enumerate() {
+            for g in 0..geo.groups {
+                // [patch, og]·[og, positions]
+                let mut columns = ArrayViewMut2::from_shape((geo.patch(), positions), &mut buffer[..])
+                    .expect("patch·positions");
+                general_mat_mul(
+                    F::one(),
+                    &geo.filters(&weight, g).t(),
+                    &geo.outputs(&input, i, g),
+                    F::zero(),
+                    &mut columns,
+                );
+                let planes = &mut image_out[g * geo.cg * plane..][..geo.cg * plane];
+                geo.add_columns(&buffer, planes);
+            }
+        }
+        pool::recycle(buffer);
+        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&image), out).expect("N·C·H·W values")))
+    }
+    // dx = conv2d(gy, w), dw = conv2d_weight_grad(gy, x), db = Σ gy over N, H, W
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        let (x, w) = (cx.input(0), cx.input(1));
+        let (window, groups) = (self.window, self.groups);
+        let dx = cx.grad_if(0, || apply(Conv2dOp { window, groups }, [gy, w]));
+        let dw = cx.grad_if(1, || apply(ConvWeightGrad { window, groups }, [gy, x]));
+        let mut grads = crate::grads![dx, dw];
+        if cx.num_inputs() == 3 {
+            grads.push(cx.grad_if(2, || gy.sum_axes(&[0, 2, 3], false)));
+        }
+        grads
+    }
+}
+
+/// The gradient of [`Conv2dOp`] with respect to its filters: for images `x` `[N, C, H, W]` and
+/// output gradients `gy` `[N, O, OH, OW]`, the filters' gradient `[O, C/groups, KH, KW]`, summed
+/// over the batch: per image and group, `gy · columnsᵀ`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvWeightGrad {
+    /// Kernel, stride, padding and dilation of the convolution.
+    pub window: Window,
+    /// Channel groups.
+    pub groups: usize,
+}
+
+impl<F: Float> Op<F> for ConvWeightGrad {
+    fn name(&self) -> &'static str {
+        "conv2d_weight_grad"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let (xs, gs) = (x[0].shape(), x[1].shape());
+        let (kh, kw) = self.window.kernel;
+        let fits =
+            xs.len() == 4 && gs.len() == 4 && self.groups > 0 && xs[1].is_multiple_of(self.groups) && gs[0] == xs[0];
+        let expected = "images [N, C, H, W] and output gradients [N, O, OH, OW]";
+        if !fits {
+            return Err(Error::shape(
+                "conv2d_weight_grad",
+                &[xs, gs],
+                format!("{expected}, with C and O divisible by groups = {}", self.groups),
+            ));
+        }
+        let weight = [gs[1], xs[1] / self.groups, kh, kw];
+        let geo =
+            Geometry::new("conv2d_weight_grad", self.window, self.groups, xs, &weight, &[xs, gs], expected)?;
+        if (geo.oh, geo.ow) != (gs[2], gs[3]) {
+            return Err(Error::shape(
+                "conv2d_weight_grad",
+                &[xs, gs],
+                format!("{expected} of the convolution's output size ({}, {})", geo.oh, geo.ow),
+            ));
+        }
+        let (image, gy) = (flat(x[0]), flat(x[1]));
+        let (patch, positions) = (geo.patch(), geo.positions());
+        let mut dw = Array2::zeros((geo.og * geo.groups, patch));
+        let mut columns = pool::zeros(patch * positions);
+        for i in 0..geo.n {
+            for g in 0..geo.groups {
+                geo.fill_columns(geo.planes(&image, i, g), &mut columns);
+                let columns = ArrayView2::from_shape((patch, positions), &columns).expect("patch·positions");
+                let mut rows = dw.slice_axis_mut(Axis(0), Slice::from(g * geo.og..(g + 1) * geo.og));
+                general_mat_mul(F::one(), &geo.outputs(&gy, i, g), &columns.t(), F::one(), &mut rows);
+            }
+        }
+        pool::recycle(columns);
+        Ok(Value::from(dw.into_shape_with_order(IxDyn(&weight)).expect("O·C/groups·KH·KW values")))
+    }
+    // with gw the gradient of the filters' gradient: dx = conv_transpose2d(gy, gw), dgy = conv2d(x, gw)
+    fn backward<'a>(&self, cx: &Context<'a, F>, gw: Var<'a, F>) -> Grads<'a, F> {
+        let (x, gy) = (cx.input(0), cx.input(1));
+        let xs = cx.input_shape(0);
+        let (window, groups) = (self.window, self.groups);
+        let dx = cx.grad_if(0, || apply(ConvTransposeOp { window, groups, image: (xs[2], xs[3]) }, [gy, gw]));
+        let dgy = cx.grad_if(1, || apply(Conv2dOp { window, groups }, [x, gw]));
+        crate::grads![dx, dgy]
     }
 }
 
@@ -453,6 +790,19 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
                 output_padding: (0, 0),
             };
             x[0].conv2d(x[1], x.get(2).copied(), options)
+        }),
+        crate::case!("conv2d_weight_grad", conv2d_operands(ANY), |x, p| {
+            let i = &p.ints;
+            let options = ConvOptions {
+                stride: (i[0], i[1]),
+                padding: (i[2], i[3]),
+                dilation: (i[4], i[5]),
+                groups: i[6],
+                output_padding: (0, 0),
+            };
+            // output gradients that depend on both inputs, so both of its own gradients are checked
+            let gy = x[0].conv2d(x[1], x.get(2).copied(), options);
+            apply(ConvWeightGrad { window: options.window(&x[1].shape()), groups: i[6] }, [x[0], gy])
         }),
         crate::case!("conv_transpose2d", conv_transpose2d_operands(ANY), |x, p| {
             let i = &p.ints;

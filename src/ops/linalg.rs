@@ -11,6 +11,7 @@ use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::ops::try_apply;
+use crate::pool;
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
 use crate::value::Value;
@@ -53,7 +54,7 @@ impl<F: Float> Op<F> for MatMul {
             return Err(Error::shape("matmul", &[sa, sb], expected));
         }
         if sa.len() == 2 && sb.len() == 2 {
-            return Ok(Value::from(matrix(a, self.ta).dot(&matrix(b, self.tb))));
+            return Ok(product(matrix(a, self.ta), matrix(b, self.tb)));
         }
         let batch = |s: &[usize]| if s.len() == 3 { Some(s[0]) } else { None };
         let nb = match (batch(sa), batch(sb)) {
@@ -83,6 +84,15 @@ impl<F: Float> Op<F> for MatMul {
         });
         crate::grads![da, db]
     }
+}
+
+/// `a·b` in a recycled buffer.
+fn product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Value<F> {
+    let (m, n) = (a.nrows(), b.ncols());
+    let mut out = pool::zeros(m * n);
+    let mut c = ndarray::ArrayViewMut2::from_shape((m, n), &mut out[..]).expect("m·n values");
+    general_mat_mul(F::one(), &a, &b, F::zero(), &mut c);
+    Value::from_buffer(&[m, n], out)
 }
 
 /// Matrix `i` of a batch (or the one matrix of a 2-D operand), transposed when `t`.
@@ -179,9 +189,10 @@ impl<F: Float> Op<F> for Affine {
             let expected = "x (n, inputs), W (inputs, outputs) and b (outputs,)";
             return Err(Error::shape("affine", &[input.shape(), weight.shape(), bias.shape()], expected));
         }
-        let mut out = matrix(input, false).dot(&matrix(weight, false));
-        out += &bias.into_dimensionality::<ndarray::Ix1>().expect("1-D");
-        Ok(Value::from(out))
+        let mut out = product(matrix(input, false), matrix(weight, false));
+        let mut view = out.view_mut();
+        view += &bias;
+        Ok(out)
     }
     // dx = gy·Wᵀ, dW = xᵀ·gy, db = Σ gy over the batch
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {

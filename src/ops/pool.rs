@@ -199,15 +199,20 @@ fn window_maxima<F: Float>(
     (oh, ow): (usize, usize),
 ) -> Result<Vec<usize>> {
     let Window { kernel: (kh, kw), stride, padding, dilation } = *window;
-    // the in-image taps of each output column: (first input column, number of taps)
-    let taps = |out: usize, len: usize, k: usize, s: usize, p: usize, d: usize| -> Vec<Vec<usize>> {
+    // per output row (column): the first in-image input row (column) and how many taps read
+    // the image, dilation apart
+    let taps = |out: usize, len: usize, k: usize, s: usize, p: usize, d: usize| -> Vec<(usize, usize)> {
         (0..out)
-            .map(|o| (0..k).filter_map(|t| (o * s + t * d).checked_sub(p).filter(|&i| i < len)).collect())
+            .map(|o| {
+                let inside: Vec<usize> =
+                    (0..k).filter_map(|t| (o * s + t * d).checked_sub(p).filter(|&i| i < len)).collect();
+                (inside.first().copied().unwrap_or(0), inside.len())
+            })
             .collect()
     };
     let rows = taps(oh, h, kh, stride.0, padding.0, dilation.0);
     let cols = taps(ow, w, kw, stride.1, padding.1, dilation.1);
-    if rows.iter().chain(&cols).any(Vec::is_empty) {
+    if rows.iter().chain(&cols).any(|&(_, count)| count == 0) {
         let message = format!(
             "a window of {window:?} holds padding only in an image [N, C, H, W] = {:?}; expected an image at \
              least as large as the dilated kernel",
@@ -218,15 +223,17 @@ fn window_maxima<F: Float>(
     let mut indices = Vec::with_capacity(n * c * oh * ow);
     for plane in 0..n * c {
         let base = plane * h * w;
-        for rows in &rows {
-            for cols in &cols {
-                let mut best = base + rows[0] * w + cols[0];
-                for &r in rows {
-                    for &col in cols {
-                        let i = base + r * w + col;
-                        if x[i] > x[best] || (x[i].is_nan() && !x[best].is_nan()) {
-                            best = i;
-                        }
+        for &(row, row_taps) in &rows {
+            for &(col, col_taps) in &cols {
+                let mut best = base + row * w + col;
+                for a in 0..row_taps {
+                    let start = base + (row + a * dilation.0) * w + col;
+                    for i in (start..).step_by(dilation.1).take(col_taps) {
+                        // arithmetic instead of a branch on the data, whose comparisons are
+                        // unpredictable (i ≥ best: the scan only moves forward)
+                        let (v, largest) = (x[i], x[best]);
+                        let better = (v > largest) | (v.is_nan() & !largest.is_nan());
+                        best += (i - best) * better as usize;
                     }
                 }
                 indices.push(best);

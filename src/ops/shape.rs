@@ -13,6 +13,7 @@ use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::ops::{apply, check_axis, try_apply};
+use crate::pool;
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
 use crate::value::{Shape, Value, broadcast_shape};
@@ -102,8 +103,12 @@ impl<F: Float> Op<F> for Reshape {
             return Err(Error::shape("reshape", &[from, to], expected));
         }
         let view = x[0].view();
-        let out = view.to_shape(IxDyn(to)).map_err(|e| Error::argument("reshape", e.to_string()))?;
-        Ok(Value::from(out.into_owned()))
+        let mut out = pool::buffer(view.len());
+        match view.as_slice() {
+            Some(values) => out.extend_from_slice(values),
+            None => out.extend(view.iter().copied()),
+        }
+        Ok(Value::from_buffer(to, out))
     }
     // dx = reshape(gy, shape(x))
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
@@ -130,7 +135,9 @@ impl<F: Float> Op<F> for Permute {
             return Err(Error::argument("permute", message));
         }
         let view = x[0].view().permuted_axes(IxDyn(&self.0));
-        Ok(Value::from(view.as_standard_layout().into_owned()))
+        let mut out = pool::buffer(view.len());
+        out.extend(view.iter().copied());
+        Ok(Value::from_buffer(view.shape(), out))
     }
     // dx = permute(gy, inverse(axes))
     fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
@@ -310,8 +317,9 @@ impl<F: Float> Op<F> for Take {
         let view = x[0].view();
         let input = view.as_standard_layout();
         let input = input.as_slice().expect("standard layout");
-        let out: Vec<F> = self.indices.iter().map(|&i| input[i]).collect();
-        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&self.shape), out).expect("one value per index")))
+        let mut out = pool::buffer(self.indices.len());
+        out.extend(self.indices.iter().map(|&i| input[i]));
+        Ok(Value::from_buffer(&self.shape, out))
     }
     // dx = put_add(gy, indices, shape(x))
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
@@ -338,11 +346,11 @@ impl<F: Float> Op<F> for PutAdd {
         check_flat_indices("put_add", &self.indices, size, x[0].shape(), &self.shape)?;
         let view = x[0].view();
         let input = view.as_standard_layout();
-        let mut out = vec![F::zero(); size];
+        let mut out = pool::zeros(size);
         for (&i, &v) in self.indices.iter().zip(input.as_slice().expect("standard layout")) {
             out[i] += v;
         }
-        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&self.shape), out).expect("size values")))
+        Ok(Value::from_buffer(&self.shape, out))
     }
     // dx = take(gy, indices)
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {

@@ -1,0 +1,142 @@
+//! Recycled array buffers: a thread's large freed values are kept and handed to the next ops
+//! that need as much room, instead of going back to the system allocator.
+//!
+//! NOTE: measured on SimpleConvNet's training step (`cargo bench --bench conv_step`): without
+//! recycling, glibc's allocator returns the step's tens of megabytes to the kernel when the
+//! tape is reset (large blocks are `mmap`ed; the heap's top is trimmed) and every step faults
+//! them back in page by page, zeroed: about 22,000 page faults a step, 60% of its time spent
+//! in the kernel. PyTorch keeps a caching allocator for the same reason.
+//!
+//! Only buffers of at least [`MIN_BYTES`] are kept (smaller ones are cheap to allocate), at most
+//! [`MAX_BUFFERS`] of them and [`MAX_BYTES`] in all per thread and element type; a request
+//! takes the smallest kept buffer that holds it without wasting more than half of it.
+
+use std::cell::RefCell;
+
+use crate::float::Float;
+
+/// Smaller buffers go straight back to the allocator.
+pub(crate) const MIN_BYTES: usize = 64 * 1024;
+/// At most this many buffers are kept per thread and element type.
+pub(crate) const MAX_BUFFERS: usize = 64;
+/// At most this many bytes are kept per thread and element type.
+pub(crate) const MAX_BYTES: usize = 512 * 1024 * 1024;
+
+/// The kept buffers of one element type on one thread.
+#[derive(Debug)]
+pub struct Pool<F> {
+    buffers: Vec<Vec<F>>,
+    bytes: usize,
+}
+
+impl<F> Pool<F> {
+    pub(crate) const fn new() -> Self {
+        Pool { buffers: Vec::new(), bytes: 0 }
+    }
+}
+
+/// An empty vector with room for at least `len` elements, recycled when one fits.
+pub(crate) fn buffer<F: Float>(len: usize) -> Vec<F> {
+    if len * size_of::<F>() < MIN_BYTES {
+        return Vec::with_capacity(len);
+    }
+    let kept = F::pool().try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let fits = |b: &Vec<F>| b.capacity() >= len && b.capacity() <= 2 * len;
+        let best = (0..pool.buffers.len())
+            .filter(|&i| fits(&pool.buffers[i]))
+            .min_by_key(|&i| pool.buffers[i].capacity())?;
+        let buffer = pool.buffers.swap_remove(best);
+        pool.bytes -= buffer.capacity() * size_of::<F>();
+        Some(buffer)
+    });
+    kept.ok().flatten().unwrap_or_else(|| Vec::with_capacity(len))
+}
+
+/// `len` zeros in a recycled buffer.
+pub(crate) fn zeros<F: Float>(len: usize) -> Vec<F> {
+    let mut v = buffer(len);
+    v.resize(len, F::zero());
+    v
+}
+
+/// Keeps `buffer` for a later [`buffer`] call, if it is large enough and there is room.
+pub(crate) fn recycle<F: Float>(mut buffer: Vec<F>) {
+    let bytes = buffer.capacity() * size_of::<F>();
+    if !(MIN_BYTES..=MAX_BYTES).contains(&bytes) {
+        return;
+    }
+    buffer.clear();
+    // During thread exit the pool may be gone already; the buffer is then simply freed.
+    let _ = F::pool().try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        while pool.buffers.len() >= MAX_BUFFERS || pool.bytes + bytes > MAX_BYTES {
+            // make room by freeing the largest kept buffer
+            let largest = (0..pool.buffers.len()).max_by_key(|&i| pool.buffers[i].capacity());
+            let Some(largest) = largest else { return };
+            let freed = pool.buffers.swap_remove(largest);
+            pool.bytes -= freed.capacity() * size_of::<F>();
+        }
+        pool.bytes += bytes;
+        pool.buffers.push(buffer);
+    });
+}
+
+/// The bytes this thread keeps for element type `F`.
+#[cfg(test)]
+pub(crate) fn kept_bytes<F: Float>() -> usize {
+    F::pool().try_with(|pool| pool.borrow().bytes).unwrap_or(0)
+}
+
+/// Frees every buffer this thread keeps for element type `F` (a training loop that is done can
+/// give the memory back).
+///
+/// ```
+/// let tape = tapegrad::Tape::<f32>::new();
+/// let big = tape.var(ndarray::Array1::<f32>::ones(1 << 20));
+/// let doubled = (big * 2.0).to_array();
+/// tape.reset();
+/// tapegrad::release_cached_buffers::<f32>();
+/// assert_eq!(doubled[0], 2.0);
+/// ```
+pub fn release_cached_buffers<F: Float>() {
+    let _ = F::pool().try_with(|pool| *pool.borrow_mut() = Pool::new());
+}
+
+/// The thread-local pool of an element type, reached through [`Float::pool`].
+pub(crate) type LocalPool<F> = std::thread::LocalKey<RefCell<Pool<F>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freed_buffer_is_handed_to_the_next_request_that_it_fits() {
+        release_cached_buffers::<f64>();
+        let len = 100_000;
+        let first = zeros::<f64>(len);
+        let address = first.as_ptr();
+        recycle(first);
+        assert_eq!(kept_bytes::<f64>(), len * 8);
+        // too small a request (it would waste more than half) gets a fresh buffer
+        let small = buffer::<f64>(len / 3);
+        assert_ne!(small.as_ptr(), address);
+        let again = zeros::<f64>(len - 10);
+        assert_eq!(again.as_ptr(), address);
+        assert!(again.iter().all(|&v| v == 0.0));
+        assert_eq!(kept_bytes::<f64>(), 0);
+        // small buffers are not kept
+        recycle(vec![1.0f64; 100]);
+        assert_eq!(kept_bytes::<f64>(), 0);
+    }
+
+    #[test]
+    fn the_pool_stays_within_its_bounds() {
+        release_cached_buffers::<f32>();
+        let buffers: Vec<Vec<f32>> = (0..2 * MAX_BUFFERS).map(|_| zeros(MIN_BYTES)).collect();
+        buffers.into_iter().for_each(recycle);
+        assert_eq!(kept_bytes::<f32>(), MAX_BUFFERS * MIN_BYTES * 4);
+        release_cached_buffers::<f32>();
+        assert_eq!(kept_bytes::<f32>(), 0);
+    }
+}
