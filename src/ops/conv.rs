@@ -8,6 +8,7 @@
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn, Slice};
+use rayon::prelude::*;
 
 use crate::error::or_panic;
 use crate::error::{Error, Result};
@@ -458,6 +459,33 @@ impl Geometry {
             .expect("og·patch values")
     }
 
+    /// Whether the work is large enough to share between threads (rayon's pool).
+    fn parallel(&self) -> bool {
+        let products = self.n * self.groups * self.og * self.patch() * self.positions();
+        self.n > 1 && products >= PARALLEL_WORK
+    }
+
+    /// Calls `work(i, image_out, columns)` for every image `i` and its `per_image` values of
+    /// `out`, on several threads when the work is large, each with a column buffer of its own.
+    fn each_image<F: Float>(
+        &self,
+        out: &mut [F],
+        per_image: usize,
+        work: impl Fn(usize, &mut [F], &mut Vec<F>) + Sync,
+    ) {
+        let columns = || vec![F::zero(); self.patch() * self.positions()];
+        if self.parallel() {
+            out.par_chunks_exact_mut(per_image)
+                .enumerate()
+                .for_each_init(columns, |buffer, (i, image_out)| work(i, image_out, buffer));
+        } else {
+            let mut buffer = columns();
+            for (i, image_out) in out.chunks_exact_mut(per_image).enumerate() {
+                work(i, image_out, &mut buffer);
+            }
+        }
+    }
+
     /// The columns `[patch, positions]` of `planes` (one image, one group): row `(c, ky, kx)`,
     /// column `(oy, ox)`, zero where the window reads padding.
     fn fill_columns<F: Float>(&self, planes: &[F], columns: &mut [F]) {
@@ -529,6 +557,13 @@ impl Geometry {
     }
 }
 
+/// Below this many multiply-adds a convolution runs on the calling thread: sharing it costs
+/// more than it saves.
+const PARALLEL_WORK: usize = 1 << 20;
+
+/// The filters' gradient sums images in runs of this many, then the runs in order.
+const IMAGES_PER_RUN: usize = 8;
+
 /// The output columns `lo..hi` whose input column `o·stride + offset − padding` lies in
 /// `0..len`.
 fn inside(outputs: usize, offset: usize, stride: usize, padding: usize, len: usize) -> (usize, usize) {
@@ -599,18 +634,16 @@ impl<F: Float> Op<F> for Conv2dOp {
         let (image, weight) = (flat(x[0]), flat(x[1]));
         let positions = geo.positions();
         let mut out = with_bias(geo.n, positions, x.get(2).copied(), channels);
-        let mut columns = pool::zeros(geo.patch() * positions);
-        for (i, image_out) in out.chunks_exact_mut(channels * positions).enumerate() {
+        geo.each_image(&mut out, channels * positions, |i, image_out, columns| {
             for g in 0..geo.groups {
-                geo.fill_columns(geo.planes(&image, i, g), &mut columns);
+                geo.fill_columns(geo.planes(&image, i, g), columns);
                 let columns =
-                    ArrayView2::from_shape((geo.patch(), positions), &columns).expect("patch·positions");
+                    ArrayView2::from_shape((geo.patch(), positions), &columns[..]).expect("patch·positions");
                 let rows = &mut image_out[g * geo.og * positions..][..geo.og * positions];
                 let mut y = ArrayViewMut2::from_shape((geo.og, positions), rows).expect("og·positions");
                 general_mat_mul(F::one(), &geo.filters(&weight, g), &columns, F::one(), &mut y);
             }
-        }
-        pool::recycle(columns);
+        });
         let shape = [geo.n, channels, geo.oh, geo.ow];
         Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("N·O·OH·OW values")))
     }
@@ -673,8 +706,7 @@ impl<F: Float> Op<F> for ConvTransposeOp {
         let (input, weight) = (flat(x[0]), flat(x[1]));
         let (positions, plane) = (geo.positions(), geo.h * geo.w);
         let mut out = with_bias(geo.n, plane, x.get(2).copied(), channels);
-        let mut buffer = pool::zeros(geo.patch() * positions);
-        for (i, image_out) in out.chunks_exact_mut(channels * plane).enumerate() {
+        geo.each_image(&mut out, channels * plane, |i, image_out, buffer| {
             for g in 0..geo.groups {
                 // [patch, og]·[og, positions]
                 let mut columns = ArrayViewMut2::from_shape((geo.patch(), positions), &mut buffer[..])
@@ -687,10 +719,9 @@ impl<F: Float> Op<F> for ConvTransposeOp {
                     &mut columns,
                 );
                 let planes = &mut image_out[g * geo.cg * plane..][..geo.cg * plane];
-                geo.add_columns(&buffer, planes);
+                geo.add_columns(buffer, planes);
             }
-        }
-        pool::recycle(buffer);
+        });
         Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&image), out).expect("N·C·H·W values")))
     }
     // dx = conv2d(gy, w), dw = conv2d_weight_grad(gy, x), db = Σ gy over N, H, W
@@ -725,8 +756,11 @@ impl<F: Float> Op<F> for ConvWeightGrad {
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         let (xs, gs) = (x[0].shape(), x[1].shape());
         let (kh, kw) = self.window.kernel;
-        let fits =
-            xs.len() == 4 && gs.len() == 4 && self.groups > 0 && xs[1].is_multiple_of(self.groups) && gs[0] == xs[0];
+        let fits = xs.len() == 4
+            && gs.len() == 4
+            && self.groups > 0
+            && xs[1].is_multiple_of(self.groups)
+            && gs[0] == xs[0];
         let expected = "images [N, C, H, W] and output gradients [N, O, OH, OW]";
         if !fits {
             return Err(Error::shape(
@@ -747,17 +781,33 @@ impl<F: Float> Op<F> for ConvWeightGrad {
         }
         let (image, gy) = (flat(x[0]), flat(x[1]));
         let (patch, positions) = (geo.patch(), geo.positions());
-        let mut dw = Array2::zeros((geo.og * geo.groups, patch));
-        let mut columns = pool::zeros(patch * positions);
-        for i in 0..geo.n {
-            for g in 0..geo.groups {
-                geo.fill_columns(geo.planes(&image, i, g), &mut columns);
-                let columns = ArrayView2::from_shape((patch, positions), &columns).expect("patch·positions");
-                let mut rows = dw.slice_axis_mut(Axis(0), Slice::from(g * geo.og..(g + 1) * geo.og));
-                general_mat_mul(F::one(), &geo.outputs(&gy, i, g), &columns.t(), F::one(), &mut rows);
+        // Partial sums over fixed runs of images, added in order: the same result on any
+        // number of threads.
+        let partial = |images: std::ops::Range<usize>| {
+            let mut dw = Array2::zeros((geo.og * geo.groups, patch));
+            let mut columns = vec![F::zero(); patch * positions];
+            for i in images {
+                for g in 0..geo.groups {
+                    geo.fill_columns(geo.planes(&image, i, g), &mut columns);
+                    let columns =
+                        ArrayView2::from_shape((patch, positions), &columns[..]).expect("patch·positions");
+                    let mut rows = dw.slice_axis_mut(Axis(0), Slice::from(g * geo.og..(g + 1) * geo.og));
+                    general_mat_mul(F::one(), &geo.outputs(&gy, i, g), &columns.t(), F::one(), &mut rows);
+                }
             }
+            dw
+        };
+        let runs = (0..geo.n.div_ceil(IMAGES_PER_RUN))
+            .map(|r| r * IMAGES_PER_RUN..((r + 1) * IMAGES_PER_RUN).min(geo.n));
+        let partials: Vec<Array2<F>> = if geo.parallel() {
+            runs.collect::<Vec<_>>().into_par_iter().map(partial).collect()
+        } else {
+            runs.map(partial).collect()
+        };
+        let mut dw = Array2::zeros((geo.og * geo.groups, patch));
+        for p in &partials {
+            dw += p;
         }
-        pool::recycle(columns);
         Ok(Value::from(dw.into_shape_with_order(IxDyn(&weight)).expect("O·C/groups·KH·KW values")))
     }
     // with gw the gradient of the filters' gradient: dx = conv_transpose2d(gy, gw), dgy = conv2d(x, gw)

@@ -10,6 +10,8 @@
 
 use ndarray::{Array2, ArrayD, IxDyn};
 
+use rayon::prelude::*;
+
 use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -188,6 +190,9 @@ fn bins<F: Float>(len: usize, out: usize) -> Array2<F> {
     matrix
 }
 
+/// Below this many input pixels max pooling runs on the calling thread.
+const PARALLEL_PIXELS: usize = 1 << 16;
+
 /// The flat index of each window's largest element, in output order `[N, C, OH, OW]`: the first
 /// largest in the window's row-major order, a NaN over any number. Padding is skipped; a window
 /// whose dilated taps all fall in the padding (an image smaller than the dilated kernel) is an
@@ -220,25 +225,30 @@ fn window_maxima<F: Float>(
         );
         return Err(Error::argument("max_pool2d", message));
     }
-    let mut indices = Vec::with_capacity(n * c * oh * ow);
-    for plane in 0..n * c {
+    // one plane's windows, row by row
+    let plane_maxima = |plane: usize, out: &mut [usize]| {
         let base = plane * h * w;
-        for &(row, row_taps) in &rows {
-            for &(col, col_taps) in &cols {
-                let mut best = base + row * w + col;
-                for a in 0..row_taps {
-                    let start = base + (row + a * dilation.0) * w + col;
-                    for i in (start..).step_by(dilation.1).take(col_taps) {
-                        // arithmetic instead of a branch on the data, whose comparisons are
-                        // unpredictable (i ≥ best: the scan only moves forward)
-                        let (v, largest) = (x[i], x[best]);
-                        let better = (v > largest) | (v.is_nan() & !largest.is_nan());
-                        best += (i - best) * better as usize;
-                    }
+        let windows = rows.iter().flat_map(|&r| cols.iter().map(move |&c| (r, c)));
+        for (slot, ((row, row_taps), (col, col_taps))) in out.iter_mut().zip(windows) {
+            let mut best = base + row * w + col;
+            for a in 0..row_taps {
+                let start = base + (row + a * dilation.0) * w + col;
+                for i in (start..).step_by(dilation.1).take(col_taps) {
+                    // arithmetic instead of a branch on the data, whose comparisons are
+                    // unpredictable (i ≥ best: the scan only moves forward)
+                    let (v, largest) = (x[i], x[best]);
+                    let better = (v > largest) | (v.is_nan() & !largest.is_nan());
+                    best += (i - best) * better as usize;
                 }
-                indices.push(best);
             }
+            *slot = best;
         }
+    };
+    let mut indices = vec![0; n * c * oh * ow];
+    if n * c > 1 && x.len() >= PARALLEL_PIXELS {
+        indices.par_chunks_mut(oh * ow).enumerate().for_each(|(plane, out)| plane_maxima(plane, out));
+    } else {
+        indices.chunks_mut(oh * ow).enumerate().for_each(|(plane, out)| plane_maxima(plane, out));
     }
     Ok(indices)
 }
