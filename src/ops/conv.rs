@@ -831,41 +831,34 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
             x[0].col2im(window(&p.ints), [i[0], i[1], i[2], i[3]])
         }),
         crate::case!("conv2d", conv2d_operands(ANY), |x, p| {
-            let i = &p.ints;
-            let options = ConvOptions {
-                stride: (i[0], i[1]),
-                padding: (i[2], i[3]),
-                dilation: (i[4], i[5]),
-                groups: i[6],
-                output_padding: (0, 0),
-            };
-            x[0].conv2d(x[1], x.get(2).copied(), options)
+            x[0].conv2d(x[1], x.get(2).copied(), conv_options(&p.ints))
         }),
         crate::case!("conv2d_weight_grad", conv2d_operands(ANY), |x, p| {
-            let i = &p.ints;
-            let options = ConvOptions {
-                stride: (i[0], i[1]),
-                padding: (i[2], i[3]),
-                dilation: (i[4], i[5]),
-                groups: i[6],
-                output_padding: (0, 0),
-            };
+            let options = conv_options(&p.ints);
             // output gradients that depend on both inputs, so both of its own gradients are checked
             let gy = x[0].conv2d(x[1], x.get(2).copied(), options);
-            apply(ConvWeightGrad { window: options.window(&x[1].shape()), groups: i[6] }, [x[0], gy])
+            apply(
+                ConvWeightGrad { window: options.window(&x[1].shape()), groups: options.groups },
+                [x[0], gy],
+            )
         }),
         crate::case!("conv_transpose2d", conv_transpose2d_operands(ANY), |x, p| {
-            let i = &p.ints;
-            let options = ConvOptions {
-                stride: (i[0], i[1]),
-                padding: (i[2], i[3]),
-                dilation: (i[4], i[5]),
-                groups: i[6],
-                output_padding: (i[7], i[8]),
-            };
-            x[0].conv_transpose2d(x[1], x.get(2).copied(), options)
+            x[0].conv_transpose2d(x[1], x.get(2).copied(), conv_options(&p.ints))
         }),
     ]
+}
+
+/// The options in `ints = [SH, SW, PH, PW, DH, DW, groups, OPH, OPW]` (no output padding when
+/// the last two are missing).
+#[cfg(test)]
+fn conv_options(i: &[usize]) -> ConvOptions {
+    ConvOptions {
+        stride: (i[0], i[1]),
+        padding: (i[2], i[3]),
+        dilation: (i[4], i[5]),
+        groups: i[6],
+        output_padding: (i.get(7).copied().unwrap_or(0), i.get(8).copied().unwrap_or(0)),
+    }
 }
 
 /// The window in `ints = [KH, KW, SH, SW, PH, PW, DH, DW, …]`.
