@@ -216,7 +216,7 @@ fn empty<F>() -> ArrayD<F> {
     ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).expect("no elements")
 }
 
-/// A large array's buffer goes back to the thread's [`pool`] for the next op that needs one.
+/// A large array's buffer goes back to the thread's recycling pool (`src/pool.rs`) for the next op that needs one.
 impl<F: Float> Drop for Value<F> {
     fn drop(&mut self) {
         if let Value::Array(a) = self

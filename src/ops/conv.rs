@@ -6,6 +6,8 @@
 //! Both ops are linear and each is the other's backward, so every derivative order is
 //! available.
 
+use std::borrow::Cow;
+
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn, Slice};
 use rayon::prelude::*;
@@ -573,14 +575,13 @@ fn inside(outputs: usize, offset: usize, stride: usize, padding: usize, len: usi
 }
 
 /// A flat standard-layout copy of a value (a borrow when it is already one).
-fn flat<F: Float>(v: &Value<F>) -> std::borrow::Cow<'_, [F]> {
-    let view = v.view();
-    match view.to_slice() {
-        Some(_) => std::borrow::Cow::Borrowed(match v {
-            Value::Array(a) => a.as_slice().expect("standard layout"),
-            Value::Scalar(x) => std::slice::from_ref(x),
-        }),
-        None => std::borrow::Cow::Owned(view.iter().copied().collect()),
+fn flat<F: Float>(v: &Value<F>) -> Cow<'_, [F]> {
+    match v {
+        Value::Scalar(x) => Cow::Borrowed(std::slice::from_ref(x)),
+        Value::Array(a) => match a.as_slice() {
+            Some(values) => Cow::Borrowed(values),
+            None => Cow::Owned(a.iter().copied().collect()),
+        },
     }
 }
 
