@@ -488,6 +488,7 @@ pub(crate) fn all() -> Vec<Case> {
         binary::scalar_cases(),
         binary::neg_cases(),
         unary::cases(),
+        unary::times_step_cases(),
         reduce::cases(),
         shape::cases(),
         linalg::cases(),
@@ -696,7 +697,13 @@ fn scalar_rules_agree_with_tensor_rules() {
         let grads = (case.f64)(&x, s).sum().backward();
         x.iter().map(|&v| grads.wrt(v).to_array().iter().copied().collect::<Vec<_>>()).collect::<Vec<_>>()
     };
-    let elementwise = [binary::cases(), binary::scalar_cases(), binary::neg_cases(), unary::cases()];
+    let elementwise = [
+        binary::cases(),
+        binary::scalar_cases(),
+        binary::neg_cases(),
+        unary::cases(),
+        unary::times_step_cases(),
+    ];
     for case in elementwise.into_iter().flatten() {
         let result = runner(16).run(&(case.strategy)(), |s| {
             let first = |a: &ArrayD<f64>| a.iter().next().copied().expect("non-empty");

@@ -44,6 +44,9 @@ impl<F: Float> Scalar<F> {
     pub fn step(self) -> Self {
         Scalar(crate::ops::unary::step(self.0))
     }
+    pub fn times_step(self, x: Self) -> Self {
+        self * x.step()
+    }
     pub fn sigmoid(self) -> Self {
         Scalar(crate::ops::unary::sigmoid(self.0))
     }

@@ -228,20 +228,28 @@ fn window_maxima<F: Float>(
     // one plane's windows, row by row
     let plane_maxima = |plane: usize, out: &mut [usize]| {
         let base = plane * h * w;
-        let windows = rows.iter().flat_map(|&r| cols.iter().map(move |&c| (r, c)));
-        for (slot, ((row, row_taps), (col, col_taps))) in out.iter_mut().zip(windows) {
-            let mut best = base + row * w + col;
-            for a in 0..row_taps {
-                let start = base + (row + a * dilation.0) * w + col;
-                for i in (start..).step_by(dilation.1).take(col_taps) {
-                    // arithmetic instead of a branch on the data, whose comparisons are
-                    // unpredictable (i ≥ best: the scan only moves forward)
-                    let (v, largest) = (x[i], x[best]);
-                    let better = (v > largest) | (v.is_nan() & !largest.is_nan());
-                    best += (i - best) * better as usize;
+        let mut slots = out.iter_mut();
+        for &(row, row_taps) in &rows {
+            for &(col, col_taps) in &cols {
+                let mut best = base + row * w + col;
+                let mut largest = x[best];
+                let mut first_nan = None;
+                for a in 0..row_taps {
+                    let start = base + (row + a * dilation.0) * w + col;
+                    for b in 0..col_taps {
+                        let i = start + b * dilation.1;
+                        let v = x[i];
+                        // no branch on the comparison, which is unpredictable: i ≥ best (the scan
+                        // moves forward) and the running maximum is a `max` instruction
+                        best += (i - best) * (v > largest) as usize;
+                        largest = largest.max(v);
+                        if v.is_nan() && first_nan.is_none() {
+                            first_nan = Some(i); // rare, so predicted
+                        }
+                    }
                 }
+                *slots.next().expect("one slot per window") = first_nan.unwrap_or(best);
             }
-            *slot = best;
         }
     };
     let mut indices = vec![0; n * c * oh * ow];

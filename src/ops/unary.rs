@@ -125,8 +125,8 @@ unary_ops! {
 
     /// `max(x, 0)`; NaN stays NaN. NOTE: the gradient at 0 is 0, at NaN it is NaN.
     Relu relu, |x| if x > F::zero() || x.is_nan() { x } else { F::zero() },
-    // dx = gy·step(x)
-    |x, y, gy| gy * x.step(),
+    // dx = gy·step(x), in one pass
+    |x, y, gy| gy.times_step(x),
     at 0.7, test unary(NONZERO);
 
     /// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^−|x|)` so it never overflows.
@@ -147,6 +147,40 @@ unary_ops! {
     // dx = 0
     |x, y, gy| zero(),
     at 0.7, test unary(NONZERO);
+}
+
+/// `a·step(x)` with broadcasting, in one pass: the gradient of [`relu`](Var::relu), which would
+/// otherwise make the mask and then multiply (two passes over the activations, two arrays).
+#[derive(Debug, Clone, Copy)]
+pub struct TimesStep;
+
+impl<F: Float> Op<F> for TimesStep {
+    fn name(&self) -> &'static str {
+        "times_step"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        Value::zip("times_step", x[0], x[1], |a, x| a * step(x))
+    }
+    // da = g·step(x); dx = 0 (step is flat wherever it has a derivative)
+    fn backward<'a>(&self, cx: &Context<'a, F>, g: Var<'a, F>) -> Grads<'a, F> {
+        let da = cx.grad_if(0, || g.times_step(cx.input(1)).sum_to(&cx.input_shape(0)));
+        crate::grads![da, None]
+    }
+    fn backward_scalar(&self, x: &[F], _y: F, g: F) -> Option<ScalarGrads<F>> {
+        Some([Some(g * step(x[1])), None])
+    }
+}
+
+impl<'t, F: Float> Var<'t, F> {
+    /// `self·step(x)` in one op (see [`TimesStep`]).
+    pub(crate) fn times_step(self, x: Self) -> Self {
+        apply(TimesStep, [self, x])
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn times_step_cases() -> Vec<crate::ops::cases::Case> {
+    vec![crate::case!("times_step", binary(ANY, NONZERO), |x, _p| x[0].times_step(x[1]))]
 }
 
 pub(crate) fn step<F: Float>(x: F) -> F {
