@@ -188,6 +188,33 @@ fn losses_pass_gradcheck() {
     gradcheck(|v| nn::mean_squared_error(v[0], v[1]), &[logits.clone(), soft.clone()], options).unwrap();
     gradcheck(|v| nn::sum_squared_error(v[0], v[1]), &[logits.clone(), soft.clone()], options).unwrap();
     gradcheck(|v| nn::mean_absolute_error(v[0], v[1]), &[logits, soft], options).unwrap();
+    // a sequence batch [N, T, C] with padding marked −1
+    let sequences = uniform(&[2, 3, 4], 31) * 3.0;
+    let labels = [3, 0, -1, 1, -1, 2];
+    let tight = GradcheckOptions { eps: 1e-6, atol: 1e-8, rtol: 1e-6, seed: 1 };
+    gradcheck(|v| nn::softmax_cross_entropy_ignoring(v[0], &labels, -1), &[sequences], tight).unwrap();
+}
+
+/// Ignored rows leave the mean: the loss over `[N, T, C]` with some labels −1 equals the plain
+/// cross-entropy of the kept rows alone; a label that is neither a class nor ignored is an
+/// error naming it; all rows ignored gives NaN, as in PyTorch.
+#[test]
+fn cross_entropy_ignores_the_padding() {
+    let tape = Tape::<f64>::new();
+    let x = uniform(&[2, 2, 3], 40);
+    let logits = tape.var(x.clone());
+    let loss = nn::softmax_cross_entropy_ignoring(logits, &[2, -1, 0, 1], -1).scalar();
+    let rows = x.into_shape_with_order((4, 3)).unwrap();
+    let kept = tape.constant(ndarray::stack![ndarray::Axis(0), rows.row(0), rows.row(2), rows.row(3)]);
+    assert!((loss - nn::softmax_cross_entropy(kept, &[2, 0, 1]).scalar()).abs() < 1e-15);
+    let message = panic_message(|| {
+        nn::softmax_cross_entropy_ignoring(logits, &[2, -2, 0, 1], -1);
+    });
+    assert_eq!(
+        message,
+        "softmax_cross_entropy_ignoring: label -2 at row 1 is neither a class (0..3) nor ignore = -1"
+    );
+    assert!(nn::softmax_cross_entropy_ignoring(logits, &[-1; 4], -1).scalar().is_nan());
 }
 
 #[test]

@@ -116,3 +116,61 @@ pub fn accuracy<F: Float>(scores: &ArrayD<F>, labels: &[usize]) -> f64 {
     let correct = predicted_classes(scores).iter().zip(labels).filter(|(p, l)| p == l).count();
     correct as f64 / labels.len() as f64
 }
+
+/// Softmax cross-entropy of logits `[..., C]` (any leading shape: `[N, C]`, or `[N, T, C]` for
+/// a sequence) against one label per row, skipping the rows whose label is `ignore` (the course
+/// marks padding with −1), averaged over the rows kept: PyTorch's `cross_entropy` with
+/// `ignore_index`. When every row is ignored the loss is NaN, as in PyTorch.
+///
+/// Panics, at the caller's line, if the labels do not match the rows or a kept label is not a
+/// class.
+///
+/// ```
+/// use ndarray::array;
+/// use tapegrad::{nn, Tape};
+/// let tape = Tape::<f64>::new();
+/// // two sequences of two steps, three classes; the last step of the second is padding
+/// let logits = tape.var(array![[[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]], [[0.0, 0.0, 5.0], [9.0, 9.0, 9.0]]]);
+/// let loss = nn::softmax_cross_entropy_ignoring(logits, &[0, 0, 2, -1], -1);
+/// let expected = (3f64.ln() + (1.0 + 2.0 * (-2f64).exp()).ln() + (1.0 + 2.0 * (-5f64).exp()).ln()) / 3.0;
+/// assert!((loss.scalar() - expected).abs() < 1e-12);
+/// // the ignored row gets no gradient
+/// let g = loss.backward()[logits].to_array();
+/// assert!(g.index_axis(ndarray::Axis(0), 1).index_axis(ndarray::Axis(0), 1).iter().all(|&v| v == 0.0));
+/// ```
+#[track_caller]
+pub fn softmax_cross_entropy_ignoring<'t, F: Float>(
+    logits: Var<'t, F>,
+    labels: &[i64],
+    ignore: i64,
+) -> Var<'t, F> {
+    let shape = logits.shape();
+    let classes = shape.last().copied().unwrap_or(0);
+    let rows = shape.iter().product::<usize>().checked_div(classes).unwrap_or(0);
+    if shape.len() < 2 || rows != labels.len() {
+        let message = format!(
+            "{} labels for logits of shape {:?}; expected one label per row of [..., classes]",
+            labels.len(),
+            shape.as_slice()
+        );
+        panic!("{}", crate::Error::argument("softmax_cross_entropy_ignoring", message));
+    }
+    let (kept, kept_labels): (Vec<usize>, Vec<usize>) = labels
+        .iter()
+        .enumerate()
+        .filter(|&(_, &l)| l != ignore)
+        .map(|(row, &l)| match usize::try_from(l).ok().filter(|&l| l < classes) {
+            Some(l) => (row, l),
+            None => {
+                let message =
+                    format!("label {l} at row {row} is neither a class (0..{classes}) nor ignore = {ignore}");
+                panic!("{}", crate::Error::argument("softmax_cross_entropy_ignoring", message))
+            }
+        })
+        .unzip();
+    if kept.is_empty() {
+        return logits.tape().constant(F::nan());
+    }
+    let flat = logits.reshape(&[rows, classes]);
+    crate::nn::softmax_cross_entropy(flat.rows(&kept), &kept_labels)
+}

@@ -40,7 +40,7 @@ pub use init::Init;
 pub use layers::{Activation, BatchNorm, BatchNorm1d, BatchNorm2d, Dropout, Linear, Mlp, Sequential};
 pub use loss::{
     accuracy, binary_cross_entropy_with_logits, mean_absolute_error, mean_squared_error, predicted_classes,
-    sum_squared_error,
+    softmax_cross_entropy_ignoring, sum_squared_error,
 };
 pub use save::{SaveError, load, save};
 

@@ -199,6 +199,31 @@ pub(crate) fn flat_indices(d: Domain) -> impl Strategy<Value = Sample> {
         .prop_map(|(s, ints)| Sample { ints, ..s })
 }
 
+/// An array of rank ≥ 1 and, for `gather`, `ints = [axis, length along it, raw indices…]`:
+/// see [`gather_index`].
+pub(crate) fn gather_indices(d: Domain) -> impl Strategy<Value = Sample> {
+    shape(1..=3)
+        .prop_flat_map(move |s| {
+            let r = s.len();
+            (array(s, d), 0..r, 1usize..=3, vec(0usize..100, 30))
+        })
+        .prop_map(|(a, axis, len, raw)| Sample {
+            ints: [vec![axis, len], raw].concat(),
+            ..Sample::new(vec![a])
+        })
+}
+
+/// The axis and the index array of a `gather` case: the value's shape with `ints[1]` entries
+/// along `ints[0]`, filled from the raw numbers after them (wrapped into range).
+pub(crate) fn gather_index(shape: &[usize], ints: &[usize]) -> (usize, ArrayD<usize>) {
+    let (axis, len) = (ints[0], ints[1]);
+    let mut index_shape = shape.to_vec();
+    index_shape[axis] = len;
+    let mut raw = ints[2..].iter().cycle();
+    let index = ArrayD::from_shape_fn(IxDyn(&index_shape), |_| raw.next().expect("cycled") % shape[axis]);
+    (axis, index)
+}
+
 /// Two broadcasting operands and a boolean mask of their broadcast shape.
 pub(crate) fn masked(d: Domain) -> impl Strategy<Value = Sample> {
     binary(d, d).prop_flat_map(|s| {

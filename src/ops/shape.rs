@@ -725,6 +725,58 @@ impl<'t, F: Float> Var<'t, F> {
         try_apply(Take { indices: indices.into(), shape: Shape::from_slice(shape) }, [self])
     }
 
+    /// PyTorch's `gather`: along `axis`, the entries that `index` names; `index` has this
+    /// value's rank, no axis longer than this value's (except along `axis`), and the result has
+    /// its shape: `out[i][j] = self[i][index[i][j]]` for `axis = 1`. Picking one logit per row
+    /// is `logits.gather(1, &labels)` with labels of shape `[N, 1]`. A `take` underneath, so
+    /// repeated picks add up their gradients.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    /// let picked = x.gather(1, &array![[2], [0]].into_dyn());
+    /// assert_eq!(picked.to_array(), array![[3.0], [4.0]].into_dyn());
+    /// let g = picked.sum().backward();
+    /// assert_eq!(g[x].to_array(), array![[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn gather(self, axis: usize, index: &ArrayD<usize>) -> Self {
+        or_panic(self.try_gather(axis, index))
+    }
+
+    /// Like [`gather`](Self::gather), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_gather(self, axis: usize, index: &ArrayD<usize>) -> Result<Self> {
+        let shape = self.shape();
+        check_axis("gather", axis, shape.len())?;
+        let fits = index.ndim() == shape.len()
+            && index.shape().iter().zip(&shape).enumerate().all(|(a, (&i, &n))| a == axis || i <= n);
+        if !fits {
+            let expected =
+                format!("an index of the same rank, no longer than the value along any axis but {axis}");
+            return Err(Error::shape("gather", &[&shape, index.shape()], expected));
+        }
+        if let Some(bad) = index.iter().find(|&&i| i >= shape[axis]) {
+            let message = format!(
+                "index {bad} is out of range for axis {axis} of length {} (shape {shape:?})",
+                shape[axis]
+            );
+            return Err(Error::argument("gather", message));
+        }
+        // the row-major strides of this value, and each index entry's flat position
+        let mut strides = vec![1; shape.len()];
+        for a in (0..shape.len().saturating_sub(1)).rev() {
+            strides[a] = strides[a + 1] * shape[a + 1];
+        }
+        let flat: Vec<usize> = index
+            .indexed_iter()
+            .map(|(at, &i)| (0..shape.len()).map(|a| if a == axis { i } else { at[a] } * strides[a]).sum())
+            .collect();
+        self.try_take(&flat, index.shape())
+    }
+
     /// Adds element `k` of this value (row-major) into flat position `indices[k]` of zeros of
     /// `shape`: the adjoint of [`take`](Self::take) (PyTorch's `put` with `accumulate=True`
     /// into zeros).
@@ -914,6 +966,10 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
             apply(IndexAdd { axis, indices: indices.clone(), len }, [apply(Select { axis, indices }, [x[0]])])
         }),
         crate::case!("take", flat_indices(ANY), |x, p| x[0].take(&p.ints, &[p.ints.len()])),
+        crate::case!("gather", gather_indices(ANY), |x, p| {
+            let (axis, index) = gather_index(x[0].shape().as_slice(), &p.ints);
+            x[0].gather(axis, &index)
+        }),
         crate::case!("put_add", flat_indices(ANY), |x, p| {
             x[0].take(&p.ints, &[p.ints.len()]).put_add(&p.ints, &x[0].shape())
         }),
