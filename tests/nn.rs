@@ -158,6 +158,32 @@ fn convolution_layers_pass_gradcheck_through_their_parameters() {
     gradcheck_through_parameters(small_net, &[[x].as_slice(), &weights].concat()).unwrap();
 }
 
+/// The recurrent layers on tiny sequences, checked with respect to the input and every weight
+/// and bias of every layer and direction (the weights against PyTorch are in
+/// `tests/pytorch_rnn.rs`).
+#[test]
+fn recurrent_layers_pass_gradcheck_through_their_parameters() {
+    fn inputs(module: &dyn Module<f64>, tape: &Tape<f64>) -> Vec<ArrayD<f64>> {
+        let x = uniform(&[2, 3, 2], 50);
+        let weights = module
+            .parameters()
+            .into_iter()
+            .enumerate()
+            .map(|(k, (_, p))| uniform(&tape.get(p).shape(), 51 + k as u64));
+        std::iter::once(x).chain(weights).collect()
+    }
+    let builders: [fn(&Tape<f64>) -> Box<dyn Module<f64>>; 3] = [
+        |t| Box::new(nn::Lstm::new(t, 2, 3, 2, true, &mut rng())),
+        |t| Box::new(nn::Gru::new(t, 2, 3, 1, true, &mut rng())),
+        |t| Box::new(nn::Rnn::new(t, 2, 3, 2, false, &mut rng())),
+    ];
+    for build in builders {
+        let tape = Tape::<f64>::new();
+        let values = inputs(build(&tape).as_ref(), &tape);
+        gradcheck_through_parameters(build, &values).unwrap();
+    }
+}
+
 /// Dropout takes any shape: an image batch keeps its shape, and about `p` of it is zeroed.
 #[test]
 fn dropout_takes_images() {

@@ -32,6 +32,7 @@ mod conv;
 mod init;
 mod layers;
 mod loss;
+mod recurrent;
 mod save;
 
 pub use crate::ops::nn::{SoftmaxCrossEntropy, softmax_cross_entropy, softmax_cross_entropy_with_targets};
@@ -42,6 +43,7 @@ pub use loss::{
     accuracy, binary_cross_entropy_with_logits, mean_absolute_error, mean_squared_error, predicted_classes,
     softmax_cross_entropy_ignoring, sum_squared_error,
 };
+pub use recurrent::{Cell, GRU, Gru, GruCell, LSTM, Lstm, LstmCell, RNN, Recurrent, Rnn, RnnCell, State};
 pub use save::{SaveError, load, save};
 
 use std::collections::HashSet;

@@ -1,0 +1,362 @@
+//! Recurrent layers with PyTorch's gate order, parameter names and layouts, batch-first:
+//! [`RnnCell`], [`LstmCell`], [`GruCell`] take one step; [`Rnn`], [`Lstm`], [`Gru`] run a
+//! sequence `[N, T, D]` through one or more layers, in one or both directions, from an initial
+//! state, returning the outputs `[N, T, directions·H]` and the final state.
+//!
+//! Each step is composed from ops (`matmul`, `sigmoid`, `tanh`, `narrow`, …), so the layers
+//! have every derivative order. The input's share of all gates is one matrix product over the
+//! whole sequence; each step adds one product with the hidden state for all gates.
+//!
+//! Gate order (rows of the weights, `H` each): LSTM `i, f, g, o` with `c' = f·c + i·g`,
+//! `h' = o·tanh(c')`; GRU `r, z, n` with `n = tanh(W_in·x + b_in + r·(W_hn·h + b_hn))` and
+//! `h' = (1 − z)·n + z·h`; the plain RNN `h' = tanh(W_ih·x + b_ih + W_hh·h + b_hh)`.
+
+use std::marker::PhantomData;
+
+use rand::Rng;
+
+use super::layers::check_tape;
+use super::{Dropout, Init, Module};
+use crate::float::Float;
+use crate::ops::apply;
+use crate::ops::linalg::MatMul;
+use crate::ops::shape::{concat, stack};
+use crate::tape::{Param, Tape, Var};
+
+/// The plain RNN cell's kind (`tanh`), for [`Cell`] and [`Recurrent`].
+pub const RNN: u8 = 0;
+/// The LSTM's kind.
+pub const LSTM: u8 = 1;
+/// The GRU's kind.
+pub const GRU: u8 = 2;
+
+/// The state between steps: `h`, and for an LSTM the cell state `c`.
+#[derive(Debug, Clone, Copy)]
+pub struct State<'t, F: Float> {
+    /// The hidden state.
+    pub h: Var<'t, F>,
+    /// The LSTM's cell state; `None` for the RNN and the GRU.
+    pub c: Option<Var<'t, F>>,
+}
+
+/// One recurrent cell: weights `weight_ih` `[G·H, D]`, `weight_hh` `[G·H, H]` and biases
+/// `bias_ih`, `bias_hh` `[G·H]` (`G` = 1, 4 or 3 gates), as in PyTorch. Use it as
+/// [`RnnCell`], [`LstmCell`] or [`GruCell`].
+#[derive(Debug, Clone, Copy)]
+pub struct Cell<F, const KIND: u8> {
+    /// The input's weights, `[G·H, D]`.
+    pub weight_ih: Param,
+    /// The hidden state's weights, `[G·H, H]`.
+    pub weight_hh: Param,
+    /// The input side's bias, `[G·H]`.
+    pub bias_ih: Param,
+    /// The hidden side's bias, `[G·H]`.
+    pub bias_hh: Param,
+    hidden: usize,
+    tape: u64,
+    element: PhantomData<fn() -> F>,
+}
+
+/// A plain RNN cell, `h' = tanh(W_ih·x + b_ih + W_hh·h + b_hh)` (PyTorch's `nn.RNNCell`).
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::RnnCell;
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let cell = RnnCell::new(&tape, 3, 4, &mut rand::rngs::StdRng::seed_from_u64(0));
+/// let x = tape.constant(ndarray::Array2::<f64>::ones((2, 3)));
+/// let state = cell.step(x, None);
+/// assert_eq!(state.h.shape().as_slice(), &[2, 4]);
+/// assert!(state.h.to_array().iter().all(|v| v.abs() < 1.0));
+/// ```
+pub type RnnCell<F> = Cell<F, RNN>;
+
+/// An LSTM cell with PyTorch's gate order `i, f, g, o` (PyTorch's `nn.LSTMCell`).
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::LstmCell;
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let cell = LstmCell::new(&tape, 3, 4, &mut rand::rngs::StdRng::seed_from_u64(0));
+/// assert_eq!(tape.get(cell.weight_ih).shape().as_slice(), &[16, 3]);
+/// let x = tape.constant(ndarray::Array2::<f64>::ones((2, 3)));
+/// let first = cell.step(x, None);
+/// let second = cell.step(x, Some(first));
+/// assert_eq!(second.c.unwrap().shape().as_slice(), &[2, 4]);
+/// ```
+pub type LstmCell<F> = Cell<F, LSTM>;
+
+/// A GRU cell with PyTorch's gate order `r, z, n` (PyTorch's `nn.GRUCell`).
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::GruCell;
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let cell = GruCell::new(&tape, 3, 4, &mut rand::rngs::StdRng::seed_from_u64(0));
+/// assert_eq!(tape.get(cell.weight_hh).shape().as_slice(), &[12, 4]);
+/// let state = cell.step(tape.constant(ndarray::Array2::<f64>::ones((2, 3))), None);
+/// assert!(state.c.is_none());
+/// ```
+pub type GruCell<F> = Cell<F, GRU>;
+
+impl<F: Float, const KIND: u8> Cell<F, KIND> {
+    /// A cell from `inputs` features to a state of `hidden`, every weight and bias drawn
+    /// uniformly from `±1/√hidden`, as PyTorch does.
+    pub fn new(tape: &Tape<F>, inputs: usize, hidden: usize, rng: &mut impl Rng) -> Self {
+        let rows = gates(KIND) * hidden;
+        let init = Init::Uniform(1.0 / (hidden.max(1) as f64).sqrt());
+        Cell {
+            weight_ih: tape.param(init.sample::<F>(&[rows, inputs], rng)),
+            weight_hh: tape.param(init.sample::<F>(&[rows, hidden], rng)),
+            bias_ih: tape.param(init.sample::<F>(&[rows], rng)),
+            bias_hh: tape.param(init.sample::<F>(&[rows], rng)),
+            hidden,
+            tape: tape.id(),
+            element: PhantomData,
+        }
+    }
+
+    /// The input's share of every gate, `x·W_ihᵀ + b_ih`, for a batch `[N, D]`: `[N, G·H]`.
+    fn input_gates<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        let tape = x.tape();
+        apply(MatMul { ta: false, tb: true }, [x, tape.get(self.weight_ih)]) + tape.get(self.bias_ih)
+    }
+
+    /// One step from the input's share of the gates `[N, G·H]` and the state (zeros when
+    /// `None`).
+    fn advance<'t>(&self, input_gates: Var<'t, F>, state: Option<State<'t, F>>) -> State<'t, F> {
+        let tape = input_gates.tape();
+        let (n, h) = (input_gates.shape()[0], self.hidden);
+        let zeros = || tape.constant(ndarray::Array2::<F>::zeros((n, h)));
+        let state = state.unwrap_or_else(|| State { h: zeros(), c: (KIND == LSTM).then(zeros) });
+        let hidden_gates = apply(MatMul { ta: false, tb: true }, [state.h, tape.get(self.weight_hh)])
+            + tape.get(self.bias_hh);
+        let gate = |v: Var<'t, F>, k: usize| v.narrow(1, k * h, h);
+        match KIND {
+            RNN => State { h: (input_gates + hidden_gates).tanh(), c: None },
+            LSTM => {
+                let z = input_gates + hidden_gates;
+                let (i, f) = (gate(z, 0).sigmoid(), gate(z, 1).sigmoid());
+                let (g, o) = (gate(z, 2).tanh(), gate(z, 3).sigmoid());
+                let c = f * state.c.expect("an LSTM state has c") + i * g;
+                State { h: o * c.tanh(), c: Some(c) }
+            }
+            _ => {
+                let r = (gate(input_gates, 0) + gate(hidden_gates, 0)).sigmoid();
+                let z = (gate(input_gates, 1) + gate(hidden_gates, 1)).sigmoid();
+                let new = (gate(input_gates, 2) + r * gate(hidden_gates, 2)).tanh();
+                State { h: new + z * (state.h - new), c: None }
+            }
+        }
+    }
+
+    /// One step: the input `[N, D]` and the previous state (zeros when `None`) give the next
+    /// state.
+    ///
+    /// Panics, at the caller's line, if `x` is on another tape than the cell or its shape does
+    /// not fit.
+    #[track_caller]
+    pub fn step<'t>(&self, x: Var<'t, F>, state: Option<State<'t, F>>) -> State<'t, F> {
+        check_tape(kind_name(KIND), self.tape, x);
+        self.advance(self.input_gates(x), state)
+    }
+
+    /// The four parameters under PyTorch's names, each followed by `suffix` (`"_l0"`, …).
+    fn named(&self, suffix: &str) -> Vec<(String, Param)> {
+        vec![
+            (format!("weight_ih{suffix}"), self.weight_ih),
+            (format!("weight_hh{suffix}"), self.weight_hh),
+            (format!("bias_ih{suffix}"), self.bias_ih),
+            (format!("bias_hh{suffix}"), self.bias_hh),
+        ]
+    }
+}
+
+impl<F: Float, const KIND: u8> Module<F> for Cell<F, KIND> {
+    /// One step from a zero state; the output is the new `h`.
+    fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        self.step(x, None).h
+    }
+    fn parameters(&self) -> Vec<(String, Param)> {
+        self.named("")
+    }
+}
+
+/// Gates per kind.
+fn gates(kind: u8) -> usize {
+    match kind {
+        RNN => 1,
+        LSTM => 4,
+        _ => 3,
+    }
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        RNN => "Rnn",
+        LSTM => "Lstm",
+        _ => "Gru",
+    }
+}
+
+/// A recurrent layer over sequences `[N, T, D]` (batch first): `layers` stacked cells, each
+/// direction with its own, dropout between layers while training. Use it as [`Rnn`],
+/// [`Lstm`] or [`Gru`].
+#[derive(Debug)]
+pub struct Recurrent<F, const KIND: u8> {
+    cells: Vec<Cell<F, KIND>>,
+    layers: usize,
+    directions: usize,
+    dropout: Option<Dropout>,
+}
+
+/// A plain (tanh) RNN over sequences, PyTorch's `nn.RNN(batch_first=True)`.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::{Module, Rnn};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let rnn = Rnn::new(&tape, 3, 4, 1, false, &mut rand::rngs::StdRng::seed_from_u64(0));
+/// let x = tape.constant(ndarray::Array3::<f64>::ones((2, 5, 3)));
+/// assert_eq!(rnn.forward(x).shape().as_slice(), &[2, 5, 4]);
+/// ```
+pub type Rnn<F> = Recurrent<F, RNN>;
+
+/// An LSTM over sequences, PyTorch's `nn.LSTM(batch_first=True)`: parameters
+/// `weight_ih_l0` `[4H, D]`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, then `_reverse` for the
+/// backward direction and `_l1`, … for further layers.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::{Lstm, Module};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let lstm = Lstm::new(&tape, 3, 4, 2, true, &mut rand::rngs::StdRng::seed_from_u64(0));
+/// assert_eq!(lstm.parameters()[4].0, "weight_ih_l0_reverse");
+/// let x = tape.constant(ndarray::Array3::<f64>::ones((2, 5, 3)));
+/// let (y, state) = lstm.run(x, None);
+/// assert_eq!(y.shape().as_slice(), &[2, 5, 8]);
+/// assert_eq!(state.h.shape().as_slice(), &[4, 2, 4]); // [layers·directions, N, H]
+/// ```
+pub type Lstm<F> = Recurrent<F, LSTM>;
+
+/// A GRU over sequences, PyTorch's `nn.GRU(batch_first=True)`.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::{Gru, Module};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let gru = Gru::new(&tape, 3, 4, 1, true, &mut rand::rngs::StdRng::seed_from_u64(0));
+/// let x = tape.constant(ndarray::Array3::<f64>::ones((2, 5, 3)));
+/// assert_eq!(gru.forward(x).shape().as_slice(), &[2, 5, 8]);
+/// ```
+pub type Gru<F> = Recurrent<F, GRU>;
+
+impl<F: Float, const KIND: u8> Recurrent<F, KIND> {
+    /// `layers` layers of `hidden` units over `inputs` features, in both directions when
+    /// `bidirectional`; weights drawn as PyTorch does.
+    pub fn new(
+        tape: &Tape<F>,
+        inputs: usize,
+        hidden: usize,
+        layers: usize,
+        bidirectional: bool,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let directions = if bidirectional { 2 } else { 1 };
+        let mut cells = Vec::with_capacity(layers * directions);
+        for layer in 0..layers {
+            let width = if layer == 0 { inputs } else { hidden * directions };
+            for _ in 0..directions {
+                cells.push(Cell::new(tape, width, hidden, rng));
+            }
+        }
+        Recurrent { cells, layers, directions, dropout: None }
+    }
+
+    /// Drops outputs of every layer but the last with probability `p` while training (PyTorch's
+    /// `dropout` argument), masks drawn from `seed`.
+    pub fn with_dropout(mut self, p: f64, seed: u64) -> Self {
+        self.dropout = Some(Dropout::new(p, seed));
+        self
+    }
+
+    /// Runs the sequence `x` `[N, T, D]` from `state` (`h`, and `c` for an LSTM, each
+    /// `[layers·directions, N, H]`; zeros when `None`). Returns the last layer's outputs
+    /// `[N, T, directions·H]` (the directions side by side) and the final state, rows ordered
+    /// `[layer 0 forward, layer 0 backward, layer 1 forward, …]` as in PyTorch. For truncated
+    /// backpropagation through time, pass the final state, `detach`ed, to the next chunk.
+    ///
+    /// Panics, at the caller's line, if `x` is not `[N, T, D]` on the layer's tape.
+    #[track_caller]
+    pub fn run<'t>(&self, x: Var<'t, F>, state: Option<State<'t, F>>) -> (Var<'t, F>, State<'t, F>) {
+        let name = kind_name(KIND);
+        check_tape(name, self.cells[0].tape, x);
+        let shape = x.shape();
+        if shape.len() != 3 {
+            panic!("{}", crate::Error::shape(name, &[&shape], "a batch-first sequence [N, T, D]"));
+        }
+        let (n, t) = (shape[0], shape[1]);
+        let mut input = x;
+        let (mut final_h, mut final_c) = (Vec::new(), Vec::new());
+        for layer in 0..self.layers {
+            let mut outputs = Vec::with_capacity(self.directions);
+            for direction in 0..self.directions {
+                let row = layer * self.directions + direction;
+                let cell = &self.cells[row];
+                let initial = state.map(|s| State {
+                    h: s.h.narrow(0, row, 1).squeeze(0),
+                    c: s.c.map(|c| c.narrow(0, row, 1).squeeze(0)),
+                });
+                // the input's share of the gates at every step, in one product
+                let width = input.shape()[2];
+                let all_gates = cell.input_gates(input.reshape(&[n * t, width])).reshape(&[
+                    n,
+                    t,
+                    gates(KIND) * cell.hidden,
+                ]);
+                let mut current = initial;
+                let mut steps = vec![None; t];
+                let order: Vec<usize> =
+                    if direction == 0 { (0..t).collect() } else { (0..t).rev().collect() };
+                for &s in &order {
+                    let next = cell.advance(all_gates.narrow(1, s, 1).squeeze(1), current);
+                    steps[s] = Some(next.h);
+                    current = Some(next);
+                }
+                let last = current.expect("at least one step");
+                final_h.push(last.h);
+                final_c.extend(last.c);
+                let steps: Vec<Var<'t, F>> = steps.into_iter().map(|h| h.expect("every step ran")).collect();
+                outputs.push(stack(&steps, 1));
+            }
+            input = if outputs.len() == 1 { outputs[0] } else { concat(&outputs, 2) };
+            if let (Some(dropout), true) = (&self.dropout, layer + 1 < self.layers) {
+                input = Module::<F>::forward(dropout, input);
+            }
+        }
+        let h = stack(&final_h, 0);
+        let c = (KIND == LSTM).then(|| stack(&final_c, 0));
+        (input, State { h, c })
+    }
+}
+
+impl<F: Float, const KIND: u8> Module<F> for Recurrent<F, KIND> {
+    /// The outputs `[N, T, directions·H]` from a zero state.
+    fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        self.run(x, None).0
+    }
+    fn parameters(&self) -> Vec<(String, Param)> {
+        let mut named = Vec::new();
+        for (row, cell) in self.cells.iter().enumerate() {
+            let (layer, direction) = (row / self.directions, row % self.directions);
+            let suffix = format!("_l{layer}{}", if direction == 1 { "_reverse" } else { "" });
+            named.extend(cell.named(&suffix));
+        }
+        named
+    }
+    fn set_training(&mut self, training: bool) {
+        if let Some(dropout) = &mut self.dropout {
+            dropout.set_training(training);
+        }
+    }
+}
