@@ -59,8 +59,11 @@ impl Op<f64> for ThroughModule {
 
 /// Gradient-checks the module `build` makes with respect to its input `inputs[0]` and each of
 /// its parameters, set to `inputs[1..]`, in f64 with tight tolerances.
+/// Builds a module on a tape, for [`gradcheck_through_parameters`].
+type Build = fn(&Tape<f64>) -> Box<dyn Module<f64>>;
+
 fn gradcheck_through_parameters(
-    build: fn(&Tape<f64>) -> Box<dyn Module<f64>>,
+    build: Build,
     inputs: &[ArrayD<f64>],
 ) -> Result<(), tapegrad::GradcheckError> {
     let tight = GradcheckOptions { eps: 1e-6, atol: 1e-8, rtol: 1e-6, seed: 3 };
@@ -172,7 +175,7 @@ fn recurrent_layers_pass_gradcheck_through_their_parameters() {
             .map(|(k, (_, p))| uniform(&tape.get(p).shape(), 51 + k as u64));
         std::iter::once(x).chain(weights).collect()
     }
-    let builders: [fn(&Tape<f64>) -> Box<dyn Module<f64>>; 3] = [
+    let builders: [Build; 3] = [
         |t| Box::new(nn::Lstm::new(t, 2, 3, 2, true, &mut rng())),
         |t| Box::new(nn::Gru::new(t, 2, 3, 1, true, &mut rng())),
         |t| Box::new(nn::Rnn::new(t, 2, 3, 2, false, &mut rng())),
