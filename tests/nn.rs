@@ -57,11 +57,11 @@ impl Op<f64> for ThroughModule {
     }
 }
 
-/// Gradient-checks the module `build` makes with respect to its input `inputs[0]` and each of
-/// its parameters, set to `inputs[1..]`, in f64 with tight tolerances.
 /// Builds a module on a tape, for [`gradcheck_through_parameters`].
 type Build = fn(&Tape<f64>) -> Box<dyn Module<f64>>;
 
+/// Gradient-checks the module `build` makes with respect to its input `inputs[0]` and each of
+/// its parameters, set to `inputs[1..]`, in f64 with tight tolerances.
 fn gradcheck_through_parameters(
     build: Build,
     inputs: &[ArrayD<f64>],

@@ -76,7 +76,7 @@ fn check_layer<const KIND: u8>(file: &str, layers: usize, bidirectional: bool) {
     let mut loss = weighted(&fixture, &tape, y, "R") + weighted(&fixture, &tape, state.h, "S");
     if let Some(c) = state.c {
         close(&fixture, "c_n", &c.to_array());
-        loss = loss + weighted(&fixture, &tape, c, "Q");
+        loss += weighted(&fixture, &tape, c, "Q");
     }
     let grads = loss.backward();
     for (name, p) in &parameters {
@@ -104,7 +104,7 @@ fn check_cell<const KIND: u8>(file: &str) {
     let mut loss = weighted(&fixture, &tape, next.h, "R");
     if let Some(c) = next.c {
         close(&fixture, "c1", &c.to_array());
-        loss = loss + weighted(&fixture, &tape, c, "Q");
+        loss += weighted(&fixture, &tape, c, "Q");
     }
     let grads = loss.backward();
     for (name, p) in &parameters {
