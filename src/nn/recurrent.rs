@@ -284,7 +284,9 @@ impl<F: Float, const KIND: u8> Recurrent<F, KIND> {
     /// `[layers·directions, N, H]`; zeros when `None`). Returns the last layer's outputs
     /// `[N, T, directions·H]` (the directions side by side) and the final state, rows ordered
     /// `[layer 0 forward, layer 0 backward, layer 1 forward, …]` as in PyTorch. For truncated
-    /// backpropagation through time, pass the final state, `detach`ed, to the next chunk.
+    /// backpropagation through time, carry the final state's values (`state.h.value()`) to the
+    /// next chunk and pass them in as constants: that cuts the history there, and `reset` can
+    /// free the chunk's graph in between (example `sine_lstm`).
     ///
     /// Panics, at the caller's line, if `x` is not `[N, T, D]` on the layer's tape.
     #[track_caller]
