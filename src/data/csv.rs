@@ -274,7 +274,7 @@ fn parse_f64(field: &str, line: usize, column: usize) -> Result<f64, DataError> 
 }
 
 /// The field, cut to at most 40 characters for error messages.
-fn shorten(field: &str) -> String {
+pub(super) fn shorten(field: &str) -> String {
     match field.char_indices().nth(40) {
         Some((i, _)) => format!("{}...", &field[..i]),
         None => field.to_owned(),

@@ -311,7 +311,8 @@ pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, DataError> {
     read_stream(bytes, DataError::Gzip)
 }
 
-const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
+/// The first two bytes of every gzip stream.
+pub(super) const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
 
 /// Reads IDX data from `input`, decompressing it if it starts with the gzip
 /// magic bytes. `read_error` reports a failure of `input` itself, which must
@@ -337,9 +338,9 @@ fn read_stream(
 
 /// A reader that keeps the first error of the reader it wraps, so that a
 /// failing file can be told apart from corrupt data decoded from it.
-struct Source<R> {
-    inner: R,
-    error: Option<io::Error>,
+pub(super) struct Source<R> {
+    pub(super) inner: R,
+    pub(super) error: Option<io::Error>,
 }
 
 impl<R: Read> Read for Source<R> {

@@ -11,6 +11,9 @@
 //!   classification data such as iris.
 //! - [`loader`]: [`DataLoader`], which shuffles reproducibly, batches,
 //!   normalises, flattens and one-hot encodes, plus [`train_test_split`].
+//! - [`text`]: word-level text: a tokenizer, a verse corpus (the King James
+//!   Bible ships in `data/text/`), a vocabulary, truncated-BPTT batches for
+//!   language models, CBOW windows and a negative sampler for word embeddings.
 //!
 //! Every fallible function returns [`DataError`]. Malformed input never
 //! panics; the error says what was found and what was expected, and names the
@@ -20,6 +23,7 @@ pub mod csv;
 pub mod idx;
 pub mod loader;
 pub mod mnist;
+pub mod text;
 
 use std::fmt;
 use std::io;
@@ -170,6 +174,34 @@ pub enum DataError {
     /// A function argument was out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A line of a text file does not have the required form.
+    #[error("line {line}: expected {expected}, found {found:?}")]
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// The form the line should have had.
+        expected: String,
+        /// The line's text (shortened if very long).
+        found: String,
+    },
+    /// The input holds nothing to work with.
+    #[error("{what} is empty: expected {expected}")]
+    Empty {
+        /// What was empty.
+        what: String,
+        /// What it should have held at the least.
+        expected: String,
+    },
+    /// The input is too short for what was asked of it.
+    #[error("{what}: expected at least {needed}, found {found}")]
+    TooShort {
+        /// What was too short, and for what.
+        what: String,
+        /// The smallest length that would do.
+        needed: usize,
+        /// The length that was found.
+        found: usize,
+    },
 }
 
 impl DataError {
