@@ -51,7 +51,9 @@ pub use ops::shape::{concat, stack, where_cond};
 pub use pool::release_cached_buffers;
 pub use tape::op;
 pub use tape::op::{Context, Grads, IntoGrad, Op};
-pub use tape::{GradOptions, Gradients, NoGradGuard, NodeId, OpStats, Param, Tape, TapeStats, Var};
+pub use tape::{
+    GradOptions, Gradients, NoGradGuard, NodeId, OpStats, Param, SparseRows, Tape, TapeStats, Var,
+};
 pub use value::{Shape, Value, broadcast_shape};
 
 // Links the BLAS implementation behind ndarray's `blas` feature.

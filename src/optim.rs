@@ -25,11 +25,11 @@
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD, ArrayViewMutD, Axis, IxDyn, Zip};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::tape::{Gradients, Param, Tape};
+use crate::tape::{Gradients, Param, SparseRows, Tape};
 use crate::value::Value;
 
 /// Updates parameters from their gradients.
@@ -75,17 +75,58 @@ fn distinct(optimizer: &'static str, params: Vec<Param>) -> Vec<Param> {
     params
 }
 
-/// Calls `f(i, w, g)` for each parameter `i` with a gradient.
+/// Calls `f(i, w, g)` for each parameter `i` with a gradient (a row-sparse one made dense).
 fn each<F: Float>(
     tape: &Tape<F>,
     params: &[Param],
     grads: &Gradients<F>,
+    f: impl FnMut(usize, ArrayViewMutD<'_, F>, ArrayViewD<'_, F>),
+) {
+    each_dense(tape, params, grads, false, f);
+}
+
+/// Like [`each`]; with `skip_sparse`, leaves out the parameters whose gradient is row-sparse.
+fn each_dense<F: Float>(
+    tape: &Tape<F>,
+    params: &[Param],
+    grads: &Gradients<F>,
+    skip_sparse: bool,
     mut f: impl FnMut(usize, ArrayViewMutD<'_, F>, ArrayViewD<'_, F>),
 ) {
     for (i, &p) in params.iter().enumerate() {
+        if skip_sparse && grads.sparse_param(p).is_some() {
+            continue;
+        }
         if let Some(g) = grads.param(p) {
             tape.get(p).update(|w| f(i, w, g.view()));
         }
+    }
+}
+
+/// Calls `f(i, w, rows)` for each parameter `i` whose gradient is row-sparse, with the rows
+/// coalesced (each once, repeats added up): an update touches only them.
+fn each_sparse<F: Float>(
+    tape: &Tape<F>,
+    params: &[Param],
+    grads: &Gradients<F>,
+    mut f: impl FnMut(usize, ArrayViewMutD<'_, F>, &SparseRows<F>),
+) {
+    for (i, &p) in params.iter().enumerate() {
+        if let Some(rows) = grads.sparse_param(p) {
+            let rows = rows.coalesce();
+            tape.get(p).update(|w| f(i, w, &rows));
+        }
+    }
+}
+
+/// Calls `f(k, row of w, row of g)` for each touched row, the `k`-th.
+fn rows_of<F: Float>(
+    mut w: ArrayViewMutD<'_, F>,
+    rows: &SparseRows<F>,
+    mut f: impl FnMut(usize, ArrayViewMutD<'_, F>, ArrayView1<'_, F>),
+) {
+    for (k, (&row, g)) in rows.rows().iter().zip(rows.values().outer_iter()).enumerate() {
+        f(k, w.index_axis_mut(Axis(0), row), g);
     }
 }
 
@@ -130,10 +171,16 @@ impl Sgd {
 }
 
 impl<F: Float> Optimizer<F> for Sgd {
+    /// A row-sparse gradient (an embedding's) updates only its rows; weight decay then applies
+    /// to those rows only.
     fn step(&mut self, tape: &Tape<F>, grads: &Gradients<F>) {
         let (lr, wd) = (F::of(self.lr), F::of(self.weight_decay));
-        each(tape, &self.params, grads, |_, mut w, g| {
-            Zip::from(&mut w).and(&g).for_each(|w, &g| *w -= lr * (g + wd * *w));
+        let update = |w: &mut F, g: F| *w -= lr * (g + wd * *w);
+        each_sparse(tape, &self.params, grads, |_, w, rows| {
+            rows_of(w, rows, |_, mut w, g| w.iter_mut().zip(g).for_each(|(w, &g)| update(w, g)));
+        });
+        each_dense(tape, &self.params, grads, true, |_, mut w, g| {
+            Zip::from(&mut w).and(&g).for_each(|w, &g| update(w, g));
         });
     }
     learning_rate_field!();
@@ -374,25 +421,48 @@ impl<F: Float> Optimizer<F> for Adam<F> {
         let lr = F::of(self.lr);
         let (eps, wd, decoupled) = (F::of(self.eps), F::of(self.weight_decay), self.decoupled_weight_decay);
         let (moments, squares, steps) = (&mut self.moments, &mut self.squares, &mut self.steps);
-        each(tape, &self.params, grads, |i, mut w, g| {
-            // NOTE: the bias correction counts this parameter's own updates, so one that first
-            // gets a gradient late starts with the right correction.
+        // NOTE: the bias correction counts this parameter's own updates, so one that first gets
+        // a gradient late starts with the right correction.
+        let mut corrections = |i: usize| {
             if steps.len() <= i {
                 steps.resize(i + 1, 0);
             }
             steps[i] += 1;
-            let (c1, c2) = (F::one() - b1.powi(steps[i]), F::one() - b2.powi(steps[i]));
+            (F::one() - b1.powi(steps[i]), F::one() - b2.powi(steps[i]))
+        };
+        let update = |w: &mut F, g: F, m: &mut F, v: &mut F, (c1, c2): (F, F)| {
+            let g = if decoupled { g } else { g + wd * *w };
+            if decoupled {
+                *w -= lr * wd * *w;
+            }
+            *m = b1 * *m + (F::one() - b1) * g;
+            *v = b2 * *v + (F::one() - b2) * g * g;
+            *w -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
+        };
+        let mut moments_sparse = std::mem::take(moments);
+        let mut squares_sparse = std::mem::take(squares);
+        each_sparse(tape, &self.params, grads, |i, w, rows| {
+            let c = corrections(i);
+            let m = state(&mut moments_sparse, i, w.shape());
+            let v = state(&mut squares_sparse, i, w.shape());
+            rows_of(w, rows, |k, mut w, g| {
+                let row = rows.rows()[k];
+                let (mut m, mut v) = (m.index_axis_mut(Axis(0), row), v.index_axis_mut(Axis(0), row));
+                let g = g.into_shape_with_order(w.raw_dim()).expect("one row");
+                Zip::from(&mut w)
+                    .and(&mut m)
+                    .and(&mut v)
+                    .and(&g)
+                    .for_each(|w, m, v, &g| update(w, g, m, v, c));
+            });
+        });
+        *moments = moments_sparse;
+        *squares = squares_sparse;
+        each_dense(tape, &self.params, grads, true, |i, mut w, g| {
+            let c = corrections(i);
             let m = state(moments, i, w.shape());
             let v = state(squares, i, w.shape());
-            Zip::from(&mut w).and(&g).and(m).and(v).for_each(|w, &g, m, v| {
-                let g = if decoupled { g } else { g + wd * *w };
-                if decoupled {
-                    *w -= lr * wd * *w;
-                }
-                *m = b1 * *m + (F::one() - b1) * g;
-                *v = b2 * *v + (F::one() - b2) * g * g;
-                *w -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
-            });
+            Zip::from(&mut w).and(&g).and(m).and(v).for_each(|w, &g, m, v| update(w, g, m, v, c));
         });
     }
     learning_rate_field!();

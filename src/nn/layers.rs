@@ -495,6 +495,68 @@ impl<F: Float, const SPATIAL: usize> Module<F> for BatchNorm<F, SPATIAL> {
     }
 }
 
+/// A table of `vocab` vectors of `dim` numbers, looked up by id (PyTorch's `nn.Embedding`,
+/// parameter `weight` `[vocab, dim]`, drawn from N(0, 1) as PyTorch does). Its gradient is
+/// row-sparse: [`Sgd`](crate::optim::Sgd) and [`Adam`](crate::optim::Adam) update only the rows
+/// a step looked up.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::Embedding;
+/// let tape = tapegrad::Tape::<f32>::new();
+/// let table = Embedding::new(&tape, 10_000, 100, &mut rand::rngs::StdRng::seed_from_u64(0));
+/// let ids = ndarray::Array2::from_shape_fn((20, 35), |(n, t)| (n * 35 + t) % 10_000).into_dyn();
+/// let vectors = table.lookup(&tape, &ids);
+/// assert_eq!(vectors.shape().as_slice(), &[20, 35, 100]);
+/// let grads = vectors.sum().backward();
+/// assert_eq!(grads.sparse_param(table.weight).unwrap().rows().len(), 700); // not 10,000
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Embedding<F> {
+    /// The vectors, `[vocab, dim]`.
+    pub weight: Param,
+    tape: u64,
+    element: PhantomData<fn() -> F>,
+}
+
+impl<F: Float> Embedding<F> {
+    /// A table of `vocab` vectors of `dim`, drawn from N(0, 1).
+    pub fn new(tape: &Tape<F>, vocab: usize, dim: usize, rng: &mut impl Rng) -> Self {
+        let weight = tape.param(Init::Normal(1.0).sample::<F>(&[vocab, dim], rng));
+        Embedding { weight, tape: tape.id(), element: PhantomData }
+    }
+
+    /// The vectors of `ids` (any shape): `[ids…, dim]`.
+    ///
+    /// Panics, at the caller's line, if `tape` is not the table's or an id is out of range.
+    #[track_caller]
+    pub fn lookup<'t>(&self, tape: &'t Tape<F>, ids: &ArrayD<usize>) -> Var<'t, F> {
+        if tape.id() != self.tape {
+            let message = "the lookup is on another tape than the table; expected the tape it was built on";
+            panic!("{}", crate::Error::argument("Embedding", message));
+        }
+        tape.get(self.weight).embedding(ids)
+    }
+}
+
+impl<F: Float> Module<F> for Embedding<F> {
+    /// The vectors of the ids that `x` holds as numbers (whole, from 0): as
+    /// [`lookup`](Embedding::lookup).
+    fn forward<'t>(&self, x: Var<'t, F>) -> Var<'t, F> {
+        check_tape("Embedding", self.tape, x);
+        let values = x.to_array();
+        let ids = values.mapv(|v| v.as_f64());
+        if let Some(bad) = ids.iter().find(|&&v| !(v.fract() == 0.0 && v >= 0.0)) {
+            let message = format!("id {bad} is not a whole number ≥ 0; expected ids as whole numbers");
+            panic!("{}", crate::Error::argument("Embedding", message));
+        }
+        self.lookup(x.tape(), &ids.mapv(|v| v as usize))
+    }
+    fn parameters(&self) -> Vec<(String, Param)> {
+        vec![("weight".into(), self.weight)]
+    }
+}
+
 /// Panics unless `x` is on the tape, `built_on`, that `layer`'s parameters live on.
 #[track_caller]
 pub(super) fn check_tape<F: Float>(layer: &'static str, built_on: u64, x: Var<'_, F>) {

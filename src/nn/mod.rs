@@ -38,7 +38,9 @@ mod save;
 pub use crate::ops::nn::{SoftmaxCrossEntropy, softmax_cross_entropy, softmax_cross_entropy_with_targets};
 pub use conv::{AdaptiveAvgPool2d, AvgPool2d, Conv2d, ConvTranspose2d, Convolution, Flatten, MaxPool2d};
 pub use init::Init;
-pub use layers::{Activation, BatchNorm, BatchNorm1d, BatchNorm2d, Dropout, Linear, Mlp, Sequential};
+pub use layers::{
+    Activation, BatchNorm, BatchNorm1d, BatchNorm2d, Dropout, Embedding, Linear, Mlp, Sequential,
+};
 pub use loss::{
     accuracy, binary_cross_entropy_with_logits, mean_absolute_error, mean_squared_error, predicted_classes,
     softmax_cross_entropy_ignoring, sum_squared_error,

@@ -224,6 +224,20 @@ pub(crate) fn gather_index(shape: &[usize], ints: &[usize]) -> (usize, ArrayD<us
     (axis, index)
 }
 
+/// A table `[V, D]` or `[V, D, E]` and ids of shape `[A, B]` below `V` (repeats likely):
+/// `ints = [A, B, ids…]`.
+pub(crate) fn embedding_ids(d: Domain) -> impl Strategy<Value = Sample> {
+    (1usize..=4, vec(1usize..=3, 1..=2), 1usize..=3, 1usize..=3)
+        .prop_flat_map(move |(v, rest, a, b)| {
+            let shape = [vec![v], rest].concat();
+            (array(shape, d), Just((a, b)), vec(0..v, a * b))
+        })
+        .prop_map(|(table, (a, b), ids)| Sample {
+            ints: [vec![a, b], ids].concat(),
+            ..Sample::new(vec![table])
+        })
+}
+
 /// Two broadcasting operands and a boolean mask of their broadcast shape.
 pub(crate) fn masked(d: Domain) -> impl Strategy<Value = Sample> {
     binary(d, d).prop_flat_map(|s| {

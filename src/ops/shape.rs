@@ -358,6 +358,63 @@ impl<F: Float> Op<F> for PutAdd {
     }
 }
 
+/// An embedding lookup: the rows of a table `[V, …]` that `ids` name (any shape, repeats
+/// allowed), as `[ids…, …]`. Its gradient adds each row of `gy` into the row it came from; in
+/// a plain backward pass into a leaf table it stays row-sparse ([`SparseRows`]), so a step
+/// that touches a thousand of ten thousand rows writes a thousand.
+///
+/// [`SparseRows`]: crate::SparseRows
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    /// The rows looked up, in order.
+    pub ids: Rc<[usize]>,
+    /// The shape of `ids`.
+    pub shape: Shape,
+}
+
+impl Embedding {
+    /// The flat positions of the looked-up rows' entries in a table of rows of `width`.
+    fn flat(&self, width: usize) -> Vec<usize> {
+        self.ids.iter().flat_map(|&id| id * width..(id + 1) * width).collect()
+    }
+}
+
+impl<F: Float> Op<F> for Embedding {
+    fn name(&self) -> &'static str {
+        "embedding"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let table = x[0].shape();
+        let Some(&rows) = table.first() else {
+            return Err(Error::shape("embedding", &[table], "a table [V, …] of rank ≥ 1"));
+        };
+        if let Some(bad) = self.ids.iter().find(|&&id| id >= rows) {
+            let message = format!("id {bad} is out of range for a table of {rows} rows (shape {table:?})");
+            return Err(Error::argument("embedding", message));
+        }
+        let width: usize = table[1..].iter().product();
+        let view = x[0].view();
+        let values = view.as_standard_layout();
+        let values = values.as_slice().expect("standard layout");
+        let mut out = pool::buffer(self.ids.len() * width);
+        for &id in self.ids.iter() {
+            out.extend_from_slice(&values[id * width..(id + 1) * width]);
+        }
+        let shape: Vec<usize> = self.shape.iter().chain(&table[1..]).copied().collect();
+        Ok(Value::from_buffer(&shape, out))
+    }
+    // dtable = put_add(gy): each row of gy added into the row it was read from
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        let table = cx.input_shape(0);
+        let flat = self.flat(table[1..].iter().product());
+        crate::grads![apply(PutAdd { indices: flat.into(), shape: table }, [gy])]
+    }
+    fn sparse_backward(&self, gy: &Value<F>, table: &[usize]) -> Option<crate::SparseRows<F>> {
+        let values = gy.view().as_standard_layout().iter().copied().collect();
+        Some(crate::SparseRows::new(table, self.ids.to_vec(), values))
+    }
+}
+
 /// Checks flat `indices` (one per element of `taken`) against the `len` elements of `from`.
 fn check_flat_indices(
     op: &'static str,
@@ -777,6 +834,33 @@ impl<'t, F: Float> Var<'t, F> {
         self.try_take(&flat, index.shape())
     }
 
+    /// An embedding lookup on this table `[V, …]`: the rows `ids` names, as `[ids…, …]`
+    /// (PyTorch's `F.embedding(ids, table)`). In a plain backward pass the table's gradient is
+    /// row-sparse ([`Gradients::sparse_param`](crate::Gradients::sparse_param)).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let table = tape.var(array![[0.0, 0.5], [1.0, 1.5], [2.0, 2.5]]);
+    /// let words = table.embedding(&array![[2, 0], [2, 2]].into_dyn());
+    /// assert_eq!(words.shape().as_slice(), &[2, 2, 2]);
+    /// assert_eq!(words.to_array().index_axis(ndarray::Axis(0), 0), array![[2.0, 2.5], [0.0, 0.5]].into_dyn());
+    /// let g = words.sum().backward();
+    /// assert_eq!(g[table].to_array(), array![[1.0, 1.0], [0.0, 0.0], [3.0, 3.0]].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn embedding(self, ids: &ArrayD<usize>) -> Self {
+        or_panic(self.try_embedding(ids))
+    }
+
+    /// Like [`embedding`](Self::embedding), returning the error instead of panicking.
+    #[track_caller]
+    pub fn try_embedding(self, ids: &ArrayD<usize>) -> Result<Self> {
+        let op = Embedding { ids: ids.iter().copied().collect(), shape: Shape::from_slice(ids.shape()) };
+        try_apply(op, [self])
+    }
+
     /// Adds element `k` of this value (row-major) into flat position `indices[k]` of zeros of
     /// `shape`: the adjoint of [`take`](Self::take) (PyTorch's `put` with `accumulate=True`
     /// into zeros).
@@ -969,6 +1053,10 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
         crate::case!("gather", gather_indices(ANY), |x, p| {
             let (axis, index) = gather_index(x[0].shape().as_slice(), &p.ints);
             x[0].gather(axis, &index)
+        }),
+        crate::case!("embedding", embedding_ids(ANY), |x, p| {
+            let ids = ArrayD::from_shape_vec(IxDyn(&p.ints[..2]), p.ints[2..].to_vec()).expect("ids");
+            x[0].embedding(&ids)
         }),
         crate::case!("put_add", flat_indices(ANY), |x, p| {
             x[0].take(&p.ints, &[p.ints.len()]).put_add(&p.ints, &x[0].shape())

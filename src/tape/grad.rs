@@ -74,8 +74,8 @@ impl<F: Float> Tape<F> {
         }
         self.check_not_updating("backward")?;
         let _pass = Pass::begin(self, false);
-        let grads = backward::<F, Values>(self, output.id(), seed, keep)?;
-        Ok(Gradients::new(grads, self.id()))
+        let (grads, sparse) = backward::<F, Values>(self, output.id(), seed, keep)?;
+        Ok(Gradients::new(grads, sparse, self.id()))
     }
 
     /// Gradients of `output` with respect to `wrt` as `Var`s on this tape. With
@@ -162,7 +162,7 @@ impl<F: Float> Tape<F> {
         let grads = {
             let _pass = Pass::begin(self, true);
             let seed = self.constant(F::one()).id();
-            backward::<F, Recorded>(self, output.id(), seed, &keep)?
+            backward::<F, Recorded>(self, output.id(), seed, &keep)?.0
         };
         Ok(wrt.iter().map(|w| grads.get(w.id()).map_or_else(|| zeros(w), |&g| self.handle(g))).collect())
     }

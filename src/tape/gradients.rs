@@ -4,6 +4,7 @@
 //! Invariant: a `Gradients` holds the gradients of one tape, and answers only handles of that
 //! tape.
 
+use std::cell::OnceCell;
 use std::fmt;
 
 use slotmap::{Key, SecondaryMap};
@@ -61,12 +62,56 @@ pub struct GradOptions {
 /// ```
 pub struct Gradients<F: Float> {
     grads: SecondaryMap<NodeId, Value<F>>,
+    sparse: SecondaryMap<NodeId, SparseEntry<F>>,
     tape: u64,
 }
 
+/// A row-sparse gradient, and its dense form once someone asks for it.
+struct SparseEntry<F: Float> {
+    rows: SparseRows<F>,
+    dense: OnceCell<Value<F>>,
+}
+
 impl<F: Float> Gradients<F> {
-    pub(crate) fn new(grads: SecondaryMap<NodeId, Value<F>>, tape: u64) -> Self {
-        Gradients { grads, tape }
+    pub(crate) fn new(
+        grads: SecondaryMap<NodeId, Value<F>>,
+        sparse: SecondaryMap<NodeId, SparseRows<F>>,
+        tape: u64,
+    ) -> Self {
+        let sparse =
+            sparse.into_iter().map(|(id, rows)| (id, SparseEntry { rows, dense: OnceCell::new() })).collect();
+        Gradients { grads, sparse, tape }
+    }
+
+    /// A gradient by node: the dense one, or a row-sparse one made dense on first access.
+    fn dense(&self, id: NodeId) -> Option<&Value<F>> {
+        match self.grads.get(id) {
+            Some(g) => Some(g),
+            None => self.sparse.get(id).map(|e| e.dense.get_or_init(|| e.rows.to_dense())),
+        }
+    }
+
+    /// The gradient of a parameter used through an embedding lookup, as the rows it touches
+    /// (`None` if its gradient is dense or absent). Optimizers that understand rows
+    /// ([`Sgd`](crate::optim::Sgd), [`Adam`](crate::optim::Adam)) update only those rows;
+    /// [`param`](Self::param) and indexing give the dense gradient instead, made on first
+    /// access (the full table's size).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let table = tape.param(ndarray::Array2::<f64>::zeros((1000, 4)));
+    /// let grads = tape.get(table).embedding(&ndarray::array![3, 7, 3].into_dyn()).sum().backward();
+    /// let rows = grads.sparse_param(table).unwrap();
+    /// assert_eq!(rows.rows(), &[3, 7, 3]);
+    /// assert_eq!(grads[table].to_array().sum(), 12.0); // dense on request
+    /// ```
+    #[track_caller]
+    pub fn sparse_param(&self, param: Param) -> Option<&SparseRows<F>> {
+        if param.tape != self.tape {
+            panic!("{}", Error::ForeignTape { op: "Gradients::sparse_param", what: param.key() });
+        }
+        self.sparse.get(param.id).filter(|_| !self.grads.contains_key(param.id)).map(|e| &e.rows)
     }
 
     /// The gradient for `var`, or `None` if it does not influence the output (its gradient is
@@ -79,7 +124,7 @@ impl<F: Float> Gradients<F> {
         if var.tape().id() != self.tape {
             panic!("{}", Error::ForeignTape { op: "Gradients::get", what: var.key() });
         }
-        let gradient = self.grads.get(var.id());
+        let gradient = self.dense(var.id());
         if gradient.is_none() && var.tape().inner.borrow().nodes.get(var.id()).is_some_and(|n| n.op.is_some())
         {
             panic!(
@@ -121,7 +166,7 @@ impl<F: Float> Gradients<F> {
         if param.tape != self.tape {
             panic!("{}", Error::ForeignTape { op: "Gradients::param", what: param.key() });
         }
-        self.grads.get(param.id)
+        self.dense(param.id)
     }
 
     /// The gradient for a parameter, to change in place (clipping, scaling); `None` if it does
@@ -140,21 +185,26 @@ impl<F: Float> Gradients<F> {
         if param.tape != self.tape {
             panic!("{}", Error::ForeignTape { op: "Gradients::param_mut", what: param.key() });
         }
+        // a row-sparse gradient becomes dense for good: changed in place, it must stay one value
+        if let Some(entry) = self.sparse.remove(param.id) {
+            let dense = entry.dense.into_inner().unwrap_or_else(|| entry.rows.to_dense());
+            self.grads.insert(param.id, dense);
+        }
         self.grads.get_mut(param.id)
     }
 
     /// The number of gradients held.
     pub fn len(&self) -> usize {
-        self.grads.len()
+        self.grads.len() + self.sparse.len()
     }
 
     /// Whether no gradient is held.
     pub fn is_empty(&self) -> bool {
-        self.grads.is_empty()
+        self.len() == 0
     }
 
     pub(crate) fn by_id(&self, id: NodeId) -> Option<&Value<F>> {
-        self.grads.get(id)
+        self.dense(id)
     }
 
     pub(crate) fn tape_id(&self) -> u64 {
@@ -164,7 +214,122 @@ impl<F: Float> Gradients<F> {
 
 impl<F: Float> fmt::Debug for Gradients<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.grads.iter()).finish()
+        let sparse = self.sparse.iter().map(|(id, e)| (id, &e.rows));
+        f.debug_struct("Gradients")
+            .field("dense", &self.grads)
+            .field("sparse", &sparse.collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A gradient that touches only some rows (the first axis) of its value: `rows[k]` gets
+/// `values` row `k`; a row may appear more than once, and its entries add up. Made by an
+/// embedding lookup; see [`Gradients::sparse_param`].
+///
+/// ```
+/// use ndarray::array;
+/// use tapegrad::Tape;
+/// let tape = Tape::<f64>::new();
+/// let table = tape.param(ndarray::Array2::<f64>::zeros((5, 2)));
+/// let ids = array![[4, 1], [4, 4]].into_dyn();
+/// let y = tape.get(table).embedding(&ids);
+/// let grads = (y * tape.constant(ndarray::Array3::<f64>::ones((2, 2, 2)))).sum().backward();
+/// let rows = grads.sparse_param(table).unwrap();
+/// assert_eq!(rows.shape(), &[5, 2]);
+/// let merged = rows.coalesce();
+/// assert_eq!(merged.rows(), &[1, 4]);
+/// assert_eq!(merged.values(), array![[1.0, 1.0], [3.0, 3.0]]);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseRows<F: Float> {
+    shape: crate::value::Shape,
+    rows: Vec<usize>,
+    values: Vec<F>,
+}
+
+impl<F: Float> SparseRows<F> {
+    /// Rows `rows` of a value of `shape`, with `values` holding each row's entries in order.
+    ///
+    /// Panics unless `values` holds one row of `shape[1..]` per entry of `rows` and every row
+    /// is inside `shape[0]`.
+    #[track_caller]
+    pub fn new(shape: &[usize], rows: Vec<usize>, values: Vec<F>) -> Self {
+        let width: usize = shape.iter().skip(1).product();
+        let fits =
+            !shape.is_empty() && values.len() == rows.len() * width && rows.iter().all(|&r| r < shape[0]);
+        if !fits {
+            let message = format!(
+                "{} rows and {} values for a value of shape {shape:?}; expected rows below {} and {width} values \
+                 per row",
+                rows.len(),
+                values.len(),
+                shape.first().copied().unwrap_or(0)
+            );
+            panic!("{}", Error::argument("SparseRows::new", message));
+        }
+        SparseRows { shape: crate::value::Shape::from_slice(shape), rows, values }
+    }
+
+    /// The shape of the whole value.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The rows touched, in order, repeats included.
+    pub fn rows(&self) -> &[usize] {
+        &self.rows
+    }
+
+    /// The rows' entries, `[rows, width]` (`width` = the product of `shape[1..]`).
+    pub fn values(&self) -> ndarray::ArrayView2<'_, F> {
+        let width = self.values.len().checked_div(self.rows.len()).unwrap_or(0);
+        ndarray::ArrayView2::from_shape((self.rows.len(), width), &self.values).expect("rows·width values")
+    }
+
+    /// The same gradient with each row once, ascending, repeats added up.
+    pub fn coalesce(&self) -> Self {
+        let width: usize = self.shape.iter().skip(1).product();
+        let mut order: Vec<usize> = (0..self.rows.len()).collect();
+        order.sort_by_key(|&k| self.rows[k]);
+        let (mut rows, mut values) = (Vec::new(), Vec::new());
+        for k in order {
+            let entries = &self.values[k * width..(k + 1) * width];
+            if rows.last() == Some(&self.rows[k]) {
+                let start = values.len() - width;
+                for (v, &e) in values[start..].iter_mut().zip(entries) {
+                    *v += e;
+                }
+            } else {
+                rows.push(self.rows[k]);
+                values.extend_from_slice(entries);
+            }
+        }
+        SparseRows { shape: self.shape.clone(), rows, values }
+    }
+
+    /// The gradient as a dense value of [`shape`](Self::shape): zeros outside the rows.
+    pub fn to_dense(&self) -> Value<F> {
+        let mut dense = Value::zeros(&self.shape);
+        self.add_to(&mut dense);
+        dense
+    }
+
+    /// Adds the rows into `dense`, a value of [`shape`](Self::shape).
+    pub(crate) fn add_to(&self, dense: &mut Value<F>) {
+        let width: usize = self.shape.iter().skip(1).product();
+        let mut view = dense.view_mut();
+        for (k, &row) in self.rows.iter().enumerate() {
+            let mut target = view.index_axis_mut(ndarray::Axis(0), row);
+            for (d, &v) in target.iter_mut().zip(&self.values[k * width..(k + 1) * width]) {
+                *d += v;
+            }
+        }
+    }
+
+    /// Appends `other`'s rows (a second lookup into the same table).
+    pub(crate) fn append(&mut self, mut other: Self) {
+        self.rows.append(&mut other.rows);
+        self.values.append(&mut other.values);
     }
 }
 

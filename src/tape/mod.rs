@@ -35,7 +35,7 @@ use crate::error::Error;
 use crate::float::Float;
 use crate::value::Value;
 
-pub use gradients::{GradOptions, Gradients, Param};
+pub use gradients::{GradOptions, Gradients, Param, SparseRows};
 pub(crate) use record::{Inner, Node};
 pub use stats::{OpStats, TapeStats};
 pub use var::Var;

@@ -48,6 +48,7 @@
 //! gradcheck(|x| x[0].apply(Cube).sum(), &[x0], GradcheckOptions::default()).unwrap();
 //! ```
 
+use crate::tape::gradients::SparseRows;
 use smallvec::SmallVec;
 
 use crate::error::Result;
@@ -83,6 +84,15 @@ pub trait Op<F: Float>: 'static {
     /// `GradientStore::fast_path`).
     #[doc(hidden)]
     fn backward_scalar(&self, _inputs: &[F], _output: F, _gy: F) -> Option<ScalarGrads<F>> {
+        None
+    }
+
+    /// For an op of one input whose gradient touches only some rows of it (an embedding
+    /// lookup): that gradient as rows, given `gy` and the input's shape. A plain backward pass
+    /// uses it when the input is a leaf, so the gradient never takes the input's full size;
+    /// otherwise (a recorded pass, an intermediate input, anomaly mode) `backward` runs.
+    #[doc(hidden)]
+    fn sparse_backward(&self, _gy: &crate::Value<F>, _input_shape: &[usize]) -> Option<SparseRows<F>> {
         None
     }
 
