@@ -218,13 +218,20 @@ fn empty<F>() -> ArrayD<F> {
 
 /// A large array's buffer goes back to the thread's recycling pool (`src/pool.rs`) for the next op that needs one.
 impl<F: Float> Drop for Value<F> {
+    #[inline(always)]
     fn drop(&mut self) {
-        if let Value::Array(a) = self
-            && a.len() * size_of::<F>() >= pool::MIN_BYTES
-        {
-            let array = std::mem::replace(&mut **a, empty());
-            pool::recycle(array.into_raw_vec_and_offset().0);
+        if let Value::Array(a) = self {
+            recycle(a);
         }
+    }
+}
+
+/// Hands a large array's buffer to the pool (out of line: scalar values never come here).
+#[inline(never)]
+fn recycle<F: Float>(a: &mut ArrayD<F>) {
+    if a.len() * size_of::<F>() >= pool::MIN_BYTES {
+        let array = std::mem::replace(a, empty());
+        pool::recycle(array.into_raw_vec_and_offset().0);
     }
 }
 
