@@ -524,7 +524,14 @@ pub fn clip_grad_norm<F: Float>(
     if let Some(error) = repeated(OP, params, twice) {
         return Err(error);
     }
-    let clipped: Vec<&Value<F>> = params.iter().filter_map(|&p| grads.param(p)).collect();
+    // a row-sparse gradient counts its rows, repeats added up, and stays sparse
+    let coalesced: Vec<Value<F>> = params
+        .iter()
+        .filter_map(|&p| grads.sparse_param(p))
+        .map(|rows| Value::from(rows.coalesce().values().to_owned()))
+        .collect();
+    let dense = params.iter().filter(|&&p| grads.sparse_param(p).is_none()).filter_map(|&p| grads.param(p));
+    let clipped: Vec<&Value<F>> = dense.chain(&coalesced).collect();
     let norm = l2_norm(&clipped);
     if options.error_if_nonfinite && !norm.is_finite() {
         let message = format!(
@@ -539,7 +546,9 @@ pub fn clip_grad_norm<F: Float>(
     }
     let scale = F::of(max_norm / norm);
     for &p in params {
-        if let Some(g) = grads.param_mut(p) {
+        if let Some(rows) = grads.sparse_param_mut(p) {
+            rows.scale(scale);
+        } else if let Some(g) = grads.param_mut(p) {
             g.map_inplace(|x| x * scale);
         }
     }

@@ -125,3 +125,25 @@ fn the_layer_looks_up_ids_given_as_numbers_and_names_its_weight_as_pytorch() {
     let error = tape.get(layer.weight).try_embedding(&array![6].into_dyn()).unwrap_err().to_string();
     assert_eq!(error, "embedding: id 6 is out of range for a table of 6 rows (shape [6, 2])");
 }
+
+/// Clipping counts a row-sparse gradient's rows (repeats added up first, as the dense gradient
+/// has them) and scales them without making the gradient dense.
+#[test]
+fn clipping_keeps_a_row_sparse_gradient_sparse() {
+    use tapegrad::optim::{ClipOptions, clip_grad_norm};
+    let tape = Tape::<f64>::new();
+    let w = table(&tape, 1_000);
+    let other = tape.param(array![3.0, 4.0]);
+    let ids = array![7, 7, 9].into_dyn();
+    let total = loss(&tape, w, &ids) + (tape.get(other) * tape.constant(array![3.0, 4.0])).sum();
+    let mut grads = total.backward();
+    let dense_w = grads.param(w).unwrap().to_array();
+    let expected = (dense_w.iter().map(|g| g * g).sum::<f64>() + 25.0).sqrt();
+    let norm = clip_grad_norm(&[w, other], &mut grads, 1.0, ClipOptions::default()).unwrap();
+    assert!((norm - expected).abs() < 1e-12, "{norm} vs {expected}");
+    let rows = grads.sparse_param(w).expect("still row-sparse");
+    assert_eq!(rows.rows(), &[7, 7, 9]);
+    let clipped = grads.param(w).unwrap().to_array();
+    assert!((&clipped - &(dense_w / expected)).iter().all(|d| d.abs() < 1e-15));
+    assert!((grads[other].to_array()[0] - 3.0 / expected).abs() < 1e-15);
+}

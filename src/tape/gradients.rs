@@ -169,6 +169,16 @@ impl<F: Float> Gradients<F> {
         self.dense(param.id)
     }
 
+    /// A row-sparse gradient, to change in place (clipping scales it without making it dense).
+    pub(crate) fn sparse_param_mut(&mut self, param: Param) -> Option<&mut SparseRows<F>> {
+        if self.grads.contains_key(param.id) {
+            return None;
+        }
+        let entry = self.sparse.get_mut(param.id)?;
+        entry.dense = OnceCell::new(); // any dense copy is stale now
+        Some(&mut entry.rows)
+    }
+
     /// The gradient for a parameter, to change in place (clipping, scaling); `None` if it does
     /// not influence the output.
     ///
@@ -324,6 +334,11 @@ impl<F: Float> SparseRows<F> {
                 *d += v;
             }
         }
+    }
+
+    /// Multiplies every entry by `factor`.
+    pub(crate) fn scale(&mut self, factor: F) {
+        self.values.iter_mut().for_each(|v| *v *= factor);
     }
 
     /// Appends `other`'s rows (a second lookup into the same table).
