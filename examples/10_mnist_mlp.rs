@@ -12,7 +12,6 @@
 //! `target/mnist_mlp/`, and ends with `test accuracy: 0.XXXX`.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
@@ -24,7 +23,7 @@ use tapegrad::nn::{self, Activation, Init, Mlp, Module};
 #[path = "common/training.rs"]
 mod training;
 pub use training::Epoch;
-use training::{optimizer, plot_curves, progress_bar, report};
+use training::{optimizer, progress_bar, report, save_weights_and_curves, train_epoch};
 
 /// What to train, and how.
 #[derive(Debug, Clone)]
@@ -157,22 +156,10 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
     let mut epochs = Vec::new();
     for epoch in 0..settings.epochs {
         let bar = progress_bar(settings.progress, loader.len(), epoch);
-        let (start, mut total, mut steps) = (Instant::now(), 0.0, 0);
-        for (x, y) in loader.epoch::<f32>(epoch as u64) {
-            let loss =
-                nn::softmax_cross_entropy(model.forward(tape.constant(x)), y.as_slice().expect("contiguous"));
-            let grads = loss.backward();
-            opt.step(&tape, &grads);
-            total += loss.scalar() as f64;
-            steps += 1;
-            tape.reset();
-            bar.set_message(format!("loss {:.4}", total / steps as f64));
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let seconds = start.elapsed().as_secs_f64();
+        let batches = loader.epoch::<f32>(epoch as u64);
+        let (loss, seconds) = train_epoch(&tape, &model, opt.as_mut(), batches, &bar, |x| x.into_dyn());
         let stats = Epoch {
-            loss: total / steps.max(1) as f64,
+            loss,
             train_accuracy: evaluate(&train_x, &train_y),
             test_accuracy: evaluate(&test_x, &test_y),
             seconds,
@@ -180,13 +167,7 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
         report(epoch, &stats);
         epochs.push(stats);
     }
-    std::fs::create_dir_all(&settings.out_dir)?;
-    let weights = settings.out_dir.join("weights.safetensors");
-    nn::save(&weights, &tape, &model)?;
-    println!("weights saved to {}", weights.display());
-    let curves = settings.out_dir.join("curves.png");
-    plot_curves(&curves, &epochs)?;
-    println!("loss and accuracy curves drawn in {}", curves.display());
+    save_weights_and_curves(&settings.out_dir, &tape, &model, &epochs)?;
     Ok(epochs)
 }
 

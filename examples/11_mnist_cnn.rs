@@ -18,7 +18,6 @@
 //! `test accuracy: 0.XXXX`.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use ndarray::{Array2, Array3, Array4, ArrayD, Axis, s};
 use rand::{RngExt, SeedableRng};
@@ -30,7 +29,7 @@ use tapegrad::{ConvOptions, Tape, Window};
 #[path = "common/training.rs"]
 mod training;
 pub use training::Epoch;
-use training::{optimizer, plot_curves, progress_bar, report};
+use training::{optimizer, progress_bar, report, save_weights_and_curves, train_epoch};
 
 /// What to train, and how.
 #[derive(Debug, Clone)]
@@ -173,24 +172,13 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
     for epoch in 0..settings.epochs {
         opt.set_learning_rate(schedule.rate(epoch));
         let bar = progress_bar(settings.progress, loader.len(), epoch);
-        let (start, mut total, mut steps) = (Instant::now(), 0.0, 0);
-        for (x, y) in loader.epoch::<f32>(epoch as u64) {
-            let x =
-                shift_randomly(x.into_dimensionality().expect("[N, 1, 28, 28]"), settings.shift, &mut shifts);
-            let logits = model.forward(tape.constant(x));
-            let loss = nn::softmax_cross_entropy(logits, y.as_slice().expect("contiguous"));
-            let grads = loss.backward();
-            opt.step(&tape, &grads);
-            total += loss.scalar() as f64;
-            steps += 1;
-            tape.reset();
-            bar.set_message(format!("loss {:.4}", total / steps as f64));
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let seconds = start.elapsed().as_secs_f64();
+        let batches = loader.epoch::<f32>(epoch as u64);
+        let (loss, seconds) = train_epoch(&tape, &model, opt.as_mut(), batches, &bar, |x| {
+            let x = x.into_dimensionality().expect("[N, 1, 28, 28]");
+            shift_randomly(x, settings.shift, &mut shifts).into_dyn()
+        });
         let stats = Epoch {
-            loss: total / steps.max(1) as f64,
+            loss,
             train_accuracy: evaluate(&train_x, &train_y),
             test_accuracy: evaluate(&test_x, &test_y),
             seconds,
@@ -198,13 +186,7 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
         report(epoch, &stats);
         epochs.push(stats);
     }
-    std::fs::create_dir_all(&settings.out_dir)?;
-    let weights = settings.out_dir.join("weights.safetensors");
-    nn::save(&weights, &tape, &model)?;
-    println!("weights saved to {}", weights.display());
-    let curves = settings.out_dir.join("curves.png");
-    plot_curves(&curves, &epochs)?;
-    println!("loss and accuracy curves drawn in {}", curves.display());
+    save_weights_and_curves(&settings.out_dir, &tape, &model, &epochs)?;
     let pictures = settings.out_dir.join("filters.png");
     plot_filters(&pictures, &filters_before, &tape.get(conv1).to_array())?;
     println!("first-layer filters before and after training drawn in {}", pictures.display());

@@ -1,7 +1,14 @@
-//! What the MNIST examples share: the optimizer chosen by name, an epoch's figures, the
-//! progress bar, and the loss and accuracy curves as a PNG.
+//! What the MNIST examples share: the optimizer chosen by name, the training pass over one
+//! epoch, an epoch's figures, the progress bar, and the weights and the loss and accuracy curves
+//! saved at the end.
+
+use std::path::Path;
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array1, ArrayD};
+use tapegrad::Tape;
+use tapegrad::nn::{self, Module};
 use tapegrad::optim::{AdaGrad, Adam, Momentum, Optimizer, RmsProp, Sgd};
 
 #[path = "font.rs"]
@@ -52,6 +59,51 @@ pub fn progress_bar(shown: bool, steps: usize, epoch: usize) -> ProgressBar {
     bar
 }
 
+/// One pass over `batches`: each batch's input made by `input`, softmax cross-entropy, backward,
+/// an optimizer step and `reset`, with `bar` showing the running loss. Returns the mean loss and
+/// the seconds the pass took.
+pub fn train_epoch<X>(
+    tape: &Tape<f32>,
+    model: &impl Module<f32>,
+    opt: &mut dyn Optimizer<f32>,
+    batches: impl Iterator<Item = (X, Array1<usize>)>,
+    bar: &ProgressBar,
+    mut input: impl FnMut(X) -> ArrayD<f32>,
+) -> (f64, f64) {
+    let (start, mut total, mut steps) = (Instant::now(), 0.0, 0);
+    for (x, y) in batches {
+        let logits = model.forward(tape.constant(input(x)));
+        let loss = nn::softmax_cross_entropy(logits, y.as_slice().expect("contiguous"));
+        let grads = loss.backward();
+        opt.step(tape, &grads);
+        total += loss.scalar() as f64;
+        steps += 1;
+        tape.reset();
+        bar.set_message(format!("loss {:.4}", total / steps as f64));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    (total / steps.max(1) as f64, start.elapsed().as_secs_f64())
+}
+
+/// Writes the weights (`weights.safetensors`) and the curves (`curves.png`) to `out_dir`,
+/// saying where.
+pub fn save_weights_and_curves(
+    out_dir: &Path,
+    tape: &Tape<f32>,
+    model: &impl Module<f32>,
+    epochs: &[Epoch],
+) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(out_dir)?;
+    let weights = out_dir.join("weights.safetensors");
+    nn::save(&weights, tape, model)?;
+    println!("weights saved to {}", weights.display());
+    let curves = out_dir.join("curves.png");
+    plot_curves(&curves, epochs)?;
+    println!("loss and accuracy curves drawn in {}", curves.display());
+    Ok(())
+}
+
 /// Prints an epoch's line.
 pub fn report(epoch: usize, stats: &Epoch) {
     println!(
@@ -65,7 +117,7 @@ pub fn report(epoch: usize, stats: &Epoch) {
 }
 
 /// The loss (left) and the train and test accuracy (right) by epoch.
-pub fn plot_curves(path: &std::path::Path, epochs: &[Epoch]) -> Result<(), Box<dyn std::error::Error>> {
+pub fn plot_curves(path: &Path, epochs: &[Epoch]) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
     register_font();
     let root = BitMapBackend::new(path, (960, 400)).into_drawing_area();
