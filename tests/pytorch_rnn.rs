@@ -60,6 +60,26 @@ fn weighted<'t>(fixture: &Fixture, tape: &'t Tape<f64>, y: Var<'t, f64>, weight:
     (y * tape.constant(fixture.get(weight).clone())).sum()
 }
 
+/// Backward from `loss`: the gradient of every parameter, the input and the initial state
+/// against the fixture's `grad.*`.
+fn check_gradients(
+    fixture: &Fixture,
+    loss: Var<'_, f64>,
+    parameters: &[(String, Param)],
+    x: Var<'_, f64>,
+    initial: State<'_, f64>,
+) {
+    let grads = loss.backward();
+    for (name, p) in parameters {
+        close(fixture, &format!("grad.{name}"), &grads[*p].to_array());
+    }
+    close(fixture, "grad.input", &grads[x].to_array());
+    close(fixture, "grad.h0", &grads[initial.h].to_array());
+    if let Some(c0) = initial.c {
+        close(fixture, "grad.c0", &grads[c0].to_array());
+    }
+}
+
 fn check_layer<const KIND: u8>(file: &str, layers: usize, bidirectional: bool) {
     let fixture = Fixture::read(file);
     let tape = Tape::<f64>::new();
@@ -78,15 +98,7 @@ fn check_layer<const KIND: u8>(file: &str, layers: usize, bidirectional: bool) {
         close(&fixture, "c_n", &c.to_array());
         loss += weighted(&fixture, &tape, c, "Q");
     }
-    let grads = loss.backward();
-    for (name, p) in &parameters {
-        close(&fixture, &format!("grad.{name}"), &grads[*p].to_array());
-    }
-    close(&fixture, "grad.input", &grads[x].to_array());
-    close(&fixture, "grad.h0", &grads[h0].to_array());
-    if let Some(c0) = c0 {
-        close(&fixture, "grad.c0", &grads[c0].to_array());
-    }
+    check_gradients(&fixture, loss, &parameters, x, State { h: h0, c: c0 });
 }
 
 fn check_cell<const KIND: u8>(file: &str) {
@@ -106,15 +118,7 @@ fn check_cell<const KIND: u8>(file: &str) {
         close(&fixture, "c1", &c.to_array());
         loss += weighted(&fixture, &tape, c, "Q");
     }
-    let grads = loss.backward();
-    for (name, p) in &parameters {
-        close(&fixture, &format!("grad.{name}"), &grads[*p].to_array());
-    }
-    close(&fixture, "grad.input", &grads[x].to_array());
-    close(&fixture, "grad.h0", &grads[h0].to_array());
-    if let Some(c0) = c0 {
-        close(&fixture, "grad.c0", &grads[c0].to_array());
-    }
+    check_gradients(&fixture, loss, &parameters, x, State { h: h0, c: c0 });
 }
 
 #[test]
