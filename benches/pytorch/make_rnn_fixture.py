@@ -238,14 +238,19 @@ def make_sequence(kind, variant):
     tensors["h_n"] = h_n
     if lstm:
         tensors["c_n"] = c_n
-    for k, p in module.named_parameters():
-        tensors[f"grad.{k}"] = p.grad
-    tensors["grad.input"] = x.grad
-    tensors["grad.h0"] = h0.grad
-    if lstm:
-        tensors["grad.c0"] = c0.grad
+    tensors.update(gradients(module, x, h0, c0))
     print(f"{name}: loss {loss.item():.12f}")
     save(name, tensors)
+
+
+def gradients(module, x, h0, c0):
+    """The loss's gradients: every parameter (`grad.<name>`), the input and the initial state."""
+    grads = {f"grad.{k}": p.grad for k, p in module.named_parameters()}
+    grads["grad.input"] = x.grad
+    grads["grad.h0"] = h0.grad
+    if c0 is not None:
+        grads["grad.c0"] = c0.grad
+    return grads
 
 
 def make_cell(kind):
@@ -290,12 +295,7 @@ def make_cell(kind):
     tensors["R"] = R
     if lstm:
         tensors["Q"] = Q
-    for k, p in cell.named_parameters():
-        tensors[f"grad.{k}"] = p.grad
-    tensors["grad.input"] = x.grad
-    tensors["grad.h0"] = h0.grad
-    if lstm:
-        tensors["grad.c0"] = c0.grad
+    tensors.update(gradients(cell, x, h0, c0))
     print(f"{name}: loss {loss.item():.12f}")
     save(name, tensors)
 
