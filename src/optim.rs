@@ -439,12 +439,10 @@ impl<F: Float> Optimizer<F> for Adam<F> {
             *v = b2 * *v + (F::one() - b2) * g * g;
             *w -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
         };
-        let mut moments_sparse = std::mem::take(moments);
-        let mut squares_sparse = std::mem::take(squares);
         each_sparse(tape, &self.params, grads, |i, w, rows| {
             let c = corrections(i);
-            let m = state(&mut moments_sparse, i, w.shape());
-            let v = state(&mut squares_sparse, i, w.shape());
+            let m = state(moments, i, w.shape());
+            let v = state(squares, i, w.shape());
             rows_of(w, rows, |k, mut w, g| {
                 let row = rows.rows()[k];
                 let (mut m, mut v) = (m.index_axis_mut(Axis(0), row), v.index_axis_mut(Axis(0), row));
@@ -456,8 +454,6 @@ impl<F: Float> Optimizer<F> for Adam<F> {
                     .for_each(|w, m, v, &g| update(w, g, m, v, c));
             });
         });
-        *moments = moments_sparse;
-        *squares = squares_sparse;
         each_dense(tape, &self.params, grads, true, |i, mut w, g| {
             let c = corrections(i);
             let m = state(moments, i, w.shape());

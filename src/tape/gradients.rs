@@ -62,6 +62,8 @@ pub struct GradOptions {
 /// ```
 pub struct Gradients<F: Float> {
     grads: SecondaryMap<NodeId, Value<F>>,
+    /// Row-sparse gradients; a node is never in both maps (backward merges a leaf that gets
+    /// both kinds, `param_mut` moves a sparse one to `grads`).
     sparse: SecondaryMap<NodeId, SparseEntry<F>>,
     tape: u64,
 }
@@ -111,7 +113,7 @@ impl<F: Float> Gradients<F> {
         if param.tape != self.tape {
             panic!("{}", Error::ForeignTape { op: "Gradients::sparse_param", what: param.key() });
         }
-        self.sparse.get(param.id).filter(|_| !self.grads.contains_key(param.id)).map(|e| &e.rows)
+        self.sparse.get(param.id).map(|e| &e.rows)
     }
 
     /// The gradient for `var`, or `None` if it does not influence the output (its gradient is
@@ -171,9 +173,6 @@ impl<F: Float> Gradients<F> {
 
     /// A row-sparse gradient, to change in place (clipping scales it without making it dense).
     pub(crate) fn sparse_param_mut(&mut self, param: Param) -> Option<&mut SparseRows<F>> {
-        if self.grads.contains_key(param.id) {
-            return None;
-        }
         let entry = self.sparse.get_mut(param.id)?;
         entry.dense = OnceCell::new(); // any dense copy is stale now
         Some(&mut entry.rows)
