@@ -602,6 +602,19 @@ fn with_bias<F: Float>(n: usize, plane: usize, bias: Option<&Value<F>>, channels
     }
 }
 
+/// `grads` with the bias's gradient (`Σ gy` over every axis but the channels) when the op has
+/// a bias, its third input.
+fn with_bias_grad<'a, F: Float>(
+    cx: &Context<'a, F>,
+    gy: Var<'a, F>,
+    mut grads: Grads<'a, F>,
+) -> Grads<'a, F> {
+    if cx.num_inputs() == 3 {
+        grads.push(cx.grad_if(2, || gy.sum_axes(&[0, 2, 3], false)));
+    }
+    grads
+}
+
 /// The 2-D convolution `conv2d(x, w) + b` of an image `[N, C, H, W]` by filters
 /// `[O, C/groups, KH, KW]` and an optional bias `[O]`. Per image and group, the window's
 /// columns go into a small buffer and one matrix product writes the output planes in place:
@@ -645,8 +658,7 @@ impl<F: Float> Op<F> for Conv2dOp {
                 general_mat_mul(F::one(), &geo.filters(&weight, g), &columns, F::one(), &mut y);
             }
         });
-        let shape = [geo.n, channels, geo.oh, geo.ow];
-        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("N·O·OH·OW values")))
+        Ok(Value::from_buffer(&[geo.n, channels, geo.oh, geo.ow], out))
     }
     // dx = conv_transpose2d(gy, w), dw = conv2d_weight_grad(x, gy), db = Σ gy over N, OH, OW
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
@@ -655,11 +667,7 @@ impl<F: Float> Op<F> for Conv2dOp {
         let (window, groups) = (self.window, self.groups);
         let dx = cx.grad_if(0, || apply(ConvTransposeOp { window, groups, image: (xs[2], xs[3]) }, [gy, w]));
         let dw = cx.grad_if(1, || apply(ConvWeightGrad { window, groups }, [x, gy]));
-        let mut grads = crate::grads![dx, dw];
-        if cx.num_inputs() == 3 {
-            grads.push(cx.grad_if(2, || gy.sum_axes(&[0, 2, 3], false)));
-        }
-        grads
+        with_bias_grad(cx, gy, crate::grads![dx, dw])
     }
 }
 
@@ -723,7 +731,7 @@ impl<F: Float> Op<F> for ConvTransposeOp {
                 geo.add_columns(buffer, planes);
             }
         });
-        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&image), out).expect("N·C·H·W values")))
+        Ok(Value::from_buffer(&image, out))
     }
     // dx = conv2d(gy, w), dw = conv2d_weight_grad(gy, x), db = Σ gy over N, H, W
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
@@ -731,11 +739,7 @@ impl<F: Float> Op<F> for ConvTransposeOp {
         let (window, groups) = (self.window, self.groups);
         let dx = cx.grad_if(0, || apply(Conv2dOp { window, groups }, [gy, w]));
         let dw = cx.grad_if(1, || apply(ConvWeightGrad { window, groups }, [gy, x]));
-        let mut grads = crate::grads![dx, dw];
-        if cx.num_inputs() == 3 {
-            grads.push(cx.grad_if(2, || gy.sum_axes(&[0, 2, 3], false)));
-        }
-        grads
+        with_bias_grad(cx, gy, crate::grads![dx, dw])
     }
 }
 
