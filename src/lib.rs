@@ -38,7 +38,9 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 mod pool;
+pub mod state;
 mod tape;
+pub mod train;
 mod value;
 
 pub use dot::DotOptions;

@@ -29,6 +29,7 @@ use ndarray::{ArrayD, ArrayView1, ArrayViewD, ArrayViewMutD, Axis, IxDyn, Zip};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::state::{Entry, Mismatch, StateDict, StateError};
 use crate::tape::{Gradients, Param, SparseRows, Tape};
 use crate::value::Value;
 
@@ -40,6 +41,142 @@ pub trait Optimizer<F: Float> {
     fn learning_rate(&self) -> f64;
     /// Sets the learning rate (for schedules).
     fn set_learning_rate(&mut self, lr: f64);
+    /// The optimizer's state: its settings (`lr`, `weight_decay`, …) as numbers and, for each
+    /// parameter `i` it has updated, its buffers as `state.{i}.{name}` (PyTorch's names:
+    /// `momentum_buffer`, `sum`, `square_avg`, `exp_avg`, `exp_avg_sq`, and Adam's `step`
+    /// count). Saving it beside the model's lets a run resume exactly.
+    ///
+    /// ```
+    /// use tapegrad::optim::{Adam, Optimizer};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let w = tape.param(ndarray::array![1.0, 2.0]);
+    /// let mut adam = Adam::new(vec![w], 0.1);
+    /// adam.step(&tape, &(tape.get(w) * 3.0).sum().backward());
+    /// let state = adam.state_dict();
+    /// assert_eq!(state.count("state.0.step"), Some(1));
+    /// assert_eq!(state.number("lr"), Some(0.1));
+    ///
+    /// let mut resumed = Adam::new(vec![w], 0.5);
+    /// resumed.load_state_dict(&tape, &state).unwrap();
+    /// assert_eq!(resumed.state_dict(), state);
+    /// ```
+    fn state_dict(&self) -> StateDict<F>;
+    /// Reads a state made by [`state_dict`](Self::state_dict) of the same kind of optimizer over
+    /// parameters of the same shapes. The error lists every missing, unexpected or misshapen
+    /// entry, and then nothing changes.
+    fn load_state_dict(
+        &mut self,
+        tape: &Tape<F>,
+        state: &StateDict<F>,
+    ) -> std::result::Result<(), StateError>;
+}
+
+/// What an optimizer keeps, borrowed to be changed: its settings, and its per-parameter
+/// buffers and step counts; [`load_state`] fills it from a [`StateDict`].
+struct Fields<'a, F> {
+    numbers: Vec<(&'static str, &'a mut f64)>,
+    slots: Vec<(&'static str, &'a mut Vec<Option<ArrayD<F>>>)>,
+    steps: Option<&'a mut Vec<i32>>,
+}
+
+/// The [`Optimizer::state_dict`] of an optimizer with these settings, buffers and step counts.
+fn save_state<F: Float>(
+    numbers: &[(&str, f64)],
+    slots: &[(&str, &[Option<ArrayD<F>>])],
+    steps: Option<&[i32]>,
+) -> StateDict<F> {
+    let mut state = StateDict::new();
+    for &(name, x) in numbers {
+        state.insert(name, Entry::Number(x));
+    }
+    for &(name, slots) in slots {
+        for (i, slot) in slots.iter().enumerate() {
+            if let Some(a) = slot {
+                state.insert(format!("state.{i}.{name}"), Entry::Tensor(a.clone()));
+            }
+        }
+    }
+    for (i, &n) in steps.unwrap_or_default().iter().enumerate() {
+        if n > 0 {
+            state.insert(format!("state.{i}.step"), Entry::Count(n as u64));
+        }
+    }
+    state
+}
+
+/// The [`Optimizer::load_state_dict`] of an optimizer with these fields over `params`.
+fn load_state<F: Float>(
+    tape: &Tape<F>,
+    params: &[Param],
+    state: &StateDict<F>,
+    fields: Fields<'_, F>,
+) -> std::result::Result<(), StateError> {
+    let slot_names: Vec<&str> = fields.slots.iter().map(|(name, _)| *name).collect();
+    let has_steps = fields.steps.is_some();
+    let mut expected: Vec<(String, String)> =
+        fields.numbers.iter().map(|(name, _)| (name.to_string(), "a number".to_string())).collect();
+    let mut mismatches = Vec::new();
+    for (name, entry) in state.iter() {
+        let Some((i, slot)) = name.strip_prefix("state.").and_then(|rest| rest.split_once('.')) else {
+            continue;
+        };
+        let want = match (i.parse::<usize>().ok().and_then(|i| params.get(i)), slot) {
+            (Some(_), "step") if has_steps => "a count".to_string(),
+            (Some(&p), slot) if slot_names.contains(&slot) => {
+                format!("{} {:?}", F::NAME, tape.get(p).shape().as_slice())
+            }
+            _ => {
+                let found = entry.describe();
+                let why = format!(
+                    "{found}; the optimizer has {} parameters and keeps {slot_names:?}",
+                    params.len()
+                );
+                mismatches.push(Mismatch::Unexpected { name: name.to_string(), found: why });
+                continue;
+            }
+        };
+        expected.push((name.to_string(), want));
+    }
+    let unexpected: Vec<String> = mismatches.iter().map(|m| m.name().to_string()).collect();
+    mismatches.extend(
+        state
+            .mismatches(expected.iter().map(|(n, d)| (n.as_str(), d.clone())))
+            .into_iter()
+            .filter(|m| !matches!(m, Mismatch::Unexpected { name, .. } if unexpected.contains(name))),
+    );
+    if !mismatches.is_empty() {
+        return Err(StateError::Mismatch { file: None, mismatches });
+    }
+    for (name, x) in fields.numbers {
+        *x = state.number(name).expect("checked");
+    }
+    for (name, slots) in fields.slots {
+        *slots = (0..params.len()).map(|i| state.tensor(&format!("state.{i}.{name}")).cloned()).collect();
+    }
+    if let Some(steps) = fields.steps {
+        *steps = (0..params.len())
+            .map(|i| {
+                state.count(&format!("state.{i}.step")).map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX))
+            })
+            .collect();
+    }
+    Ok(())
+}
+
+/// The two state methods of an optimizer with these settings (fields of type `f64`), buffers
+/// (`Vec<Option<ArrayD<F>>>` fields, under their PyTorch names) and step counts.
+macro_rules! state_methods {
+    (numbers: [$($n:ident),*], slots: [$($s:literal => $f:ident),*] $(, steps: $steps:ident)?) => {
+        fn state_dict(&self) -> StateDict<F> {
+            let steps: Option<&[i32]> = None $(.or(Some(&self.$steps)))?;
+            save_state(&[$((stringify!($n), self.$n)),*], &[$(($s, &self.$f)),*], steps)
+        }
+        fn load_state_dict(&mut self, tape: &Tape<F>, state: &StateDict<F>) -> std::result::Result<(), StateError> {
+            let steps: Option<&mut Vec<i32>> = None $(.or(Some(&mut self.$steps)))?;
+            let fields = Fields { numbers: vec![$((stringify!($n), &mut self.$n)),*], slots: vec![$(($s, &mut self.$f)),*], steps };
+            load_state(tape, &self.params, state, fields)
+        }
+    };
 }
 
 /// The two learning-rate methods of an optimizer that keeps its rate in a field `lr`.
@@ -184,6 +321,7 @@ impl<F: Float> Optimizer<F> for Sgd {
         });
     }
     learning_rate_field!();
+    state_methods!(numbers: [lr, weight_decay], slots: []);
 }
 
 /// SGD with momentum `μ` (PyTorch's form): `b ← μ·b + g`, then `w ← w − lr·b`, or with
@@ -254,6 +392,7 @@ impl<F: Float> Optimizer<F> for Momentum<F> {
         });
     }
     learning_rate_field!();
+    state_methods!(numbers: [lr, momentum, weight_decay], slots: ["momentum_buffer" => buffers]);
 }
 
 /// AdaGrad: `h ← h + g²`, `w ← w − lr·g / (√h + ε)`.
@@ -298,6 +437,7 @@ impl<F: Float> Optimizer<F> for AdaGrad<F> {
         });
     }
     learning_rate_field!();
+    state_methods!(numbers: [lr, eps], slots: ["sum" => sums]);
 }
 
 /// RMSProp: `h ← ρ·h + (1 − ρ)·g²`, `w ← w − lr·g / (√h + ε)`.
@@ -344,6 +484,7 @@ impl<F: Float> Optimizer<F> for RmsProp<F> {
         });
     }
     learning_rate_field!();
+    state_methods!(numbers: [lr, decay, eps], slots: ["square_avg" => averages]);
 }
 
 /// Adam, and AdamW when `decoupled_weight_decay` is set: `m ← β₁m + (1 − β₁)g`,
@@ -462,6 +603,7 @@ impl<F: Float> Optimizer<F> for Adam<F> {
         });
     }
     learning_rate_field!();
+    state_methods!(numbers: [lr, beta1, beta2, eps, weight_decay], slots: ["exp_avg" => moments, "exp_avg_sq" => squares], steps: steps);
 }
 
 /// Options of [`clip_grad_norm`].

@@ -33,7 +33,7 @@ mod init;
 mod layers;
 mod loss;
 mod recurrent;
-mod save;
+pub(crate) mod save;
 
 pub use crate::ops::nn::{SoftmaxCrossEntropy, softmax_cross_entropy, softmax_cross_entropy_with_targets};
 pub use conv::{AdaptiveAvgPool2d, AvgPool2d, Conv2d, ConvTranspose2d, Convolution, Flatten, MaxPool2d};
@@ -46,7 +46,7 @@ pub use loss::{
     softmax_cross_entropy_ignoring, sum_squared_error,
 };
 pub use recurrent::{Cell, GRU, Gru, GruCell, LSTM, Lstm, LstmCell, RNN, Recurrent, Rnn, RnnCell, State};
-pub use save::{SaveError, load, save};
+pub use save::{load, load_state_dict, save, state_dict};
 
 use std::collections::HashSet;
 

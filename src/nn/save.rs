@@ -1,115 +1,102 @@
-//! Saving and loading a module's parameters in the safetensors format, under the names the
-//! module lists, so the weights open in other frameworks.
+//! A module's state: its parameters and buffers as a [`StateDict`] under the names the module
+//! lists, and saved as safetensors, so the weights open in other frameworks.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-use safetensors::tensor::{Dtype, SafeTensors, TensorView, View};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use super::Module;
 use crate::float::Float;
+use crate::state::{Entry, Mismatch, StateDict, StateError};
 use crate::tape::{Param, Tape};
 use crate::value::Value;
 
-/// What went wrong saving or loading weights.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SaveError {
-    /// The file could not be read or written.
-    #[error("{}: {error}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's error.
-        error: std::io::Error,
-    },
-    /// The file is not valid safetensors.
-    #[error("{}: not a valid safetensors file: {error}", path.display())]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// What the parser found.
-        error: safetensors::SafeTensorError,
-    },
-    /// The model has a parameter the file lacks.
-    #[error("{}: no tensor named {name:?}; the file has {found:?}", path.display())]
-    Missing {
-        /// The file.
-        path: PathBuf,
-        /// The parameter's name.
-        name: String,
-        /// The names in the file.
-        found: Vec<String>,
-    },
-    /// The file has a tensor the model does not.
-    #[error("{}: tensor {name:?} matches no parameter of the model", path.display())]
-    Unexpected {
-        /// The file.
-        path: PathBuf,
-        /// The tensor's name.
-        name: String,
-    },
-    /// The model lists two parameters or buffers under one name, so a file cannot tell them
-    /// apart.
-    #[error(
-        "{}: the model names two tensors {name:?} (shapes {first:?} and {second:?}); expected \
-         each parameter and buffer name once",
-        path.display()
-    )]
-    Duplicate {
-        /// The file.
-        path: PathBuf,
-        /// The repeated name.
-        name: String,
-        /// The shape of the first tensor under that name.
-        first: Vec<usize>,
-        /// The shape of the second.
-        second: Vec<usize>,
-    },
-    /// A tensor's shape or element type differs from the parameter's.
-    #[error("{}: tensor {name:?} is {found}, expected {expected}", path.display())]
-    Mismatch {
-        /// The file.
-        path: PathBuf,
-        /// The tensor's name.
-        name: String,
-        /// The parameter's element type and shape.
-        expected: String,
-        /// The tensor's.
-        found: String,
-    },
+/// Every parameter and buffer of `module` (values on `tape`), copied into a [`StateDict`]: to
+/// copy weights into another model, onto another tape or thread, without a file.
+///
+/// Fails with [`StateError::Duplicate`] if two of them share a name.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tapegrad::nn::{self, Activation, Init, Mlp};
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+/// let (a, b) = (tapegrad::Tape::<f32>::new(), tapegrad::Tape::<f32>::new());
+/// let first = Mlp::new(&a, &[3, 4, 2], Activation::Tanh, Init::Xavier, &mut rng);
+/// let second = Mlp::new(&b, &[3, 4, 2], Activation::Tanh, Init::Xavier, &mut rng);
+/// let state = nn::state_dict(&a, &first).unwrap();
+/// assert_eq!(state.names(), ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]);
+/// nn::load_state_dict(&b, &second, &state).unwrap();
+/// assert_eq!(nn::state_dict(&b, &second).unwrap(), state);
+/// ```
+pub fn state_dict<F: Float>(tape: &Tape<F>, module: &impl Module<F>) -> Result<StateDict<F>, StateError> {
+    let mut state = StateDict::new();
+    for (name, p) in named_tensors(tape, module)? {
+        state.insert(name, Entry::Tensor(tape.get(p).value().to_array()));
+    }
+    Ok(state)
 }
 
-struct Tensor<F> {
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-    dtype: Dtype,
-    _element: std::marker::PhantomData<F>,
+/// Copies `state` into `module`'s parameters and buffers on `tape`. Every name, element type
+/// and shape must match; otherwise the error lists each difference and nothing changes.
+///
+/// ```
+/// use tapegrad::nn::{self, Linear};
+/// use tapegrad::state::{Entry, Mismatch, StateError};
+/// let tape = tapegrad::Tape::<f64>::new();
+/// let layer = Linear::from_arrays(&tape, ndarray::array![[1.0, 2.0]], ndarray::array![0.5, 0.0]);
+/// let mut state = nn::state_dict(&tape, &layer).unwrap();
+/// state.insert("weight", Entry::Tensor(ndarray::Array2::zeros((2, 1)).into_dyn()));
+/// state.remove("bias");
+/// let Err(StateError::Mismatch { mismatches, .. }) = nn::load_state_dict(&tape, &layer, &state) else {
+///     panic!("a wrong shape and a missing bias")
+/// };
+/// assert_eq!(mismatches.len(), 2, "{mismatches:?}");
+/// assert_eq!(tape.get(layer.weight).to_array(), ndarray::array![[1.0, 2.0]].into_dyn(), "unchanged");
+/// ```
+pub fn load_state_dict<F: Float>(
+    tape: &Tape<F>,
+    module: &impl Module<F>,
+    state: &StateDict<F>,
+) -> Result<(), StateError> {
+    apply(tape, module, state, Vec::new())
 }
 
-impl<F> View for &Tensor<F> {
-    fn dtype(&self) -> Dtype {
-        self.dtype
+/// Checks `state` against `module`, adding to the mismatches a file reader found, then copies it.
+fn apply<F: Float>(
+    tape: &Tape<F>,
+    module: &impl Module<F>,
+    state: &StateDict<F>,
+    mut mismatches: Vec<Mismatch>,
+) -> Result<(), StateError> {
+    let foreign: Vec<String> = mismatches.iter().map(|m| m.name().to_string()).collect();
+    let found = state_mismatches(tape, module, state)?;
+    mismatches.extend(found.into_iter().filter(|m| !foreign.iter().any(|n| n == m.name())));
+    if !mismatches.is_empty() {
+        return Err(StateError::Mismatch { file: None, mismatches });
     }
-    fn shape(&self) -> &[usize] {
-        &self.shape
+    for (name, p) in named_tensors(tape, module)? {
+        let array = state.tensor(&name).expect("checked").clone();
+        tape.get(p).set_value(Value::from(array));
     }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
+    Ok(())
 }
 
-fn dtype<F: Float>() -> Dtype {
-    if F::NAME == "f32" { Dtype::F32 } else { Dtype::F64 }
+/// Every way `state` does not fit `module`'s parameters and buffers (an error if the module
+/// repeats a name).
+pub(crate) fn state_mismatches<F: Float>(
+    tape: &Tape<F>,
+    module: &impl Module<F>,
+    state: &StateDict<F>,
+) -> Result<Vec<Mismatch>, StateError> {
+    let expected: Vec<(String, String)> = named_tensors(tape, module)?
+        .into_iter()
+        .map(|(name, p)| (name, format!("{} {:?}", F::NAME, tape.get(p).shape().as_slice())))
+        .collect();
+    Ok(state.mismatches(expected.iter().map(|(n, d)| (n.as_str(), d.clone()))))
 }
 
 /// Writes every parameter and buffer of `module` (values on `tape`) to `path` as safetensors.
 ///
-/// Fails with [`SaveError::Duplicate`], before the file is opened, if two of them share a
+/// Fails with [`StateError::Duplicate`], before the file is opened, if two of them share a
 /// name.
 ///
 /// ```
@@ -130,33 +117,15 @@ pub fn save<F: Float>(
     path: impl AsRef<Path>,
     tape: &Tape<F>,
     module: &impl Module<F>,
-) -> Result<(), SaveError> {
+) -> Result<(), StateError> {
     let path = path.as_ref();
-    let tensors: Vec<(String, Tensor<F>)> = named_tensors(path, tape, module)?
-        .into_iter()
-        .map(|(name, p)| {
-            let value = tape.get(p).value();
-            let bytes = value.view().iter().flat_map(|&x| le_bytes(x)).collect();
-            (
-                name,
-                Tensor {
-                    shape: value.shape().to_vec(),
-                    bytes,
-                    dtype: dtype::<F>(),
-                    _element: Default::default(),
-                },
-            )
-        })
-        .collect();
-    let views = tensors.iter().map(|(name, t)| (name.as_str(), t));
-    let bytes = safetensors::serialize(views, None)
-        .map_err(|error| SaveError::Format { path: path.to_path_buf(), error })?;
-    std::fs::write(path, bytes).map_err(|error| SaveError::Io { path: path.to_path_buf(), error })
+    state_dict(tape, module).map_err(|e| e.in_file(path))?.save(path, &BTreeMap::new())
 }
 
 /// Reads parameters saved by [`save`] (or by another framework, with the same names, shapes
 /// and element type) from `path` into `module`'s parameters on `tape`. Nothing is changed
-/// unless every parameter matches and the model's names are unique.
+/// unless every parameter matches and the model's names are unique; the error lists every
+/// missing, unexpected or misshapen tensor.
 ///
 /// From PyTorch, `safetensors.torch.save_file(model.state_dict(), path)` gives the names and,
 /// for convolutions and batch norm, the layouts; two differences: a [`Linear`](super::Linear)
@@ -178,56 +147,24 @@ pub fn load<F: Float>(
     path: impl AsRef<Path>,
     tape: &Tape<F>,
     module: &impl Module<F>,
-) -> Result<(), SaveError> {
+) -> Result<(), StateError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|error| SaveError::Io { path: path.to_path_buf(), error })?;
-    let file = SafeTensors::deserialize(&bytes)
-        .map_err(|error| SaveError::Format { path: path.to_path_buf(), error })?;
-    let params = named_tensors(path, tape, module)?;
-    let found: Vec<String> = file.names().into_iter().map(String::from).collect();
-    if let Some(extra) = found.iter().find(|n| !params.iter().any(|(name, _)| name == *n)) {
-        return Err(SaveError::Unexpected { path: path.to_path_buf(), name: extra.clone() });
-    }
-    let mut values = Vec::with_capacity(params.len());
-    for (name, p) in &params {
-        let view: TensorView<'_> = file.tensor(name).map_err(|_| SaveError::Missing {
-            path: path.to_path_buf(),
-            name: name.clone(),
-            found: found.clone(),
-        })?;
-        let shape = tape.get(*p).shape();
-        if view.dtype() != dtype::<F>() || view.shape() != shape.as_slice() {
-            return Err(SaveError::Mismatch {
-                path: path.to_path_buf(),
-                name: name.clone(),
-                expected: format!("{} {:?}", F::NAME, shape.as_slice()),
-                found: format!("{:?} {:?}", view.dtype(), view.shape()),
-            });
-        }
-        let data: Vec<F> = view.data().chunks_exact(std::mem::size_of::<F>()).map(from_le_bytes).collect();
-        let array =
-            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(view.shape()), data).expect("checked length");
-        values.push((*p, Value::from(array)));
-    }
-    for (p, value) in values {
-        tape.get(p).set_value(value);
-    }
-    Ok(())
+    let (state, _, foreign) = StateDict::<F>::read(path)?;
+    apply(tape, module, &state, foreign).map_err(|e| e.in_file(path))
 }
 
 /// The parameters and buffers of `module`, named; an error if a name repeats.
 fn named_tensors<F: Float>(
-    path: &Path,
     tape: &Tape<F>,
     module: &impl Module<F>,
-) -> Result<Vec<(String, Param)>, SaveError> {
+) -> Result<Vec<(String, Param)>, StateError> {
     let mut named = module.parameters();
     named.extend(module.buffers());
     let mut seen = HashMap::with_capacity(named.len());
     for &(ref name, p) in &named {
         if let Some(first) = seen.insert(name.as_str(), p) {
-            return Err(SaveError::Duplicate {
-                path: path.to_path_buf(),
+            return Err(StateError::Duplicate {
+                file: None,
                 name: name.clone(),
                 first: tape.get(first).shape().to_vec(),
                 second: tape.get(p).shape().to_vec(),
@@ -235,19 +172,4 @@ fn named_tensors<F: Float>(
         }
     }
     Ok(named)
-}
-
-fn le_bytes<F: Float>(x: F) -> Vec<u8> {
-    if F::NAME == "f32" {
-        (x.as_f64() as f32).to_le_bytes().to_vec()
-    } else {
-        x.as_f64().to_le_bytes().to_vec()
-    }
-}
-
-fn from_le_bytes<F: Float>(b: &[u8]) -> F {
-    match b.len() {
-        4 => F::of(f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64),
-        _ => F::of(f64::from_le_bytes(b.try_into().expect("8 bytes"))),
-    }
 }
