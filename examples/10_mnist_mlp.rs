@@ -5,6 +5,7 @@
 //! cargo run --release --example mnist_mlp                         # 784-256-128-10 ReLU, Adam
 //! cargo run --release --example mnist_mlp -- --two-layer-net      # the textbook's TwoLayerNet
 //! cargo run --release --example mnist_mlp -- --optimizer momentum --epochs 20 --data-dir ~/mnist
+//! cargo run --release --example mnist_mlp -- --workers 2           # data-parallel on 2 threads
 //! ```
 //!
 //! Prints the train and test accuracy after each epoch, shows a progress bar with the loss and
@@ -15,15 +16,16 @@ use std::path::PathBuf;
 
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
-use tapegrad::Tape;
+use tapegrad::parallel::{self, Communicator, ParallelError, Single};
+use tapegrad::{Tape, s};
 
-use tapegrad::data::{DataLoader, Mnist};
+use tapegrad::data::DataLoader;
 use tapegrad::nn::{self, Activation, Init, Mlp, Module};
 
 #[path = "common/training.rs"]
 mod training;
 pub use training::Epoch;
-use training::{optimizer, progress_bar, report, save_weights_and_curves, train_epoch};
+use training::{Digits, accuracy, optimizer, progress_bar, report, save_weights_and_curves, train_epoch};
 
 /// What to train, and how.
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ pub struct Settings {
     pub progress: bool,
     /// Where the weights are written.
     pub out_dir: PathBuf,
+    /// Threads that share each batch (data-parallel training).
+    pub workers: usize,
 }
 
 impl Default for Settings {
@@ -66,6 +70,7 @@ impl Default for Settings {
             seed: 1,
             progress: true,
             out_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/target/mnist_mlp").into(),
+            workers: 1,
         }
     }
 }
@@ -87,7 +92,7 @@ impl Settings {
     }
 
     /// Reads the command line: `--two-layer-net`, `--optimizer NAME`, `--lr X`, `--epochs N`,
-    /// `--batch N`, `--seed N`, `--hidden 256,128`, `--data-dir DIR`, `--out-dir DIR`.
+    /// `--batch N`, `--seed N`, `--hidden 256,128`, `--workers N`, `--data-dir DIR`, `--out-dir DIR`.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let args: Vec<String> = args.into_iter().collect();
         let mut settings = if args.iter().any(|a| a == "--two-layer-net") {
@@ -105,6 +110,7 @@ impl Settings {
                 "--epochs" => settings.epochs = number(value()?)? as usize,
                 "--batch" => settings.batch = number(value()?)? as usize,
                 "--seed" => settings.seed = number(value()?)? as u64,
+                "--workers" => settings.workers = training::workers(&number(value()?)?)?,
                 "--hidden" => {
                     let widths: Result<Vec<usize>, _> = value()?.split(',').map(str::parse).collect();
                     let widths = widths.map_err(|_| format!("{flag}: expected widths such as 256,128"))?;
@@ -122,52 +128,69 @@ impl Settings {
     }
 }
 
-/// Trains as `settings` say, printing a line per epoch; returns every epoch's figures.
+/// Trains as `settings` say, printing a line per epoch; returns every epoch's figures. With
+/// `workers` above 1, that many threads share each batch (data-parallel), ending with the
+/// weights one worker would reach up to rounding.
 pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Error>> {
-    let mnist = Mnist::load(&settings.data_dir)?;
-    let flat = |images: &ndarray::Array3<u8>| -> Array2<f32> {
-        let n = images.len_of(Axis(0));
-        images.mapv(|p| p as f32 / 255.0).into_shape_with_order((n, 784)).expect("28×28 images")
-    };
-    let (train_x, test_x) = (flat(&mnist.train_images), flat(&mnist.test_images));
-    let labels = |l: &ndarray::Array1<u8>| l.iter().map(|&l| l as usize).collect::<Vec<_>>();
-    let (train_y, test_y) = (labels(&mnist.train_labels), labels(&mnist.test_labels));
-    println!(
-        "MNIST: {} training and {} test digits from {}",
-        train_y.len(),
-        test_y.len(),
-        settings.data_dir.display()
-    );
+    let data = Digits::load(&settings.data_dir, settings.workers, |x| {
+        let n = x.len_of(Axis(0));
+        x.into_shape_with_order((n, 784)).expect("28×28 images")
+    })?;
+    Ok(match settings.workers {
+        1 => run(&Single, settings, &data)?,
+        workers => parallel::run_threads(workers, |comm| run(&comm, settings, &data))?.swap_remove(0),
+    })
+}
 
+/// The digits, as the network takes them.
+type Data = Digits<Array2<f32>>;
+
+/// The training run of one worker of `comm`: rank 0 reports and saves.
+fn run(comm: &impl Communicator, settings: &Settings, data: &Data) -> Result<Vec<Epoch>, ParallelError> {
+    let failed =
+        |e: &dyn std::fmt::Display| ParallelError::Worker { rank: comm.rank(), message: e.to_string() };
+    let lead = comm.rank() == 0;
     let tape = Tape::<f32>::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(settings.seed);
     let model = Mlp::new(&tape, &settings.sizes, settings.activation, settings.init, &mut rng);
-    let mut opt = optimizer(&settings.optimizer, nn::params(&model), settings.lr)?;
-    let loader = DataLoader::new(&train_x, &mnist.train_labels, settings.batch)?.seed(settings.seed);
-    // Evaluation records nothing (no_grad) and keeps nothing (scope frees its nodes).
+    parallel::sync_replicas(comm, &tape, &model)?;
+    let mut opt = optimizer(&settings.optimizer, nn::params(&model), settings.lr).map_err(|e| failed(&e))?;
+    let loader =
+        DataLoader::new(&data.train_x, &data.train_labels, settings.batch).map_err(|e| failed(&e))?;
+    let loader = loader.seed(settings.seed);
+    // Evaluation records nothing (no_grad) and keeps nothing (scope frees its nodes); each
+    // worker scores its share of the digits.
     let evaluate = |x: &Array2<f32>, y: &[usize]| {
-        tape.scope(|| {
-            let _frozen = tape.no_grad();
-            let scores = model.forward(tape.constant(x.clone())).to_array();
-            nn::accuracy(&scores, y)
+        accuracy(comm, y.len(), |rows| {
+            tape.scope(|| {
+                let _frozen = tape.no_grad();
+                let scores =
+                    model.forward(tape.constant(x.slice(s![rows.clone(), ..]).to_owned())).to_array();
+                nn::accuracy(&scores, &y[rows.clone()]) * rows.len() as f64
+            })
         })
     };
 
     let mut epochs = Vec::new();
     for epoch in 0..settings.epochs {
-        let bar = progress_bar(settings.progress, loader.len(), epoch);
+        let bar = progress_bar(settings.progress && lead, loader.len(), epoch);
         let batches = loader.epoch::<f32>(epoch as u64);
-        let (loss, seconds) = train_epoch(&tape, &model, opt.as_mut(), batches, &bar, |x| x.into_dyn());
+        let (loss, seconds) =
+            train_epoch(comm, &tape, &model, opt.as_mut(), batches, &bar, |x| x.into_dyn())?;
         let stats = Epoch {
             loss,
-            train_accuracy: evaluate(&train_x, &train_y),
-            test_accuracy: evaluate(&test_x, &test_y),
+            train_accuracy: evaluate(&data.train_x, &data.train_y)?,
+            test_accuracy: evaluate(&data.test_x, &data.test_y)?,
             seconds,
         };
-        report(epoch, &stats);
+        if lead {
+            report(epoch, &stats);
+        }
         epochs.push(stats);
     }
-    save_weights_and_curves(&settings.out_dir, &tape, &model, &epochs)?;
+    if lead {
+        save_weights_and_curves(&settings.out_dir, &tape, &model, &epochs).map_err(|e| failed(&e))?;
+    }
     Ok(epochs)
 }
 

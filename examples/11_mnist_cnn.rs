@@ -5,6 +5,7 @@
 //! cargo run --release --example mnist_cnn                       # Adam, 15 epochs, shifted digits
 //! cargo run --release --example mnist_cnn -- --optimizer sgd --lr 0.1 --epochs 20 --no-shift
 //! cargo run --release --example mnist_cnn -- --data-dir ~/mnist --epochs 5
+//! cargo run --release --example mnist_cnn -- --workers 2         # data-parallel on 2 threads
 //! ```
 //!
 //! The network: convolution (30 filters 5×5) → ReLU → 2×2 max pooling → Linear 4320→100 →
@@ -19,17 +20,18 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, Array3, Array4, ArrayD, Axis, s};
+use ndarray::{Array2, Array4, ArrayD, Axis, s};
 use rand::{RngExt, SeedableRng};
-use tapegrad::data::{DataLoader, Mnist};
+use tapegrad::data::DataLoader;
 use tapegrad::nn::{self, Activation, Conv2d, Flatten, Init, Linear, MaxPool2d, Module, Sequential};
 use tapegrad::optim::{CosineLr, Schedule};
+use tapegrad::parallel::{self, Communicator, ParallelError, Single};
 use tapegrad::{ConvOptions, Tape, Window};
 
 #[path = "common/training.rs"]
 mod training;
 pub use training::Epoch;
-use training::{optimizer, progress_bar, report, save_weights_and_curves, train_epoch};
+use training::{Digits, accuracy, optimizer, progress_bar, report, save_weights_and_curves, train_epoch};
 
 /// What to train, and how.
 #[derive(Debug, Clone)]
@@ -56,6 +58,8 @@ pub struct Settings {
     pub progress: bool,
     /// Where the weights and pictures are written.
     pub out_dir: PathBuf,
+    /// Threads that share each batch (data-parallel training).
+    pub workers: usize,
 }
 
 impl Default for Settings {
@@ -72,14 +76,15 @@ impl Default for Settings {
             seed: 1,
             progress: true,
             out_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/target/mnist_cnn").into(),
+            workers: 1,
         }
     }
 }
 
 impl Settings {
     /// Reads the command line: `--optimizer NAME`, `--lr X`, `--epochs N`, `--batch N`,
-    /// `--seed N`, `--filters N`, `--hidden N`, `--shift N`, `--no-shift`, `--data-dir DIR`,
-    /// `--out-dir DIR`.
+    /// `--seed N`, `--filters N`, `--hidden N`, `--shift N`, `--no-shift`, `--workers N`,
+    /// `--data-dir DIR`, `--out-dir DIR`.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let args: Vec<String> = args.into_iter().collect();
         let mut settings = Settings::default();
@@ -96,6 +101,7 @@ impl Settings {
                 "--filters" => settings.filters = number(value()?)? as usize,
                 "--hidden" => settings.hidden = number(value()?)? as usize,
                 "--shift" => settings.shift = number(value()?)? as usize,
+                "--workers" => settings.workers = training::workers(&number(value()?)?)?,
                 "--no-shift" => settings.shift = 0,
                 "--data-dir" => settings.data_dir = value()?.into(),
                 "--out-dir" => settings.out_dir = value()?.into(),
@@ -126,70 +132,86 @@ pub fn simple_conv_net(tape: &Tape<f32>, settings: &Settings, rng: &mut impl ran
         .add("fc2", Linear::new(tape, settings.hidden, 10, Init::He, rng))
 }
 
-/// Trains as `settings` say, printing a line per epoch; returns every epoch's figures.
+/// Trains as `settings` say, printing a line per epoch; returns every epoch's figures. With
+/// `workers` above 1, that many threads share each batch (data-parallel), ending with the
+/// weights one worker would reach up to rounding.
 pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Error>> {
-    let mnist = Mnist::load(&settings.data_dir)?;
-    let images = |images: &Array3<u8>| -> Array4<f32> {
-        let n = images.len_of(Axis(0));
-        images.mapv(|p| p as f32 / 255.0).into_shape_with_order((n, 1, 28, 28)).expect("28×28 images")
-    };
-    let (train_x, test_x) = (images(&mnist.train_images), images(&mnist.test_images));
-    let labels = |l: &ndarray::Array1<u8>| l.iter().map(|&l| l as usize).collect::<Vec<_>>();
-    let (train_y, test_y) = (labels(&mnist.train_labels), labels(&mnist.test_labels));
-    println!(
-        "MNIST: {} training and {} test digits from {}",
-        train_y.len(),
-        test_y.len(),
-        settings.data_dir.display()
-    );
+    let data = Digits::load(&settings.data_dir, settings.workers, |x| {
+        let n = x.len_of(Axis(0));
+        x.into_shape_with_order((n, 1, 28, 28)).expect("28×28 images")
+    })?;
+    Ok(match settings.workers {
+        1 => run(&Single, settings, &data)?,
+        workers => parallel::run_threads(workers, |comm| run(&comm, settings, &data))?.swap_remove(0),
+    })
+}
 
+/// The digits, as the network takes them.
+type Data = Digits<Array4<f32>>;
+
+/// The training run of one worker of `comm`: rank 0 reports and saves.
+fn run(comm: &impl Communicator, settings: &Settings, data: &Data) -> Result<Vec<Epoch>, ParallelError> {
+    let failed =
+        |e: &dyn std::fmt::Display| ParallelError::Worker { rank: comm.rank(), message: e.to_string() };
+    let lead = comm.rank() == 0;
     let tape = Tape::<f32>::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(settings.seed);
     let model = simple_conv_net(&tape, settings, &mut rng);
+    parallel::sync_replicas(comm, &tape, &model)?;
     let conv1 = model.parameters()[0].1;
     let filters_before = tape.get(conv1).to_array();
-    let mut opt = optimizer(&settings.optimizer, nn::params(&model), settings.lr)?;
+    let mut opt = optimizer(&settings.optimizer, nn::params(&model), settings.lr).map_err(|e| failed(&e))?;
     let schedule = CosineLr { initial: settings.lr, min: 0.0, epochs: settings.epochs };
-    let loader = DataLoader::new(&train_x, &mnist.train_labels, settings.batch)?.seed(settings.seed);
+    let loader =
+        DataLoader::new(&data.train_x, &data.train_labels, settings.batch).map_err(|e| failed(&e))?;
+    let loader = loader.seed(settings.seed);
     // Evaluation records nothing (no_grad), keeps nothing (scope frees its nodes), and goes in
-    // batches so that the column buffers of the convolution stay small.
+    // batches so that the column buffers of the convolution stay small; each worker scores its
+    // share of the digits.
     let evaluate = |x: &Array4<f32>, y: &[usize]| {
-        let chunks = x.axis_chunks_iter(Axis(0), 500).zip(y.chunks(500));
-        let correct: f64 = chunks
-            .map(|(x, y)| {
-                tape.scope(|| {
-                    let _frozen = tape.no_grad();
-                    let scores = model.forward(tape.constant(x.to_owned())).to_array();
-                    nn::accuracy(&scores, y) * y.len() as f64
+        accuracy(comm, y.len(), |rows| {
+            let x = x.slice(s![rows.clone(), .., .., ..]);
+            let chunks = x.axis_chunks_iter(Axis(0), 500).zip(y[rows].chunks(500));
+            chunks
+                .map(|(x, y)| {
+                    tape.scope(|| {
+                        let _frozen = tape.no_grad();
+                        let scores = model.forward(tape.constant(x.to_owned())).to_array();
+                        nn::accuracy(&scores, y) * y.len() as f64
+                    })
                 })
-            })
-            .sum();
-        correct / y.len() as f64
+                .sum()
+        })
     };
 
+    // every worker draws the same shifts for the whole batch, then takes its shard
     let mut shifts = rand::rngs::StdRng::seed_from_u64(settings.seed ^ 0x5eed);
     let mut epochs = Vec::new();
     for epoch in 0..settings.epochs {
         opt.set_learning_rate(schedule.rate(epoch));
-        let bar = progress_bar(settings.progress, loader.len(), epoch);
+        let bar = progress_bar(settings.progress && lead, loader.len(), epoch);
         let batches = loader.epoch::<f32>(epoch as u64);
-        let (loss, seconds) = train_epoch(&tape, &model, opt.as_mut(), batches, &bar, |x| {
+        let (loss, seconds) = train_epoch(comm, &tape, &model, opt.as_mut(), batches, &bar, |x| {
             let x = x.into_dimensionality().expect("[N, 1, 28, 28]");
             shift_randomly(x, settings.shift, &mut shifts).into_dyn()
-        });
+        })?;
         let stats = Epoch {
             loss,
-            train_accuracy: evaluate(&train_x, &train_y),
-            test_accuracy: evaluate(&test_x, &test_y),
+            train_accuracy: evaluate(&data.train_x, &data.train_y)?,
+            test_accuracy: evaluate(&data.test_x, &data.test_y)?,
             seconds,
         };
-        report(epoch, &stats);
+        if lead {
+            report(epoch, &stats);
+        }
         epochs.push(stats);
     }
-    save_weights_and_curves(&settings.out_dir, &tape, &model, &epochs)?;
-    let pictures = settings.out_dir.join("filters.png");
-    plot_filters(&pictures, &filters_before, &tape.get(conv1).to_array())?;
-    println!("first-layer filters before and after training drawn in {}", pictures.display());
+    if lead {
+        save_weights_and_curves(&settings.out_dir, &tape, &model, &epochs).map_err(|e| failed(&e))?;
+        let pictures = settings.out_dir.join("filters.png");
+        plot_filters(&pictures, &filters_before, &tape.get(conv1).to_array()).map_err(|e| failed(&e))?;
+        println!("first-layer filters before and after training drawn in {}", pictures.display());
+    }
     Ok(epochs)
 }
 

@@ -37,6 +37,7 @@ mod gradcheck;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod parallel;
 mod pool;
 pub mod state;
 mod tape;

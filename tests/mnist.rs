@@ -47,4 +47,30 @@ fn flags_choose_the_textbook_network_and_the_optimizer() {
     let e = Settings::from_args(args("--optimizer lbfgs")).unwrap_err();
     assert!(e.starts_with("unknown optimizer \"lbfgs\""), "{e}");
     assert_eq!(Settings::from_args(args("--epochs")).unwrap_err(), "--epochs needs a value");
+    assert_eq!(Settings::from_args(args("--workers 2")).unwrap().workers, 2);
+    let e = Settings::from_args(args("--workers 0")).unwrap_err();
+    assert_eq!(e, "--workers: 0 is not a number of workers; expected 1, 2, …");
+}
+
+/// Two workers sharing each batch train the same network as one: after two epochs of
+/// momentum SGD the accuracies agree to rounding (the summation order differs).
+#[test]
+fn two_workers_train_the_same_network_as_one() {
+    let out = std::env::temp_dir().join(format!("tapegrad-mnist-workers-{}", std::process::id()));
+    let settings = |workers| Settings {
+        progress: false,
+        out_dir: out.clone(),
+        epochs: 2,
+        optimizer: "momentum".into(),
+        lr: 0.02,
+        workers,
+        ..Settings::default()
+    };
+    let (one, two) = (mnist_mlp::train(&settings(1)).unwrap(), mnist_mlp::train(&settings(2)).unwrap());
+    for (a, b) in one.iter().zip(&two) {
+        assert!((a.loss - b.loss).abs() < 1e-5 * a.loss, "{} against {}", a.loss, b.loss);
+        assert!((a.test_accuracy - b.test_accuracy).abs() <= 1.0 / 2000.0, "{a:?} against {b:?}");
+    }
+    assert!(one[1].test_accuracy > 0.9, "{one:?}");
+    std::fs::remove_dir_all(out).unwrap();
 }

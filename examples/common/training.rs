@@ -6,10 +6,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array1, ArrayD};
+use ndarray::{Array1, ArrayD, Axis};
 use tapegrad::Tape;
 use tapegrad::nn::{self, Module};
 use tapegrad::optim::{AdaGrad, Adam, Momentum, Optimizer, RmsProp, Sgd};
+use tapegrad::parallel::{self, Communicator, ParallelError};
 
 #[path = "font.rs"]
 mod font;
@@ -37,6 +38,54 @@ pub fn optimizer(
     })
 }
 
+/// The `--workers` flag's value: a whole number of at least 1.
+pub fn workers(n: &f64) -> Result<usize, String> {
+    if *n >= 1.0 && n.fract() == 0.0 {
+        Ok(*n as usize)
+    } else {
+        Err(format!("--workers: {n} is not a number of workers; expected 1, 2, …"))
+    }
+}
+
+/// The digits of an MNIST directory, pixels in [0, 1] shaped by `images`, with their labels.
+pub struct Digits<X> {
+    /// Training images.
+    pub train_x: X,
+    /// Held-out images.
+    pub test_x: X,
+    /// Training labels.
+    pub train_y: Vec<usize>,
+    /// Held-out labels.
+    pub test_y: Vec<usize>,
+    /// Training labels as stored, for the loader.
+    pub train_labels: Array1<u8>,
+}
+
+impl<X> Digits<X> {
+    /// Loads `dir`, shaping each set of images with `shape` (from `[N, 28, 28]` in [0, 1]),
+    /// and says what it loaded for how many `workers`.
+    pub fn load(
+        dir: &Path,
+        workers: usize,
+        shape: impl Fn(ndarray::Array3<f32>) -> X,
+    ) -> Result<Self, tapegrad::data::DataError> {
+        let mnist = tapegrad::data::Mnist::load(dir)?;
+        let images = |images: &ndarray::Array3<u8>| shape(images.mapv(|p| p as f32 / 255.0));
+        let labels = |l: &Array1<u8>| l.iter().map(|&l| l as usize).collect::<Vec<_>>();
+        let digits = Digits {
+            train_x: images(&mnist.train_images),
+            test_x: images(&mnist.test_images),
+            train_y: labels(&mnist.train_labels),
+            test_y: labels(&mnist.test_labels),
+            train_labels: mnist.train_labels,
+        };
+        let sharing = if workers > 1 { format!(", {workers} workers") } else { String::new() };
+        let (train, test) = (digits.train_y.len(), digits.test_y.len());
+        println!("MNIST: {train} training and {test} test digits from {}{sharing}", dir.display());
+        Ok(digits)
+    }
+}
+
 /// One epoch's figures.
 #[derive(Debug, Clone, Copy)]
 pub struct Epoch {
@@ -59,31 +108,54 @@ pub fn progress_bar(shown: bool, steps: usize, epoch: usize) -> ProgressBar {
     bar
 }
 
-/// One pass over `batches`: each batch's input made by `input`, softmax cross-entropy, backward,
-/// an optimizer step and `reset`, with `bar` showing the running loss. Returns the mean loss and
-/// the seconds the pass took.
+/// One pass over `batches` on this worker of `comm`: each global batch's input made by `input`,
+/// this worker's shard of it, softmax cross-entropy, backward, the gradients averaged over the
+/// workers, an optimizer step and `reset`, with `bar` showing the running loss. Returns the mean
+/// loss over the epoch's samples and the seconds the pass took. With [`Single`], the plain
+/// training loop.
+///
+/// [`Single`]: tapegrad::parallel::Single
 pub fn train_epoch<X>(
+    comm: &impl Communicator,
     tape: &Tape<f32>,
     model: &impl Module<f32>,
     opt: &mut dyn Optimizer<f32>,
     batches: impl Iterator<Item = (X, Array1<usize>)>,
     bar: &ProgressBar,
     mut input: impl FnMut(X) -> ArrayD<f32>,
-) -> (f64, f64) {
-    let (start, mut total, mut steps) = (Instant::now(), 0.0, 0);
+) -> Result<(f64, f64), ParallelError> {
+    let (start, mut total, mut samples) = (Instant::now(), 0.0, 0);
+    let params = nn::params(model);
     for (x, y) in batches {
-        let logits = model.forward(tape.constant(input(x)));
-        let loss = nn::softmax_cross_entropy(logits, y.as_slice().expect("contiguous"));
-        let grads = loss.backward();
+        let mine = parallel::shard(y.len(), comm.rank(), comm.size());
+        let x = input(x).slice_axis(Axis(0), mine.clone().into()).to_owned();
+        let logits = model.forward(tape.constant(x));
+        let loss = nn::softmax_cross_entropy(logits, &y.as_slice().expect("contiguous")[mine.clone()]);
+        let mut grads = loss.backward();
+        parallel::all_reduce_gradients(comm, tape, &params, &mut grads, mine.len())?;
         opt.step(tape, &grads);
-        total += loss.scalar() as f64;
-        steps += 1;
+        total += loss.scalar() as f64 * mine.len() as f64;
+        samples += mine.len();
         tape.reset();
-        bar.set_message(format!("loss {:.4}", total / steps as f64));
+        bar.set_message(format!("loss {:.4}", total / samples as f64));
         bar.inc(1);
     }
     bar.finish_and_clear();
-    (total / steps.max(1) as f64, start.elapsed().as_secs_f64())
+    let mut sums = [total, samples as f64];
+    comm.all_reduce_sum(&mut sums)?;
+    Ok((sums[0] / sums[1].max(1.0), start.elapsed().as_secs_f64()))
+}
+
+/// The accuracy of `scores` on `n` samples, this worker of `comm` scoring its shard: `correct`
+/// gives the number right in a range of samples.
+pub fn accuracy(
+    comm: &impl Communicator,
+    n: usize,
+    correct: impl Fn(std::ops::Range<usize>) -> f64,
+) -> Result<f64, ParallelError> {
+    let mut right = [correct(parallel::shard(n, comm.rank(), comm.size()))];
+    comm.all_reduce_sum(&mut right)?;
+    Ok(right[0] / n as f64)
 }
 
 /// Writes the weights (`weights.safetensors`) and the curves (`curves.png`) to `out_dir`,

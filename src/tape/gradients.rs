@@ -202,6 +202,28 @@ impl<F: Float> Gradients<F> {
         self.grads.get_mut(param.id)
     }
 
+    /// Sets the gradient of `param`, replacing any it had: for gradients computed elsewhere
+    /// (averaged over workers, accumulated over micro-batches).
+    ///
+    /// Panics if `param` belongs to another tape.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let (w, unused) = (tape.param(2.0), tape.param(1.0));
+    /// let mut grads = (tape.get(w) * 5.0).backward();
+    /// grads.set_param(unused, tapegrad::Value::from(3.0));
+    /// assert_eq!(grads[unused].scalar(), Some(3.0));
+    /// ```
+    #[track_caller]
+    pub fn set_param(&mut self, param: Param, value: Value<F>) {
+        if param.tape != self.tape {
+            panic!("{}", Error::ForeignTape { op: "Gradients::set_param", what: param.key() });
+        }
+        self.sparse.remove(param.id);
+        self.grads.insert(param.id, value);
+    }
+
     /// The number of gradients held.
     pub fn len(&self) -> usize {
         self.grads.len() + self.sparse.len()

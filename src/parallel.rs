@@ -1,0 +1,559 @@
+//! Data-parallel training: the same model on several workers, each computing the gradients of
+//! its share of every batch; the gradients are summed across workers and every worker applies
+//! the same update, so the replicas stay identical (PyTorch's `DistributedDataParallel`).
+//!
+//! A [`Communicator`] is what the workers share: their `rank` and `size`, and the collectives
+//! [`all_reduce_sum`](Communicator::all_reduce_sum), [`broadcast`](Communicator::broadcast)
+//! and [`barrier`](Communicator::barrier). [`run_threads`] runs W workers as threads of one
+//! process, each with its own tape and model replica ([`ThreadComm`], no system dependency);
+//! with the `mpi` feature, `MpiComm` runs them as MPI processes.
+//!
+//! A step, on each worker:
+//!
+//! 1. take its [`shard`] of the global batch;
+//! 2. compute the loss (the mean over its samples) and its gradients;
+//! 3. [`all_reduce_gradients`]: the mean gradient over the global batch, the same on every
+//!    worker;
+//! 4. the optimizer's step.
+//!
+//! [`sync_replicas`] starts a run: it checks that every replica has the same parameter and
+//! buffer names and shapes (an error names the rank and each difference) and copies rank 0's
+//! values to the others.
+//!
+//! ```
+//! use tapegrad::nn::{self, Linear, Module};
+//! use tapegrad::optim::{Optimizer, Sgd};
+//! use tapegrad::parallel::{self, Communicator};
+//!
+//! let x = ndarray::array![[1.0], [2.0], [3.0], [4.0]];
+//! let y = ndarray::array![[2.0], [4.0], [6.0], [8.0]];
+//! let weights = parallel::run_threads(2, |comm| {
+//!     let tape = tapegrad::Tape::<f64>::new();
+//!     // each replica starts from its own weights; sync_replicas copies rank 0's
+//!     let start = comm.rank() as f64;
+//!     let model = Linear::from_arrays(&tape, ndarray::array![[start]], ndarray::array![0.0]);
+//!     parallel::sync_replicas(&comm, &tape, &model)?;
+//!     let mut sgd = Sgd::new(nn::params(&model), 0.05);
+//!     for _ in 0..100 {
+//!         let rows = parallel::shard(x.nrows(), comm.rank(), comm.size());
+//!         let (xs, ys) = (x.slice(ndarray::s![rows.clone(), ..]), y.slice(ndarray::s![rows.clone(), ..]));
+//!         let loss = nn::mean_squared_error(model.forward(tape.constant(xs.to_owned())), tape.constant(ys.to_owned()));
+//!         let mut grads = loss.backward();
+//!         parallel::all_reduce_gradients(&comm, &tape, &nn::params(&model), &mut grads, rows.len())?;
+//!         sgd.step(&tape, &grads);
+//!         tape.reset();
+//!     }
+//!     Ok(tape.get(model.weight).to_array()[[0, 0]])
+//! })
+//! .unwrap();
+//! assert_eq!(weights[0], weights[1], "the replicas stay identical");
+//! assert!((weights[0] - 2.0).abs() < 0.05, "{weights:?}");
+//! ```
+
+use std::any::Any;
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, RwLock};
+
+use crate::float::Float;
+use crate::nn::{self, Module};
+use crate::state::{Entry, StateError};
+use crate::tape::{Gradients, Param, Tape};
+use crate::value::Value;
+
+/// What the workers of a data-parallel run share.
+///
+/// Every worker must call the same collectives in the same order with buffers of the same
+/// length; a worker that fails makes the others' collectives return
+/// [`ParallelError::PeerFailed`] (the thread backend) instead of waiting forever.
+pub trait Communicator {
+    /// This worker's number, from 0 to `size() − 1`.
+    fn rank(&self) -> usize;
+    /// The number of workers.
+    fn size(&self) -> usize;
+    /// Replaces `data`, on every worker, by the element-wise sum of every worker's `data`,
+    /// added in rank order (in `f64`), so each worker gets the same bits.
+    fn all_reduce_sum<F: Float>(&self, data: &mut [F]) -> Result<(), ParallelError>;
+    /// Replaces `data`, on every worker, by `root`'s.
+    fn broadcast<F: Float>(&self, data: &mut [F], root: usize) -> Result<(), ParallelError>;
+    /// Waits until every worker has called it.
+    fn barrier(&self) -> Result<(), ParallelError>;
+}
+
+/// The communicator of a run with one worker: every collective leaves its data as it is. A
+/// training loop written for a [`Communicator`] runs unchanged on one worker with it.
+///
+/// ```
+/// use tapegrad::parallel::{Communicator, Single};
+/// let mut x = [1.0f32, 2.0];
+/// Single.all_reduce_sum(&mut x).unwrap();
+/// assert_eq!((Single.rank(), Single.size(), x), (0, 1, [1.0, 2.0]));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Single;
+
+impl Communicator for Single {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn all_reduce_sum<F: Float>(&self, _data: &mut [F]) -> Result<(), ParallelError> {
+        Ok(())
+    }
+    fn broadcast<F: Float>(&self, _data: &mut [F], _root: usize) -> Result<(), ParallelError> {
+        Ok(())
+    }
+    fn barrier(&self) -> Result<(), ParallelError> {
+        Ok(())
+    }
+}
+
+/// What went wrong in a data-parallel run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParallelError {
+    /// A worker returned an error or panicked.
+    #[error("worker {rank} failed: {message}")]
+    Worker {
+        /// The worker's rank.
+        rank: usize,
+        /// Its error, or its panic's message.
+        message: String,
+    },
+    /// Another worker failed, so a collective on this one could not complete.
+    #[error("worker {rank} stopped in {during}: worker {failed} {what}")]
+    PeerFailed {
+        /// This worker's rank.
+        rank: usize,
+        /// The collective it was in.
+        during: &'static str,
+        /// The rank that failed.
+        failed: usize,
+        /// What it did: "failed", or "returned without joining it" (a worker that ends its
+        /// run while another still waits for it in a collective).
+        what: &'static str,
+    },
+    /// The replicas differ: another parameter name, shape or count than rank 0's.
+    #[error("worker {rank}'s model differs from worker 0's: {detail}")]
+    Mismatch {
+        /// The rank whose replica differs.
+        rank: usize,
+        /// Every difference, or which ranks differ.
+        detail: String,
+    },
+    /// Workers called a collective with buffers of different lengths.
+    #[error("worker {rank}: {op} with {len} values, but worker {other} passed {other_len}")]
+    Length {
+        /// This worker's rank.
+        rank: usize,
+        /// The collective.
+        op: &'static str,
+        /// This worker's length.
+        len: usize,
+        /// A worker whose length differs.
+        other: usize,
+        /// Its length.
+        other_len: usize,
+    },
+    /// A model's state could not be read.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// The rows of a batch of `n` that worker `rank` of `size` takes: contiguous, in rank order,
+/// the first `n % size` workers taking one more.
+///
+/// ```
+/// use tapegrad::parallel::shard;
+/// assert_eq!([shard(10, 0, 3), shard(10, 1, 3), shard(10, 2, 3)], [0..4, 4..7, 7..10]);
+/// ```
+pub fn shard(n: usize, rank: usize, size: usize) -> Range<usize> {
+    let (base, extra) = (n / size, n % size);
+    let start = rank * base + rank.min(extra);
+    start..start + base + usize::from(rank < extra)
+}
+
+/// Averages the gradients of `params` over the workers, weighting each worker's by its number
+/// of `samples`: with each worker's loss the mean over its own samples, every worker ends with
+/// the gradient of the mean loss over the global batch. A parameter without a gradient on a
+/// worker counts as zero there; afterwards every parameter has one on every worker. Row-sparse
+/// gradients are made dense first.
+///
+/// With one worker, the gradients are left exactly as they are.
+///
+/// Summation: each worker's gradient times its sample count, summed in rank order in `f64`,
+/// divided by the total count, then rounded to `F`.
+pub fn all_reduce_gradients<F: Float>(
+    comm: &impl Communicator,
+    tape: &Tape<F>,
+    params: &[Param],
+    grads: &mut Gradients<F>,
+    samples: usize,
+) -> Result<(), ParallelError> {
+    if comm.size() == 1 {
+        return Ok(()); // the gradients are already the mean over the whole batch
+    }
+    let shapes: Vec<Vec<usize>> = params.iter().map(|&p| tape.get(p).shape().to_vec()).collect();
+    let total_len = shapes.iter().map(|s| s.iter().product::<usize>()).sum::<usize>();
+    let weight = samples as f64;
+    // every gradient times the sample count, zeros where there is none, and the count last
+    let mut flat: Vec<f64> = Vec::with_capacity(total_len + 1);
+    for (&p, shape) in params.iter().zip(&shapes) {
+        match grads.param(p) {
+            Some(g) => flat.extend(g.view().iter().map(|&x| x.as_f64() * weight)),
+            None => flat.extend(std::iter::repeat_n(0.0, shape.iter().product())),
+        }
+    }
+    flat.push(weight);
+    comm.all_reduce_sum(&mut flat)?;
+    let total = flat.pop().expect("the count");
+    let mut at = 0;
+    for (&p, shape) in params.iter().zip(shapes) {
+        let len: usize = shape.iter().product();
+        let mean = flat[at..at + len].iter().map(|&x| F::of(x / total));
+        at += len;
+        match grads.param_mut(p) {
+            Some(g) => g.view_mut().iter_mut().zip(mean).for_each(|(g, v)| *g = v),
+            None => {
+                let array =
+                    ndarray::ArrayD::from_shape_vec(shape, mean.collect()).expect("the parameter's length");
+                grads.set_param(p, Value::from(array));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts a data-parallel run: checks that every worker's `module` has rank 0's parameter and
+/// buffer names and shapes, then copies rank 0's values to every worker. On a difference,
+/// every worker returns [`ParallelError::Mismatch`]: the differing ranks with each difference,
+/// the others naming the ranks that differ.
+pub fn sync_replicas<F: Float>(
+    comm: &impl Communicator,
+    tape: &Tape<F>,
+    module: &impl Module<F>,
+) -> Result<(), ParallelError> {
+    let (rank, size) = (comm.rank(), comm.size());
+    let state = nn::state_dict(tape, module)?;
+    // rank 0's names and shapes, as bytes, to every worker
+    let layout: String = state.iter().map(|(name, e)| format!("{name}\t{}\n", e.describe())).collect();
+    let mut len = [if rank == 0 { layout.len() as f64 } else { 0.0 }];
+    comm.broadcast(&mut len, 0)?;
+    let mut bytes: Vec<f64> =
+        if rank == 0 { layout.bytes().map(f64::from).collect() } else { vec![0.0; len[0] as usize] };
+    comm.broadcast(&mut bytes, 0)?;
+    let theirs = String::from_utf8(bytes.iter().map(|&b| b as u8).collect()).unwrap_or_default();
+    let expected = theirs.lines().filter_map(|line| line.split_once('\t')).map(|(n, d)| (n, d.to_string()));
+    let mismatches = state.mismatches(expected);
+    // every worker learns which ranks differ, so all stop together
+    let mut differ = vec![0.0; size];
+    differ[rank] = if mismatches.is_empty() { 0.0 } else { 1.0 };
+    comm.all_reduce_sum(&mut differ)?;
+    if !mismatches.is_empty() {
+        let detail = mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        return Err(ParallelError::Mismatch { rank, detail });
+    }
+    if let Some(first) = differ.iter().position(|&d| d > 0.0) {
+        let ranks: Vec<usize> = (0..size).filter(|&r| differ[r] > 0.0).collect();
+        return Err(ParallelError::Mismatch { rank: first, detail: format!("workers {ranks:?} differ") });
+    }
+    // every value from rank 0, in one buffer
+    let mut flat: Vec<F> = state
+        .iter()
+        .flat_map(|(_, e)| match e {
+            Entry::Tensor(a) => a.iter().copied().collect::<Vec<F>>(),
+            _ => Vec::new(),
+        })
+        .collect();
+    comm.broadcast(&mut flat, 0)?;
+    let mut synced = state.clone();
+    let mut at = 0;
+    for (name, entry) in state.iter() {
+        if let Entry::Tensor(a) = entry {
+            let values = flat[at..at + a.len()].to_vec();
+            at += a.len();
+            let array = ndarray::ArrayD::from_shape_vec(a.raw_dim(), values).expect("same length");
+            synced.insert(name, Entry::Tensor(array));
+        }
+    }
+    nn::load_state_dict(tape, module, &synced)?;
+    Ok(())
+}
+
+/// Runs `worker` on `workers` threads, each with a [`ThreadComm`] for its rank, and returns
+/// their results in rank order.
+///
+/// A worker that returns an error or panics ends the run: the others' next collective returns
+/// [`ParallelError::PeerFailed`], and `run_threads` returns the failing worker's error (the
+/// lowest rank's, if several fail), never hangs.
+///
+/// Each worker runs its ops on a rayon pool of its own with `T / workers` threads (at least
+/// 1), where `T` is the size of the global pool (the cores, or `RAYON_NUM_THREADS`), so W
+/// workers and their ops' threads do not oversubscribe the cores.
+///
+/// Panics if `workers` is 0.
+///
+/// ```
+/// use tapegrad::parallel::{run_threads, Communicator, ParallelError};
+/// let sums = run_threads(3, |comm| {
+///     let mut x = [comm.rank() as f64, 1.0];
+///     comm.all_reduce_sum(&mut x)?;
+///     Ok(x)
+/// })
+/// .unwrap();
+/// assert_eq!(sums, [[3.0, 3.0]; 3]);
+///
+/// let failed = run_threads(2, |comm| {
+///     if comm.rank() == 1 {
+///         panic!("out of data");
+///     }
+///     comm.barrier()?;
+///     Ok(())
+/// });
+/// assert_eq!(failed.unwrap_err().to_string(), "worker 1 failed: out of data");
+/// ```
+#[track_caller]
+pub fn run_threads<T: Send>(
+    workers: usize,
+    worker: impl Fn(ThreadComm<'_>) -> Result<T, ParallelError> + Sync,
+) -> Result<Vec<T>, ParallelError> {
+    assert!(workers > 0, "run_threads: 0 workers; expected at least 1");
+    let shared = Shared::new(workers);
+    let per_worker = (rayon::current_num_threads() / workers).max(1);
+    let results: Vec<Result<T, ParallelError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|rank| {
+                let (shared, worker) = (&shared, &worker);
+                s.spawn(move || {
+                    let comm = ThreadComm { rank, shared };
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(per_worker).build();
+                    let run = || catch_unwind(AssertUnwindSafe(|| worker(comm)));
+                    let outcome = match &pool {
+                        Ok(pool) => pool.install(run),
+                        Err(_) => run(),
+                    };
+                    let result = outcome.unwrap_or_else(|payload| {
+                        Err(ParallelError::Worker { rank, message: panic_message(payload.as_ref()) })
+                    });
+                    match &result {
+                        Ok(_) => shared.fail(rank, "returned without joining it"),
+                        Err(ParallelError::PeerFailed { .. }) => {}
+                        Err(_) => shared.fail(rank, "failed"),
+                    }
+                    result
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("worker panics are caught")).collect()
+    });
+    // a worker's own error outranks the ones it caused in the others; then the lowest rank
+    let own = |rank: usize, e: &ParallelError| match e {
+        ParallelError::PeerFailed { .. } => false,
+        ParallelError::Mismatch { rank: about, .. } => *about == rank,
+        _ => true,
+    };
+    let mut out = Vec::with_capacity(workers);
+    let mut errors = Vec::new();
+    for (rank, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(value) => out.push(value),
+            Err(e) => errors.push((!own(rank, &e), rank, e)),
+        }
+    }
+    match errors.into_iter().min_by_key(|&(derived, rank, _)| (derived, rank)) {
+        None => Ok(out),
+        Some((
+            _,
+            _,
+            e @ (ParallelError::Worker { .. }
+            | ParallelError::PeerFailed { .. }
+            | ParallelError::Mismatch { .. }),
+        )) => Err(e),
+        Some((_, rank, other)) => Err(ParallelError::Worker { rank, message: other.to_string() }),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// The [`Communicator`] of one worker thread of [`run_threads`].
+#[derive(Clone, Copy)]
+pub struct ThreadComm<'a> {
+    rank: usize,
+    shared: &'a Shared,
+}
+
+impl std::fmt::Debug for ThreadComm<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadComm").field("rank", &self.rank).field("size", &self.shared.size).finish()
+    }
+}
+
+/// Barrier polls before a worker blocks: most waits in a training step are short (the other
+/// worker is finishing the same work), and waking a blocked thread costs more than they last.
+const SPINS: u32 = 20_000;
+
+/// What the worker threads share: a barrier that a failing worker breaks, and per rank a
+/// buffer for its data and one for the part of the result it computes.
+#[derive(Debug)]
+pub struct Shared {
+    size: usize,
+    arrived: AtomicUsize,
+    generation: AtomicU64,
+    failed: AtomicBool,
+    failure: Mutex<Option<(usize, &'static str)>>,
+    changed: Condvar,
+    inputs: Vec<RwLock<Vec<f64>>>,
+    outputs: Vec<RwLock<Vec<f64>>>,
+}
+
+impl Shared {
+    fn new(size: usize) -> Self {
+        let buffers = || (0..size).map(|_| RwLock::new(Vec::new())).collect();
+        Shared {
+            size,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            changed: Condvar::new(),
+            inputs: buffers(),
+            outputs: buffers(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<(usize, &'static str)>> {
+        // nothing panics while holding the lock, but stay usable if something did
+        self.failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes every collective from now on return `PeerFailed`, naming `rank` and `what` it
+    /// did (unless another worker failed first).
+    fn fail(&self, rank: usize, what: &'static str) {
+        let mut failure = self.lock();
+        failure.get_or_insert((rank, what));
+        self.failed.store(true, Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    fn failure(&self, rank: usize, during: &'static str) -> Option<ParallelError> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        let (failed, what) = self.lock().expect("set before the flag");
+        Some(ParallelError::PeerFailed { rank, during, failed, what })
+    }
+
+    /// Waits for every worker; `PeerFailed` if one fails first.
+    fn wait(&self, rank: usize, during: &'static str) -> Result<(), ParallelError> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(e) = self.failure(rank, during) {
+            return Err(e);
+        }
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.size {
+            self.arrived.store(0, Ordering::Release);
+            let _failure = self.lock(); // so that a worker about to block sees the change
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            self.changed.notify_all();
+            return Ok(());
+        }
+        let passed = || self.generation.load(Ordering::Acquire) != generation;
+        for spin in 0..SPINS {
+            if passed() {
+                return Ok(());
+            }
+            if spin % 64 == 63 {
+                if let Some(e) = self.failure(rank, during) {
+                    return Err(e);
+                }
+                std::thread::yield_now();
+            }
+            std::hint::spin_loop();
+        }
+        let mut failure = self.lock();
+        while !passed() {
+            if let Some((failed, what)) = *failure {
+                return Err(ParallelError::PeerFailed { rank, during, failed, what });
+            }
+            failure = self.changed.wait(failure).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        Ok(())
+    }
+}
+
+fn read(lock: &RwLock<Vec<f64>>) -> std::sync::RwLockReadGuard<'_, Vec<f64>> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write(lock: &RwLock<Vec<f64>>) -> std::sync::RwLockWriteGuard<'_, Vec<f64>> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ThreadComm<'_> {
+    /// Puts `data` in this rank's input buffer and waits for every worker; then checks that all
+    /// passed as many values.
+    fn publish<F: Float>(&self, op: &'static str, data: &[F]) -> Result<(), ParallelError> {
+        {
+            let mut mine = write(&self.shared.inputs[self.rank]);
+            mine.clear();
+            mine.extend(data.iter().map(|x| x.as_f64()));
+        }
+        self.shared.wait(self.rank, op)?;
+        let lengths = self.shared.inputs.iter().map(|b| read(b).len()).enumerate();
+        if let Some((other, other_len)) = lengths.clone().find(|&(_, n)| n != data.len()) {
+            let (rank, len) = (self.rank, data.len());
+            self.shared.fail(rank, "failed");
+            return Err(ParallelError::Length { rank, op, len, other, other_len });
+        }
+        Ok(())
+    }
+}
+
+impl Communicator for ThreadComm<'_> {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.shared.size
+    }
+    /// Each worker adds up its own share of the positions over every worker's data, in rank
+    /// order; then each copies every share.
+    fn all_reduce_sum<F: Float>(&self, data: &mut [F]) -> Result<(), ParallelError> {
+        const OP: &str = "all_reduce_sum";
+        self.publish(OP, data)?;
+        let (n, size) = (data.len(), self.shared.size);
+        {
+            let inputs: Vec<_> = self.shared.inputs.iter().map(read).collect();
+            let mut sums = write(&self.shared.outputs[self.rank]);
+            let mine = shard(n, self.rank, size);
+            sums.clear();
+            sums.extend_from_slice(&inputs[0][mine.clone()]);
+            for input in &inputs[1..] {
+                sums.iter_mut().zip(&input[mine.clone()]).for_each(|(s, &x)| *s += x);
+            }
+        }
+        self.shared.wait(self.rank, OP)?;
+        for (rank, output) in self.shared.outputs.iter().enumerate() {
+            let part = &mut data[shard(n, rank, size)];
+            part.iter_mut().zip(read(output).iter()).for_each(|(x, &s)| *x = F::of(s));
+        }
+        // nobody writes a buffer again before everyone has read it
+        self.shared.wait(self.rank, OP)
+    }
+    fn broadcast<F: Float>(&self, data: &mut [F], root: usize) -> Result<(), ParallelError> {
+        self.publish("broadcast", data)?;
+        data.iter_mut().zip(read(&self.shared.inputs[root]).iter()).for_each(|(x, &v)| *x = F::of(v));
+        self.shared.wait(self.rank, "broadcast")
+    }
+    fn barrier(&self) -> Result<(), ParallelError> {
+        self.shared.wait(self.rank, "barrier")
+    }
+}
