@@ -54,6 +54,9 @@ pub struct Settings {
     pub out_dir: PathBuf,
     /// Threads that share each batch (data-parallel training).
     pub workers: usize,
+    /// Share each batch between the processes of an MPI job instead (`mpirun -np W`; needs
+    /// the `mpi` feature).
+    pub mpi: bool,
 }
 
 impl Default for Settings {
@@ -71,6 +74,7 @@ impl Default for Settings {
             progress: true,
             out_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/target/mnist_mlp").into(),
             workers: 1,
+            mpi: false,
         }
     }
 }
@@ -92,7 +96,7 @@ impl Settings {
     }
 
     /// Reads the command line: `--two-layer-net`, `--optimizer NAME`, `--lr X`, `--epochs N`,
-    /// `--batch N`, `--seed N`, `--hidden 256,128`, `--workers N`, `--data-dir DIR`, `--out-dir DIR`.
+    /// `--batch N`, `--seed N`, `--hidden 256,128`, `--workers N`, `--mpi`, `--data-dir DIR`, `--out-dir DIR`.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let args: Vec<String> = args.into_iter().collect();
         let mut settings = if args.iter().any(|a| a == "--two-layer-net") {
@@ -111,6 +115,7 @@ impl Settings {
                 "--batch" => settings.batch = number(value()?)? as usize,
                 "--seed" => settings.seed = number(value()?)? as u64,
                 "--workers" => settings.workers = training::workers(&number(value()?)?)?,
+                "--mpi" => settings.mpi = true,
                 "--hidden" => {
                     let widths: Result<Vec<usize>, _> = value()?.split(',').map(str::parse).collect();
                     let widths = widths.map_err(|_| format!("{flag}: expected widths such as 256,128"))?;
@@ -130,12 +135,20 @@ impl Settings {
 
 /// Trains as `settings` say, printing a line per epoch; returns every epoch's figures. With
 /// `workers` above 1, that many threads share each batch (data-parallel), ending with the
-/// weights one worker would reach up to rounding.
+/// weights one worker would reach up to rounding; with `mpi`, the processes of the MPI job do
+/// (and only rank 0 returns the epochs, the others an empty list).
 pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Error>> {
-    let data = Digits::load(&settings.data_dir, settings.workers, |x| {
+    let shape = |x: ndarray::Array3<f32>| {
         let n = x.len_of(Axis(0));
         x.into_shape_with_order((n, 784)).expect("28×28 images")
-    })?;
+    };
+    if settings.mpi {
+        let comm = training::mpi_comm()?;
+        let data = Digits::load(&settings.data_dir, comm.size(), comm.rank() == 0, shape)?;
+        let epochs = run(&comm, settings, &data)?;
+        return Ok(if comm.rank() == 0 { epochs } else { Vec::new() });
+    }
+    let data = Digits::load(&settings.data_dir, settings.workers, true, shape)?;
     Ok(match settings.workers {
         1 => run(&Single, settings, &data)?,
         workers => parallel::run_threads(workers, |comm| run(&comm, settings, &data))?.swap_remove(0),
@@ -204,6 +217,8 @@ fn main() {
         }
     };
     match train(&settings) {
+        // under MPI, only rank 0 reports
+        Ok(epochs) if epochs.is_empty() => {}
         Ok(epochs) => println!("test accuracy: {:.4}", epochs.last().map_or(0.0, |e| e.test_accuracy)),
         Err(e) => {
             eprintln!("mnist_mlp: {e}");

@@ -60,6 +60,9 @@ pub struct Settings {
     pub out_dir: PathBuf,
     /// Threads that share each batch (data-parallel training).
     pub workers: usize,
+    /// Share each batch between the processes of an MPI job instead (`mpirun -np W`; needs
+    /// the `mpi` feature).
+    pub mpi: bool,
 }
 
 impl Default for Settings {
@@ -77,13 +80,14 @@ impl Default for Settings {
             progress: true,
             out_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/target/mnist_cnn").into(),
             workers: 1,
+            mpi: false,
         }
     }
 }
 
 impl Settings {
     /// Reads the command line: `--optimizer NAME`, `--lr X`, `--epochs N`, `--batch N`,
-    /// `--seed N`, `--filters N`, `--hidden N`, `--shift N`, `--no-shift`, `--workers N`,
+    /// `--seed N`, `--filters N`, `--hidden N`, `--shift N`, `--no-shift`, `--workers N`, `--mpi`,
     /// `--data-dir DIR`, `--out-dir DIR`.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let args: Vec<String> = args.into_iter().collect();
@@ -102,6 +106,7 @@ impl Settings {
                 "--hidden" => settings.hidden = number(value()?)? as usize,
                 "--shift" => settings.shift = number(value()?)? as usize,
                 "--workers" => settings.workers = training::workers(&number(value()?)?)?,
+                "--mpi" => settings.mpi = true,
                 "--no-shift" => settings.shift = 0,
                 "--data-dir" => settings.data_dir = value()?.into(),
                 "--out-dir" => settings.out_dir = value()?.into(),
@@ -134,12 +139,20 @@ pub fn simple_conv_net(tape: &Tape<f32>, settings: &Settings, rng: &mut impl ran
 
 /// Trains as `settings` say, printing a line per epoch; returns every epoch's figures. With
 /// `workers` above 1, that many threads share each batch (data-parallel), ending with the
-/// weights one worker would reach up to rounding.
+/// weights one worker would reach up to rounding; with `mpi`, the processes of the MPI job do
+/// (and only rank 0 returns the epochs, the others an empty list).
 pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Error>> {
-    let data = Digits::load(&settings.data_dir, settings.workers, |x| {
+    let shape = |x: ndarray::Array3<f32>| {
         let n = x.len_of(Axis(0));
         x.into_shape_with_order((n, 1, 28, 28)).expect("28×28 images")
-    })?;
+    };
+    if settings.mpi {
+        let comm = training::mpi_comm()?;
+        let data = Digits::load(&settings.data_dir, comm.size(), comm.rank() == 0, shape)?;
+        let epochs = run(&comm, settings, &data)?;
+        return Ok(if comm.rank() == 0 { epochs } else { Vec::new() });
+    }
+    let data = Digits::load(&settings.data_dir, settings.workers, true, shape)?;
     Ok(match settings.workers {
         1 => run(&Single, settings, &data)?,
         workers => parallel::run_threads(workers, |comm| run(&comm, settings, &data))?.swap_remove(0),
@@ -287,6 +300,8 @@ fn main() {
         }
     };
     match train(&settings) {
+        // under MPI, only rank 0 reports
+        Ok(epochs) if epochs.is_empty() => {}
         Ok(epochs) => println!("test accuracy: {:.4}", epochs.last().map_or(0.0, |e| e.test_accuracy)),
         Err(e) => {
             eprintln!("mnist_cnn: {e}");

@@ -38,6 +38,20 @@ pub fn optimizer(
     })
 }
 
+/// The communicator of this MPI process, for `--mpi`.
+#[cfg(feature = "mpi")]
+pub fn mpi_comm() -> Result<parallel::MpiComm, ParallelError> {
+    parallel::MpiComm::init()
+}
+
+/// Without the `mpi` feature, `--mpi` explains how to get it.
+#[cfg(not(feature = "mpi"))]
+pub fn mpi_comm() -> Result<parallel::Single, ParallelError> {
+    let message =
+        "this build has no MPI: build with `--features mpi` (needs Open MPI) and run under `mpirun -np 2`";
+    Err(ParallelError::Worker { rank: 0, message: message.into() })
+}
+
 /// The `--workers` flag's value: a whole number of at least 1.
 pub fn workers(n: &f64) -> Result<usize, String> {
     if *n >= 1.0 && n.fract() == 0.0 {
@@ -63,10 +77,11 @@ pub struct Digits<X> {
 
 impl<X> Digits<X> {
     /// Loads `dir`, shaping each set of images with `shape` (from `[N, 28, 28]` in [0, 1]),
-    /// and says what it loaded for how many `workers`.
+    /// and, if `say`, says what it loaded for how many `workers`.
     pub fn load(
         dir: &Path,
         workers: usize,
+        say: bool,
         shape: impl Fn(ndarray::Array3<f32>) -> X,
     ) -> Result<Self, tapegrad::data::DataError> {
         let mnist = tapegrad::data::Mnist::load(dir)?;
@@ -81,7 +96,9 @@ impl<X> Digits<X> {
         };
         let sharing = if workers > 1 { format!(", {workers} workers") } else { String::new() };
         let (train, test) = (digits.train_y.len(), digits.test_y.len());
-        println!("MNIST: {train} training and {test} test digits from {}{sharing}", dir.display());
+        if say {
+            println!("MNIST: {train} training and {test} test digits from {}{sharing}", dir.display());
+        }
         Ok(digits)
     }
 }

@@ -1,0 +1,285 @@
+//! The thread backend: W workers in one process, sharing per-rank buffers and a barrier that a
+//! failing worker breaks.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, RwLock};
+
+use super::{Communicator, ParallelError, shard};
+use crate::float::Float;
+
+/// Runs `worker` on `workers` threads, each with a [`ThreadComm`] for its rank, and returns
+/// their results in rank order.
+///
+/// A worker that returns an error or panics ends the run: the others' next collective returns
+/// [`ParallelError::PeerFailed`], and `run_threads` returns the failing worker's error (the
+/// lowest rank's, if several fail), never hangs.
+///
+/// Each worker runs its ops on a rayon pool of its own with `T / workers` threads (at least
+/// 1), where `T` is the size of the global pool (the cores, or `RAYON_NUM_THREADS`), so W
+/// workers and their ops' threads do not oversubscribe the cores.
+///
+/// Panics if `workers` is 0.
+///
+/// ```
+/// use tapegrad::parallel::{run_threads, Communicator, ParallelError};
+/// let sums = run_threads(3, |comm| {
+///     let mut x = [comm.rank() as f64, 1.0];
+///     comm.all_reduce_sum(&mut x)?;
+///     Ok(x)
+/// })
+/// .unwrap();
+/// assert_eq!(sums, [[3.0, 3.0]; 3]);
+///
+/// let failed = run_threads(2, |comm| {
+///     if comm.rank() == 1 {
+///         panic!("out of data");
+///     }
+///     comm.barrier()?;
+///     Ok(())
+/// });
+/// assert_eq!(failed.unwrap_err().to_string(), "worker 1 failed: out of data");
+/// ```
+#[track_caller]
+pub fn run_threads<T: Send>(
+    workers: usize,
+    worker: impl Fn(ThreadComm<'_>) -> Result<T, ParallelError> + Sync,
+) -> Result<Vec<T>, ParallelError> {
+    assert!(workers > 0, "run_threads: 0 workers; expected at least 1");
+    let shared = Shared::new(workers);
+    let per_worker = (rayon::current_num_threads() / workers).max(1);
+    let results: Vec<Result<T, ParallelError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|rank| {
+                let (shared, worker) = (&shared, &worker);
+                s.spawn(move || {
+                    let comm = ThreadComm { rank, shared };
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(per_worker).build();
+                    let run = || catch_unwind(AssertUnwindSafe(|| worker(comm)));
+                    let outcome = match &pool {
+                        Ok(pool) => pool.install(run),
+                        Err(_) => run(),
+                    };
+                    let result = outcome.unwrap_or_else(|payload| {
+                        Err(ParallelError::Worker { rank, message: panic_message(payload.as_ref()) })
+                    });
+                    match &result {
+                        Ok(_) => shared.fail(rank, "returned without joining it"),
+                        Err(ParallelError::PeerFailed { .. }) => {}
+                        Err(_) => shared.fail(rank, "failed"),
+                    }
+                    result
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("worker panics are caught")).collect()
+    });
+    // a worker's own error outranks the ones it caused in the others; then the lowest rank
+    let own = |rank: usize, e: &ParallelError| match e {
+        ParallelError::PeerFailed { .. } => false,
+        ParallelError::Mismatch { rank: about, .. } => *about == rank,
+        _ => true,
+    };
+    let mut out = Vec::with_capacity(workers);
+    let mut errors = Vec::new();
+    for (rank, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(value) => out.push(value),
+            Err(e) => errors.push((!own(rank, &e), rank, e)),
+        }
+    }
+    match errors.into_iter().min_by_key(|&(derived, rank, _)| (derived, rank)) {
+        None => Ok(out),
+        Some((
+            _,
+            _,
+            e @ (ParallelError::Worker { .. }
+            | ParallelError::PeerFailed { .. }
+            | ParallelError::Mismatch { .. }),
+        )) => Err(e),
+        Some((_, rank, other)) => Err(ParallelError::Worker { rank, message: other.to_string() }),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// The [`Communicator`] of one worker thread of [`run_threads`].
+#[derive(Clone, Copy)]
+pub struct ThreadComm<'a> {
+    rank: usize,
+    shared: &'a Shared,
+}
+
+impl std::fmt::Debug for ThreadComm<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadComm").field("rank", &self.rank).field("size", &self.shared.size).finish()
+    }
+}
+
+/// Barrier polls before a worker blocks: most waits in a training step are short (the other
+/// worker is finishing the same work), and waking a blocked thread costs more than they last.
+const SPINS: u32 = 20_000;
+
+/// What the worker threads share: a barrier that a failing worker breaks, and per rank a
+/// buffer for its data and one for the part of the result it computes.
+#[derive(Debug)]
+pub struct Shared {
+    size: usize,
+    arrived: AtomicUsize,
+    generation: AtomicU64,
+    failed: AtomicBool,
+    failure: Mutex<Option<(usize, &'static str)>>,
+    changed: Condvar,
+    inputs: Vec<RwLock<Vec<f64>>>,
+    outputs: Vec<RwLock<Vec<f64>>>,
+}
+
+impl Shared {
+    fn new(size: usize) -> Self {
+        let buffers = || (0..size).map(|_| RwLock::new(Vec::new())).collect();
+        Shared {
+            size,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            changed: Condvar::new(),
+            inputs: buffers(),
+            outputs: buffers(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<(usize, &'static str)>> {
+        // nothing panics while holding the lock, but stay usable if something did
+        self.failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes every collective from now on return `PeerFailed`, naming `rank` and `what` it
+    /// did (unless another worker failed first).
+    fn fail(&self, rank: usize, what: &'static str) {
+        let mut failure = self.lock();
+        failure.get_or_insert((rank, what));
+        self.failed.store(true, Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    fn failure(&self, rank: usize, during: &'static str) -> Option<ParallelError> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        let (failed, what) = self.lock().expect("set before the flag");
+        Some(ParallelError::PeerFailed { rank, during, failed, what })
+    }
+
+    /// Waits for every worker; `PeerFailed` if one fails first.
+    fn wait(&self, rank: usize, during: &'static str) -> Result<(), ParallelError> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(e) = self.failure(rank, during) {
+            return Err(e);
+        }
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.size {
+            self.arrived.store(0, Ordering::Release);
+            let _failure = self.lock(); // so that a worker about to block sees the change
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            self.changed.notify_all();
+            return Ok(());
+        }
+        let passed = || self.generation.load(Ordering::Acquire) != generation;
+        for spin in 0..SPINS {
+            if passed() {
+                return Ok(());
+            }
+            if spin % 64 == 63 {
+                if let Some(e) = self.failure(rank, during) {
+                    return Err(e);
+                }
+                std::thread::yield_now();
+            }
+            std::hint::spin_loop();
+        }
+        let mut failure = self.lock();
+        while !passed() {
+            if let Some((failed, what)) = *failure {
+                return Err(ParallelError::PeerFailed { rank, during, failed, what });
+            }
+            failure = self.changed.wait(failure).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        Ok(())
+    }
+}
+
+fn read(lock: &RwLock<Vec<f64>>) -> std::sync::RwLockReadGuard<'_, Vec<f64>> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write(lock: &RwLock<Vec<f64>>) -> std::sync::RwLockWriteGuard<'_, Vec<f64>> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ThreadComm<'_> {
+    /// Puts `data` in this rank's input buffer and waits for every worker; then checks that all
+    /// passed as many values.
+    fn publish<F: Float>(&self, op: &'static str, data: &[F]) -> Result<(), ParallelError> {
+        {
+            let mut mine = write(&self.shared.inputs[self.rank]);
+            mine.clear();
+            mine.extend(data.iter().map(|x| x.as_f64()));
+        }
+        self.shared.wait(self.rank, op)?;
+        let lengths = self.shared.inputs.iter().map(|b| read(b).len()).enumerate();
+        if let Some((other, other_len)) = lengths.clone().find(|&(_, n)| n != data.len()) {
+            let (rank, len) = (self.rank, data.len());
+            self.shared.fail(rank, "failed");
+            return Err(ParallelError::Length { rank, op, len, other: Some(other), other_len });
+        }
+        Ok(())
+    }
+}
+
+impl Communicator for ThreadComm<'_> {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.shared.size
+    }
+    /// Each worker adds up its own share of the positions over every worker's data, in rank
+    /// order; then each copies every share.
+    fn all_reduce_sum<F: Float>(&self, data: &mut [F]) -> Result<(), ParallelError> {
+        const OP: &str = "all_reduce_sum";
+        self.publish(OP, data)?;
+        let (n, size) = (data.len(), self.shared.size);
+        {
+            let inputs: Vec<_> = self.shared.inputs.iter().map(read).collect();
+            let mut sums = write(&self.shared.outputs[self.rank]);
+            let mine = shard(n, self.rank, size);
+            sums.clear();
+            sums.extend_from_slice(&inputs[0][mine.clone()]);
+            for input in &inputs[1..] {
+                sums.iter_mut().zip(&input[mine.clone()]).for_each(|(s, &x)| *s += x);
+            }
+        }
+        self.shared.wait(self.rank, OP)?;
+        for (rank, output) in self.shared.outputs.iter().enumerate() {
+            let part = &mut data[shard(n, rank, size)];
+            part.iter_mut().zip(read(output).iter()).for_each(|(x, &s)| *x = F::of(s));
+        }
+        // nobody writes a buffer again before everyone has read it
+        self.shared.wait(self.rank, OP)
+    }
+    fn broadcast<F: Float>(&self, data: &mut [F], root: usize) -> Result<(), ParallelError> {
+        self.publish("broadcast", data)?;
+        data.iter_mut().zip(read(&self.shared.inputs[root]).iter()).for_each(|(x, &v)| *x = F::of(v));
+        self.shared.wait(self.rank, "broadcast")
+    }
+    fn barrier(&self) -> Result<(), ParallelError> {
+        self.shared.wait(self.rank, "barrier")
+    }
+}
