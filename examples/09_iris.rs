@@ -102,7 +102,7 @@ pub fn train(seed: u64) -> Result<Report, DataError> {
         let mut total = 0.0;
         for (x, y) in loader.epoch::<f32>(epoch as u64) {
             let logits = model.forward(tape.constant(x));
-            let loss = nn::softmax_cross_entropy(logits, y.as_slice().expect("contiguous labels"));
+            let loss = nn::softmax_cross_entropy(logits, &y);
             optimizer.step(&tape, &loss.backward());
             total += f64::from(loss.scalar());
             tape.reset();

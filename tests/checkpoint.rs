@@ -53,8 +53,7 @@ fn run(
     for epoch in from..to {
         adam.set_learning_rate(SCHEDULE.rate(epoch));
         for (batch, labels) in loader.epoch::<f32>(epoch as u64) {
-            let loss =
-                nn::softmax_cross_entropy(model.forward(tape.constant(batch)), labels.as_slice().unwrap());
+            let loss = nn::softmax_cross_entropy(model.forward(tape.constant(batch)), &labels);
             adam.step(&tape, &loss.backward());
             tape.reset();
         }

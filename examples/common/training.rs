@@ -137,7 +137,7 @@ pub fn train_epoch<X>(
     tape: &Tape<f32>,
     model: &impl Module<f32>,
     opt: &mut dyn Optimizer<f32>,
-    batches: impl Iterator<Item = (X, Array1<usize>)>,
+    batches: impl Iterator<Item = (X, Vec<usize>)>,
     bar: &ProgressBar,
     mut input: impl FnMut(X) -> ArrayD<f32>,
 ) -> Result<(f64, f64), ParallelError> {
@@ -147,7 +147,7 @@ pub fn train_epoch<X>(
         let mine = parallel::shard(y.len(), comm.rank(), comm.size());
         let x = input(x).slice_axis(Axis(0), mine.clone().into()).to_owned();
         let logits = model.forward(tape.constant(x));
-        let loss = nn::softmax_cross_entropy(logits, &y.as_slice().expect("contiguous")[mine.clone()]);
+        let loss = nn::softmax_cross_entropy(logits, &y[mine.clone()]);
         let mut grads = loss.backward();
         parallel::all_reduce_gradients(comm, tape, &params, &mut grads, mine.len())?;
         opt.step(tape, &grads);

@@ -27,7 +27,7 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{Array, Array1, Array2, ArrayViewD, AsArray, Axis, Dimension, Ix2, IxDyn, RemoveAxis};
+use ndarray::{Array, Array2, ArrayD, ArrayViewD, AsArray, Axis, Dimension, Ix2, IxDyn, RemoveAxis};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -53,32 +53,62 @@ macro_rules! feature {
 }
 feature!(u8, i8, u16, i16, u32, i32, f32, f64);
 
-/// How a [`DataLoader`] presents labels; see [`ClassIndices`] and [`OneHot`].
+/// How a [`DataLoader`] presents targets; see [`ClassIndices`], [`OneHot`] and [`Values`].
 pub trait Targets {
-    /// The label batch type.
+    /// The target batch type.
     type Batch<F: Float>;
-    /// The labels of the samples `indices` (validated to be `< num_classes`).
-    fn batch<F: Float>(labels: &[usize], indices: &[usize], num_classes: usize) -> Self::Batch<F>;
+    /// The targets of the samples `indices`: class labels (validated to be `< num_classes`)
+    /// or, for [`Values`], rows of `values`.
+    fn batch<F: Float>(
+        labels: &[usize],
+        values: &ArrayD<f64>,
+        indices: &[usize],
+        num_classes: usize,
+    ) -> Self::Batch<F>;
 }
 
-/// Labels as class indices: batches of `Array1<usize>` (the default).
+/// Labels as class indices: batches of `Vec<usize>` (the default), which the losses take as
+/// slices: `nn::softmax_cross_entropy(logits, &y)`.
 #[derive(Debug, Clone, Copy)]
 pub struct ClassIndices;
+
+/// Float targets (regression): batches of `ArrayD<F>`, the rows of the targets array given to
+/// [`DataLoader::regression`].
+#[derive(Debug, Clone, Copy)]
+pub struct Values;
+
+impl Targets for Values {
+    type Batch<F: Float> = ArrayD<F>;
+    fn batch<F: Float>(_: &[usize], values: &ArrayD<f64>, indices: &[usize], _: usize) -> ArrayD<F> {
+        let mut shape = values.shape().to_vec();
+        shape[0] = indices.len();
+        let mut y = ArrayD::from_elem(IxDyn(&shape), F::zero());
+        for (mut row, &i) in y.outer_iter_mut().zip(indices) {
+            row.iter_mut().zip(values.index_axis(Axis(0), i)).for_each(|(out, &v)| *out = F::of(v));
+        }
+        y
+    }
+}
 
 /// One-hot labels: batches of `Array2<F>` of shape `(batch, num_classes)`.
 #[derive(Debug, Clone, Copy)]
 pub struct OneHot;
 
 impl Targets for ClassIndices {
-    type Batch<F: Float> = Array1<usize>;
-    fn batch<F: Float>(labels: &[usize], indices: &[usize], _: usize) -> Array1<usize> {
+    type Batch<F: Float> = Vec<usize>;
+    fn batch<F: Float>(labels: &[usize], _: &ArrayD<f64>, indices: &[usize], _: usize) -> Vec<usize> {
         indices.iter().map(|&i| labels[i]).collect()
     }
 }
 
 impl Targets for OneHot {
     type Batch<F: Float> = Array2<F>;
-    fn batch<F: Float>(labels: &[usize], indices: &[usize], num_classes: usize) -> Array2<F> {
+    fn batch<F: Float>(
+        labels: &[usize],
+        _: &ArrayD<f64>,
+        indices: &[usize],
+        num_classes: usize,
+    ) -> Array2<F> {
         let mut y = Array2::from_elem((indices.len(), num_classes), F::zero());
         for (row, &i) in indices.iter().enumerate() {
             y[[row, labels[i]]] = F::one();
@@ -97,6 +127,8 @@ impl Targets for OneHot {
 pub struct DataLoader<'a, T, D: Dimension = IxDyn, Y = ClassIndices> {
     features: ArrayViewD<'a, T>,
     labels: Vec<usize>,
+    /// Float targets, first axis = samples ([`Values`]); empty otherwise.
+    values: ArrayD<f64>,
     out_dim: D,
     batch_size: usize,
     shuffle: bool,
@@ -156,11 +188,67 @@ impl<'a, T: Feature, D: RemoveAxis> DataLoader<'a, T, D, ClassIndices> {
             features: features.into_dyn(),
             num_classes: labels.iter().max().map_or(0, |m| m + 1),
             labels,
+            values: ArrayD::zeros(IxDyn(&[0])),
             batch_size,
             shuffle: true,
             seed: 0,
             drop_last: false,
             scale: 1.0,
+            targets: PhantomData,
+        })
+    }
+}
+
+impl<'a, T: Feature, D: RemoveAxis> DataLoader<'a, T, D, Values> {
+    /// A loader over `features` and float `targets` (both with samples on the first axis; the
+    /// targets of any shape after it), yielding `(features, targets)` batches: regression.
+    /// The same defaults and errors as [`DataLoader::new`].
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad::data::DataLoader;
+    /// let x = array![[1.0], [2.0], [3.0]];
+    /// let y = array![[2.5, 0.0], [4.5, 1.0], [6.5, 2.0]];
+    /// let loader = DataLoader::regression(&x, &y, 2)?.shuffle(false);
+    /// let (xb, yb) = loader.epoch::<f32>(0).next().unwrap();
+    /// assert_eq!(xb, array![[1.0f32], [2.0]]);
+    /// assert_eq!(yb, array![[2.5f32, 0.0], [4.5, 1.0]].into_dyn());
+    /// # Ok::<(), tapegrad::data::DataError>(())
+    /// ```
+    pub fn regression<'b, U: Feature + 'b, E: Dimension>(
+        features: impl AsArray<'a, T, D>,
+        targets: impl AsArray<'b, U, E>,
+        batch_size: usize,
+    ) -> Result<Self, DataError>
+    where
+        T: 'a,
+    {
+        let targets = targets.into();
+        if targets.ndim() == 0 {
+            return Err(DataError::InvalidArgument(
+                "targets must have at least one axis (samples), got a 0-dimensional array".into(),
+            ));
+        }
+        let (features, n) = (features.into(), targets.len_of(Axis(0)));
+        if features.ndim() > 0 && features.len_of(Axis(0)) != n {
+            return Err(DataError::CountMismatch {
+                what: "number of feature rows vs target rows".into(),
+                expected: n,
+                found: features.len_of(Axis(0)),
+            });
+        }
+        let loader = DataLoader::new(features, &vec![0usize; n], batch_size)?;
+        Ok(DataLoader {
+            features: loader.features,
+            labels: loader.labels,
+            values: targets.mapv(Feature::to_f64).into_dyn(),
+            out_dim: loader.out_dim,
+            batch_size: loader.batch_size,
+            shuffle: loader.shuffle,
+            seed: loader.seed,
+            drop_last: loader.drop_last,
+            scale: loader.scale,
+            num_classes: 0,
             targets: PhantomData,
         })
     }
@@ -228,6 +316,7 @@ impl<'a, T: Feature, D: RemoveAxis, Y: Targets> DataLoader<'a, T, D, Y> {
         DataLoader {
             features: self.features,
             labels: self.labels,
+            values: self.values,
             out_dim: Ix2(n, row),
             batch_size: self.batch_size,
             shuffle: self.shuffle,
@@ -260,6 +349,7 @@ impl<'a, T: Feature, D: RemoveAxis, Y: Targets> DataLoader<'a, T, D, Y> {
         Ok(DataLoader {
             features: self.features,
             labels: self.labels,
+            values: self.values,
             out_dim: self.out_dim,
             batch_size: self.batch_size,
             shuffle: self.shuffle,
@@ -404,7 +494,7 @@ impl<T: Feature, D: RemoveAxis, Y: Targets, F: Float> Iterator for Epoch<'_, '_,
                 *out = F::of(v.to_f64() * l.scale);
             }
         }
-        Some((x, Y::batch(&l.labels, indices, l.num_classes)))
+        Some((x, Y::batch(&l.labels, &l.values, indices, l.num_classes)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -462,6 +552,7 @@ mod tests {
 
     use super::*;
     use crate::data::Mnist;
+    use ndarray::Array1;
 
     #[test]
     fn every_sample_once_per_epoch_in_a_new_order() {
@@ -580,5 +671,30 @@ mod tests {
             prop_assert_eq!(seen, if drop { n - n % bs } else { n });
             prop_assert!(batches.iter().all(|(x, y)| x.len() <= bs && x.len() == y.len()));
         }
+    }
+
+    /// Float targets stay paired with their features through shuffling, keep their own shape
+    /// after the sample axis, and a count mismatch names the targets.
+    #[test]
+    fn regression_targets_follow_their_features() {
+        let x = Array1::from_iter((0..23).map(|i| i as f64)).into_shape_with_order((23, 1)).unwrap();
+        let y = ndarray::Array3::from_shape_fn((23, 2, 2), |(i, j, k)| (10 * i + 2 * j + k) as f64);
+        let loader = DataLoader::regression(&x, &y, 5).unwrap().seed(9);
+        let mut seen = 0;
+        for (xb, yb) in loader.epoch::<f64>(1) {
+            assert_eq!(&yb.shape()[1..], [2, 2]);
+            for (row, targets) in xb.outer_iter().zip(yb.outer_iter()) {
+                let i = row[0];
+                assert_eq!(
+                    targets.iter().copied().collect::<Vec<_>>(),
+                    [10.0 * i, 10.0 * i + 1.0, 10.0 * i + 2.0, 10.0 * i + 3.0]
+                );
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 23);
+        let short = ndarray::Array2::<f32>::zeros((22, 1));
+        let err = DataLoader::regression(&x, &short, 5).unwrap_err();
+        assert!(err.to_string().contains("number of feature rows vs target rows"), "{err}");
     }
 }

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 pub use self::csv::{LabelledDataset, parse_csv, read_csv};
 pub use self::idx::{IdxArray, IdxElement, IdxType, parse_idx, read_idx};
-pub use self::loader::{ClassIndices, DataLoader, Epoch, Feature, OneHot, Targets, train_test_split};
+pub use self::loader::{ClassIndices, DataLoader, Epoch, Feature, OneHot, Targets, Values, train_test_split};
 pub use self::mnist::Mnist;
 
 /// Everything that can go wrong while reading or preparing data.

@@ -224,6 +224,58 @@ impl<F: Float> Gradients<F> {
         self.grads.insert(param.id, value);
     }
 
+    /// Adds the gradients of another backward pass on the same tape (a micro-batch's): gradient
+    /// accumulation. A parameter with a gradient in either has one in the sum; two row-sparse
+    /// gradients stay row-sparse (their rows side by side), any other mix is dense.
+    ///
+    /// With micro-batches of sizes `n_k` out of `N`, scale each micro-batch's mean loss by
+    /// `n_k / N` before its backward pass; the sum is then the gradient of the mean over all `N`.
+    ///
+    /// Panics if `other` comes from another tape.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let w = tape.param(ndarray::array![1.0, 2.0]);
+    /// let x = [ndarray::array![1.0, 0.0], ndarray::array![3.0, 4.0]];
+    /// // two micro-batches of one sample each, losses scaled by 1/2
+    /// let mut grads = ((tape.get(w) * tape.constant(x[0].clone())).sum() * 0.5).backward();
+    /// tape.reset();
+    /// grads.accumulate(((tape.get(w) * tape.constant(x[1].clone())).sum() * 0.5).backward());
+    /// assert_eq!(grads[w].to_array(), ndarray::array![2.0, 2.0].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn accumulate(&mut self, other: Gradients<F>) {
+        if other.tape != self.tape {
+            panic!(
+                "{}",
+                Error::ForeignTape { op: "Gradients::accumulate", what: "gradients of another tape".into() }
+            );
+        }
+        for (id, entry) in other.sparse {
+            if let Some(mine) = self.sparse.get_mut(id) {
+                mine.rows.rows.extend_from_slice(&entry.rows.rows);
+                mine.rows.values.extend_from_slice(&entry.rows.values);
+                mine.dense = OnceCell::new();
+            } else if let Some(mine) = self.grads.get_mut(id) {
+                entry.rows.add_to(mine);
+            } else {
+                self.sparse.insert(id, entry);
+            }
+        }
+        for (id, value) in other.grads {
+            if let Some(entry) = self.sparse.remove(id) {
+                let mut dense = entry.rows.to_dense();
+                dense.add_assign(&value);
+                self.grads.insert(id, dense);
+            } else if let Some(mine) = self.grads.get_mut(id) {
+                mine.add_assign(&value);
+            } else {
+                self.grads.insert(id, value);
+            }
+        }
+    }
+
     /// The number of gradients held.
     pub fn len(&self) -> usize {
         self.grads.len() + self.sparse.len()
