@@ -24,7 +24,9 @@
 //! Layers, from the ground up: [`Float`] and [`Error`]; [`Value`]; the [`tape`](Tape) (nodes,
 //! [`Var`], backward) and the [`op`] protocol; the [`ops`] families, which define all math on
 //! `Var`; [`gradcheck`] and [`gradgradcheck`]; [`functional`] (Hessian- and Jacobian-vector
-//! products, Hessians and Jacobians of whole functions).
+//! products, Hessians and Jacobians of whole functions); [`nn`] and [`optim`], with their
+//! [`state`] as named arrays; [`train`] (checkpoints that resume a run exactly) and
+//! [`parallel`] (data-parallel training on threads or MPI processes).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
