@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayD, ArrayView1, ArrayViewD, ArrayViewMutD, Axis, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn, Zip};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -262,14 +262,32 @@ fn each_sparse<F: Float>(
     }
 }
 
-/// Calls `f(k, row of w, row of g)` for each touched row, the `k`-th.
+/// Calls `f(row, entries of w's row, entries of the gradient's row)` for each touched row, as
+/// slices: a step touches a few rows of a large table, and plain loops over them run far
+/// faster than n-dimensional iterators. A table stored in another layout than row-major (made
+/// from a transposed array) goes through a copy of each row.
 fn rows_of<F: Float>(
     mut w: ArrayViewMutD<'_, F>,
     rows: &SparseRows<F>,
-    mut f: impl FnMut(usize, ArrayViewMutD<'_, F>, ArrayView1<'_, F>),
+    mut f: impl FnMut(usize, &mut [F], &[F]),
 ) {
-    for (k, (&row, g)) in rows.rows().iter().zip(rows.values().outer_iter()).enumerate() {
-        f(k, w.index_axis_mut(Axis(0), row), g);
+    let values = rows.values();
+    let width = values.ncols();
+    if width == 0 {
+        return;
+    }
+    let gradient = values.as_slice().expect("row-major rows").chunks_exact(width);
+    if let Some(table) = w.as_slice_mut() {
+        for (&row, g) in rows.rows().iter().zip(gradient) {
+            f(row, &mut table[row * width..(row + 1) * width], g);
+        }
+        return;
+    }
+    for (&row, g) in rows.rows().iter().zip(gradient) {
+        let mut target = w.index_axis_mut(Axis(0), row);
+        let mut entries: Vec<F> = target.iter().copied().collect();
+        f(row, &mut entries, g);
+        target.iter_mut().zip(entries).for_each(|(t, e)| *t = e);
     }
 }
 
@@ -320,7 +338,7 @@ impl<F: Float> Optimizer<F> for Sgd {
         let (lr, wd) = (F::of(self.lr), F::of(self.weight_decay));
         let update = |w: &mut F, g: F| *w -= lr * (g + wd * *w);
         each_sparse(tape, &self.params, grads, |_, w, rows| {
-            rows_of(w, rows, |_, mut w, g| w.iter_mut().zip(g).for_each(|(w, &g)| update(w, g)));
+            rows_of(w, rows, |_, w, g| w.iter_mut().zip(g).for_each(|(w, &g)| update(w, g)));
         });
         each_dense(tape, &self.params, grads, true, |_, mut w, g| {
             Zip::from(&mut w).and(&g).for_each(|w, &g| update(w, g));
@@ -590,15 +608,11 @@ impl<F: Float> Optimizer<F> for Adam<F> {
             let c = corrections(i);
             let m = state(moments, i, w.shape());
             let v = state(squares, i, w.shape());
-            rows_of(w, rows, |k, mut w, g| {
-                let row = rows.rows()[k];
-                let (mut m, mut v) = (m.index_axis_mut(Axis(0), row), v.index_axis_mut(Axis(0), row));
-                let g = g.into_shape_with_order(w.raw_dim()).expect("one row");
-                Zip::from(&mut w)
-                    .and(&mut m)
-                    .and(&mut v)
-                    .and(&g)
-                    .for_each(|w, m, v, &g| update(w, g, m, v, c));
+            let (m, v) = (m.as_slice_mut().expect("owned state"), v.as_slice_mut().expect("owned state"));
+            rows_of(w, rows, |row, w, g| {
+                let at = row * w.len()..(row + 1) * w.len();
+                let state = m[at.clone()].iter_mut().zip(&mut v[at]);
+                w.iter_mut().zip(g).zip(state).for_each(|((w, &g), (m, v))| update(w, g, m, v, c));
             });
         });
         each_dense(tape, &self.params, grads, true, |i, mut w, g| {

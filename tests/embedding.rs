@@ -147,3 +147,32 @@ fn clipping_keeps_a_row_sparse_gradient_sparse() {
     assert!((&clipped - &(dense_w / expected)).iter().all(|d| d.abs() < 1e-15));
     assert!((grads[other].to_array()[0] - 3.0 / expected).abs() < 1e-15);
 }
+
+/// A table made from a transposed array (not row-major) updates exactly as a row-major copy,
+/// with SGD and with Adam, and only in the rows looked up.
+#[test]
+fn a_table_stored_column_major_updates_as_a_row_major_one() {
+    let tape = Tape::<f64>::new();
+    let values = Array2::from_shape_fn((3, 6), |(c, r)| ((r * 3 + c) as f64 * 0.37).sin()).reversed_axes();
+    let column_major = tape.param(values.clone());
+    let row_major = tape.param(values.as_standard_layout().to_owned());
+    let ids = array![4, 1, 4].into_dyn();
+    let mut sgd = Sgd::new(vec![column_major, row_major], 0.1);
+    let mut adam = Adam::new(vec![column_major, row_major], 0.01);
+    for step in 0..2 {
+        let grads = (loss(&tape, column_major, &ids) + loss(&tape, row_major, &ids)).backward();
+        assert!(grads.sparse_param(column_major).is_some() && grads.sparse_param(row_major).is_some());
+        if step == 0 {
+            sgd.step(&tape, &grads);
+        } else {
+            adam.step(&tape, &grads);
+        }
+        tape.reset();
+    }
+    let after = tape.get(column_major).to_array();
+    assert_eq!(after, tape.get(row_major).to_array());
+    let changed: Vec<usize> = (0..6)
+        .filter(|&r| after.index_axis(Axis(0), r) != values.index_axis(Axis(0), r).into_dyn())
+        .collect();
+    assert_eq!(changed, [1, 4]);
+}

@@ -410,7 +410,8 @@ impl<F: Float> Op<F> for Embedding {
         crate::grads![apply(PutAdd { indices: flat.into(), shape: table }, [gy])]
     }
     fn sparse_backward(&self, gy: &Value<F>, table: &[usize]) -> Option<crate::SparseRows<F>> {
-        let values = gy.view().as_standard_layout().iter().copied().collect();
+        let view = gy.view();
+        let values = view.as_standard_layout().as_slice().expect("standard layout").to_vec();
         Some(crate::SparseRows::new(table, self.ids.to_vec(), values))
     }
 }
