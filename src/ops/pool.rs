@@ -1,12 +1,16 @@
 //! Pooling over the last two axes of an NCHW image, composed from ops that already have every
 //! derivative order:
 //!
-//! - `max_pool2d` finds each window's largest element and [`take`](Var::take)s it, so its
-//!   gradient goes to that element (a `put_add`, whose own gradient is a `take` again);
+//! - `max_pool2d` is one op that finds each window's largest element, takes it and remembers
+//!   where it came from, so its gradient goes to that element (a `put_add`, whose own gradient
+//!   is a `take` again);
 //! - `avg_pool2d` is a depthwise convolution with a constant `1/(KH·KW)` filter, so padding
 //!   counts as zeros in the average, as PyTorch's default `count_include_pad=True` does;
 //! - `adaptive_avg_pool2d` is `A_h · X · A_wᵀ` with constant averaging matrices whose bins are
 //!   PyTorch's (`⌊i·H/OH⌋ .. ⌈(i+1)·H/OH⌉`, overlapping when `OH` does not divide `H`).
+
+use std::cell::OnceCell;
+use std::rc::Rc;
 
 use ndarray::{Array2, ArrayD, IxDyn};
 
@@ -16,10 +20,12 @@ use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::ops::conv::Window;
-use crate::ops::shape::Take;
-use crate::ops::try_apply;
+use crate::ops::shape::PutAdd;
+use crate::ops::{apply, try_apply};
+use crate::pool;
 use crate::tape::Var;
-use crate::value::Shape;
+use crate::tape::op::{Context, Grads, Op};
+use crate::value::Value;
 
 impl Window {
     /// A pooling window: `(KH, KW)` with the stride equal to the kernel (PyTorch's default for
@@ -89,12 +95,7 @@ impl<'t, F: Float> Var<'t, F> {
         let shape = image_shape("max_pool2d", &self)?;
         window.check_pool_padding("max_pool2d")?;
         let out = window.output_size("max_pool2d", &shape)?;
-        let value = self.value();
-        let view = value.view();
-        let input = view.as_standard_layout();
-        let indices = window_maxima(input.as_slice().expect("standard layout"), shape, &window, out)?;
-        let taken = Shape::from_slice(&[shape[0], shape[1], out.0, out.1]);
-        try_apply(Take { indices: indices.into(), shape: taken }, [self])
+        try_apply(MaxPool2d { window, out, indices: OnceCell::new() }, [self])
     }
 
     /// The mean of each window of an NCHW image `[N, C, H, W]`, per channel: `[N, C, OH, OW]`.
@@ -193,7 +194,38 @@ fn bins<F: Float>(len: usize, out: usize) -> Array2<F> {
 /// Below this many input pixels max pooling runs on the calling thread.
 const PARALLEL_PIXELS: usize = 1 << 16;
 
-/// The flat index of each window's largest element, in output order `[N, C, OH, OW]`: the first
+/// Max pooling of an NCHW image: each window's largest element (see [`window_maxima`]). The
+/// forward pass keeps where each came from, so the gradient puts the output's gradient back
+/// there.
+#[derive(Debug)]
+struct MaxPool2d {
+    window: Window,
+    out: (usize, usize),
+    /// The flat input index of each output element, set by the forward pass.
+    indices: OnceCell<Rc<[usize]>>,
+}
+
+impl<F: Float> Op<F> for MaxPool2d {
+    fn name(&self) -> &'static str {
+        "max_pool2d"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let shape: [usize; 4] = x[0].shape().try_into().expect("checked by max_pool2d");
+        let view = x[0].view();
+        let input = view.as_standard_layout();
+        let (indices, values) = window_maxima(input.as_slice().expect("standard layout"), shape, &self.window, self.out)?;
+        let _ = self.indices.set(indices.into());
+        Ok(Value::from_buffer(&[shape[0], shape[1], self.out.0, self.out.1], values))
+    }
+    // dx = put_add(gy, indices, shape(x))
+    fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        let indices = self.indices.get().expect("set by the forward pass").clone();
+        crate::grads![apply(PutAdd { indices, shape: cx.input_shape(0) }, [gy])]
+    }
+}
+
+/// The flat index of each window's largest element, in output order `[N, C, OH, OW]`, and the
+/// element itself: the first
 /// largest in the window's row-major order, a NaN over any number. Padding is skipped; a window
 /// whose dilated taps all fall in the padding (an image smaller than the dilated kernel) is an
 /// error.
@@ -202,7 +234,7 @@ fn window_maxima<F: Float>(
     [n, c, h, w]: [usize; 4],
     window: &Window,
     (oh, ow): (usize, usize),
-) -> Result<Vec<usize>> {
+) -> Result<(Vec<usize>, Vec<F>)> {
     let Window { kernel: (kh, kw), stride, padding, dilation } = *window;
     // per output row (column): the first in-image input row (column) and how many taps read
     // the image, dilation apart
@@ -226,9 +258,9 @@ fn window_maxima<F: Float>(
         return Err(Error::argument("max_pool2d", message));
     }
     // one plane's windows, row by row
-    let plane_maxima = |plane: usize, out: &mut [usize]| {
+    let plane_maxima = |plane: usize, out: &mut [usize], taken: &mut [F]| {
         let base = plane * h * w;
-        let mut slots = out.iter_mut();
+        let mut slots = out.iter_mut().zip(taken);
         for &(row, row_taps) in &rows {
             for &(col, col_taps) in &cols {
                 let mut best = base + row * w + col;
@@ -248,17 +280,23 @@ fn window_maxima<F: Float>(
                         }
                     }
                 }
-                *slots.next().expect("one slot per window") = first_nan.unwrap_or(best);
+                let (slot, value) = slots.next().expect("one slot per window");
+                *slot = first_nan.unwrap_or(best);
+                *value = x[*slot];
             }
         }
     };
     let mut indices = vec![0; n * c * oh * ow];
+    let mut values = pool::zeros(n * c * oh * ow);
+    let planes = oh * ow;
     if n * c > 1 && x.len() >= PARALLEL_PIXELS {
-        indices.par_chunks_mut(oh * ow).enumerate().for_each(|(plane, out)| plane_maxima(plane, out));
+        let each = indices.par_chunks_mut(planes).zip(values.par_chunks_mut(planes));
+        each.enumerate().for_each(|(plane, (out, taken))| plane_maxima(plane, out, taken));
     } else {
-        indices.chunks_mut(oh * ow).enumerate().for_each(|(plane, out)| plane_maxima(plane, out));
+        let each = indices.chunks_mut(planes).zip(values.chunks_mut(planes));
+        each.enumerate().for_each(|(plane, (out, taken))| plane_maxima(plane, out, taken));
     }
-    Ok(indices)
+    Ok((indices, values))
 }
 
 #[cfg(test)]
