@@ -1,4 +1,4 @@
-"""Timing helpers shared by conv_step.py and mlp_step.py."""
+"""Timing helpers shared by conv_step.py, mlp_step.py and lstm_step.py."""
 
 import statistics
 import subprocess
