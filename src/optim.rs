@@ -823,10 +823,29 @@ pub fn clip_grad_norm<F: Float>(
     Ok(norm)
 }
 
-/// The L2 norm of all the elements of `values`, in `f64` and scaled by the largest magnitude,
-/// so that large finite gradients do not overflow: NaN if an element is NaN, else infinite if
-/// one is.
+/// The L2 norm of all the elements of `values`, in `f64`: NaN if an element is NaN, else
+/// infinite if one is. One pass adds the squares; only when that sum overflowed or came out
+/// tiny (possible for `f64` elements, never for `f32` ones) are they added again scaled by the
+/// largest magnitude.
 fn l2_norm<F: Float>(values: &[&Value<F>]) -> f64 {
+    // Eight running sums, so that the pass is not one long chain of dependent additions.
+    let mut sums = [0.0f64; 8];
+    for value in values {
+        let view = value.view();
+        let mut add = |chunk: &[F]| {
+            for (sum, &x) in sums.iter_mut().zip(chunk) {
+                *sum += x.as_f64() * x.as_f64();
+            }
+        };
+        match view.as_slice_memory_order() {
+            Some(slice) => slice.chunks(8).for_each(add),
+            None => view.iter().for_each(|&x| add(&[x])),
+        }
+    }
+    let sum: f64 = sums.iter().sum();
+    if sum.is_finite() && sum >= 1e-200 {
+        return sum.sqrt();
+    }
     let magnitudes = || values.iter().flat_map(|v| v.view().into_iter().map(|x| x.as_f64().abs()));
     let mut largest = 0.0f64;
     for m in magnitudes() {

@@ -1,4 +1,4 @@
-"""Timing helpers shared by conv_step.py, mlp_step.py and cbow_step.py."""
+"""Timing helpers shared by conv_step.py, mlp_step.py, cbow_step.py and lstm_step.py."""
 
 import statistics
 import subprocess

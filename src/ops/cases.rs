@@ -503,6 +503,20 @@ pub(crate) fn logits_and_targets() -> impl Strategy<Value = Sample> {
         })
 }
 
+/// Logits `[n, c]` and one class label per row in `ints`; with `scale`, a scalar second input
+/// (the loss's gradient, for the logits' gradient op).
+pub(crate) fn logits_and_labels(scale: bool) -> impl Strategy<Value = Sample> {
+    (1usize..=3, 2usize..=4)
+        .prop_flat_map(move |(n, c)| {
+            let g = if scale { array(vec![], ANY).prop_map(Some).boxed() } else { Just(None).boxed() };
+            (array(vec![n, c], WIDE), vec(0..c, n), g)
+        })
+        .prop_map(|(x, labels, g)| Sample {
+            ints: labels,
+            ..Sample::new([vec![x], g.into_iter().collect()].concat())
+        })
+}
+
 /// The tape's `Accumulate` adds the gradients that reach one value along two paths, and only a
 /// differentiable backward pass records it: the case is the gradient of `Σ (z + x)²` at a leaf
 /// `z = 0`, where `y = z + x` gets `gy·y` once from each factor of `y·y`. `z` is a variable of

@@ -2,10 +2,12 @@
 //! through reshaping 1-D·2-D, 2-D·1-D and the dot product 1-D·1-D.
 //!
 //! The primitive carries transpose flags, so the backward products `gy·Bᵀ` and `Aᵀ·gy` read
-//! their operands through strided views instead of copying a transpose.
+//! their operands through strided views instead of copying a transpose. A large 2-D product is
+//! shared between threads (rayon's pool) by blocks of rows or columns of its result.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array3, ArrayView2, Axis, Ix2};
+use ndarray::{Array3, ArrayView2, ArrayViewMut2, Axis, Ix2};
+use rayon::prelude::*;
 
 use crate::error::or_panic;
 use crate::error::{Error, Result};
@@ -90,9 +92,38 @@ impl<F: Float> Op<F> for MatMul {
 fn product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Value<F> {
     let (m, n) = (a.nrows(), b.ncols());
     let mut out = pool::zeros(m * n);
-    let mut c = ndarray::ArrayViewMut2::from_shape((m, n), &mut out[..]).expect("m·n values");
-    general_mat_mul(F::one(), &a, &b, F::zero(), &mut c);
+    let c = ArrayViewMut2::from_shape((m, n), &mut out[..]).expect("m·n values");
+    shared_product(a, b, c);
     Value::from_buffer(&[m, n], out)
+}
+
+/// Below this many multiply-adds a product runs on the calling thread: sharing it costs more
+/// than it saves (the recurrent step of an LSTM, `[20, 100]·[100, 400]`, stays whole).
+const PARALLEL_PRODUCTS: usize = 1 << 24;
+
+/// Blocks of the result are multiples of this many rows or columns (matrixmultiply's kernels
+/// work in tiles of up to 16), so no tile is split.
+const BLOCK_ALIGN: usize = 16;
+
+/// `c = a·b`, writing every element of `c` without reading it. A large product is cut into one
+/// block of rows of `c` per thread (of columns, when `c` has more of them), each block computed
+/// by its own GEMM: an element's sum runs over `k` in the same order whatever the cut, so the
+/// result does not depend on the thread count.
+fn shared_product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, mut c: ArrayViewMut2<'_, F>) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let threads = rayon::current_num_threads().min(m.saturating_mul(k).saturating_mul(n) / PARALLEL_PRODUCTS);
+    let (axis, len) = if m >= n { (Axis(0), m) } else { (Axis(1), n) };
+    let block = len.div_ceil(threads.max(1)).next_multiple_of(BLOCK_ALIGN);
+    if threads < 2 || block >= len {
+        general_mat_mul(F::one(), &a, &b, F::zero(), &mut c);
+        return;
+    }
+    let blocks: Vec<_> = if axis == Axis(0) {
+        a.axis_chunks_iter(axis, block).map(|a| (a, b)).zip(c.axis_chunks_iter_mut(axis, block)).collect()
+    } else {
+        b.axis_chunks_iter(axis, block).map(|b| (a, b)).zip(c.axis_chunks_iter_mut(axis, block)).collect()
+    };
+    blocks.into_par_iter().for_each(|((a, b), mut c)| general_mat_mul(F::one(), &a, &b, F::zero(), &mut c));
 }
 
 /// Matrix `i` of a batch (or the one matrix of a 2-D operand), transposed when `t`.
@@ -247,6 +278,27 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
 #[cfg(test)]
 mod tests {
     use crate::Tape;
+
+    /// A product large enough to be shared gives the very same bits on one thread as on two,
+    /// cut by rows or by columns, and agrees with ndarray's own product.
+    #[test]
+    fn shared_products_do_not_depend_on_the_thread_count() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut random =
+            |r: usize, c: usize| ndarray::Array2::from_shape_fn((r, c), |_| rng.random::<f32>() - 0.5);
+        for (m, k, n) in [(1200, 100, 300), (100, 700, 1000)] {
+            let (a, b) = (random(m, k), random(k, n));
+            let on = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| super::product(a.view(), b.view()).to_array())
+            };
+            let (one, two) = (on(1), on(2));
+            assert_eq!(one, two, "[{m}, {k}]·[{k}, {n}]");
+            let expected = a.dot(&b).into_dyn();
+            assert!(one.iter().zip(&expected).all(|(x, y)| (x - y).abs() < 1e-4));
+        }
+    }
 
     /// Vectors are reshaped into matrices inside `matmul`; errors show the shapes as passed.
     #[test]

@@ -1,12 +1,17 @@
 //! Fused ops of neural networks: softmax cross-entropy, one op with log-softmax inside, so it is
-//! stable for logits of any size and its gradient is the textbook `softmax(x) − t`. The `nn`
-//! module re-exports it beside the other losses.
+//! stable for logits of any size and its gradient is the textbook `softmax(x) − t`; against
+//! target distributions ([`SoftmaxCrossEntropy`]) or against class labels
+//! ([`SoftmaxCrossEntropyLabels`], whose logits' gradient is one op of its own,
+//! [`SoftmaxCrossEntropyLabelsGrad`]). The `nn` module re-exports them beside the other losses.
 
-use ndarray::Array2;
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::ops::apply;
+use crate::pool;
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
 use crate::value::Value;
@@ -54,8 +59,168 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropy {
     }
 }
 
+/// The mean over the rows of `ln Σ eˣ − x[label]` for logits `x` `(batch, classes)` and one
+/// class label per row: [`SoftmaxCrossEntropy`] against one-hot targets, without making them.
+/// Each row is read once (the max-shifted log-sum-exp and the label's logit); large batches
+/// share their rows between threads, and the rows' losses are added in order, so the result
+/// does not depend on the thread count.
+#[derive(Debug, Clone)]
+pub struct SoftmaxCrossEntropyLabels {
+    labels: Arc<[usize]>,
+}
+
+impl<F: Float> Op<F> for SoftmaxCrossEntropyLabels {
+    fn name(&self) -> &'static str {
+        "softmax_cross_entropy_labels"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let logits = check_labels("softmax_cross_entropy_labels", x[0], &self.labels)?;
+        let classes = logits.shape()[1].max(1);
+        let rows = logits.as_slice().expect("standard layout").par_chunks_exact(classes);
+        let loss = |(row, &label): (&[F], &usize)| log_sum_exp(row) - row[label];
+        let losses: Vec<F> = if logits.len() >= PARALLEL_ELEMENTS {
+            rows.zip(self.labels.par_iter()).map(loss).collect()
+        } else {
+            logits
+                .as_slice()
+                .expect("standard layout")
+                .chunks_exact(classes)
+                .zip(self.labels.iter())
+                .map(loss)
+                .collect()
+        };
+        let n = self.labels.len().max(1);
+        Ok(Value::Scalar(losses.into_iter().fold(F::zero(), |a, b| a + b) / F::of(n as f64)))
+    }
+    // dx = gy·(softmax(x) − onehot(labels))/n
+    fn backward<'t>(&self, cx: &Context<'t, F>, gy: Var<'t, F>) -> Grads<'t, F> {
+        let grad = SoftmaxCrossEntropyLabelsGrad { labels: self.labels.clone() };
+        crate::grads![apply(grad, [cx.input(0), gy])]
+    }
+}
+
+/// The logits' gradient of [`SoftmaxCrossEntropyLabels`], `(softmax(x) − onehot(labels))·g/n`
+/// for logits `x` `(batch, classes)` and the loss's gradient `g` (a scalar), written in one pass
+/// per row (on several threads for large batches).
+#[derive(Debug, Clone)]
+pub struct SoftmaxCrossEntropyLabelsGrad {
+    labels: Arc<[usize]>,
+}
+
+impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad {
+    fn name(&self) -> &'static str {
+        "softmax_cross_entropy_labels_grad"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let name = "softmax_cross_entropy_labels_grad";
+        let logits = check_labels(name, x[0], &self.labels)?;
+        let Some(g) = x[1].scalar().filter(|_| x[1].ndim() == 0) else {
+            return Err(Error::shape(
+                name,
+                &[logits.shape(), x[1].shape()],
+                "logits (batch, classes) and a scalar",
+            ));
+        };
+        let (shape, classes) = (logits.shape().to_vec(), logits.shape()[1].max(1));
+        let scale = g / F::of(self.labels.len().max(1) as f64);
+        let mut out = pool::zeros(logits.len());
+        // the exponentials written once, then scaled by 1/Σ
+        let row = |((out, row), &label): ((&mut [F], &[F]), &usize)| {
+            let shift = row_shift(row);
+            let mut sums = [F::zero(); LANES];
+            for (out, row) in out.chunks_mut(LANES).zip(row.chunks(LANES)) {
+                for ((o, &v), sum) in out.iter_mut().zip(row).zip(&mut sums) {
+                    *o = (v - shift).exp_vectorized();
+                    *sum += *o;
+                }
+            }
+            let factor = scale / sums.into_iter().fold(F::zero(), |a, b| a + b);
+            out.iter_mut().for_each(|o| *o *= factor);
+            out[label] -= scale;
+        };
+        let rows = logits.as_slice().expect("standard layout");
+        if logits.len() >= PARALLEL_ELEMENTS {
+            let pairs = out.par_chunks_exact_mut(classes).zip(rows.par_chunks_exact(classes));
+            pairs.zip(self.labels.par_iter()).for_each(row);
+        } else {
+            let pairs = out.chunks_exact_mut(classes).zip(rows.chunks_exact(classes));
+            pairs.zip(self.labels.iter()).for_each(row);
+        }
+        Ok(Value::from_buffer(&shape, out))
+    }
+    // Z = (s − T)·g/n with s = softmax(x): dx = s·(gz − Σ gz·s)·g/n along the row,
+    // dg = Σ gz·(s − T)/n, the op itself at g = 1 weighted by gz
+    fn backward<'t>(&self, cx: &Context<'t, F>, gz: Var<'t, F>) -> Grads<'t, F> {
+        let (x, g) = (cx.input(0), cx.input(1));
+        let n = F::of(self.labels.len().max(1) as f64);
+        let dx = cx.grad_if(0, || {
+            let s = x.softmax(1);
+            s * (gz - (gz * s).sum_axes(&[1], true)) * (g / n)
+        });
+        let dg = cx.grad_if(1, || (gz * apply(self.clone(), [x, x.tape().constant(F::one())])).sum());
+        crate::grads![dx, dg]
+    }
+}
+
+/// Below this many logits, the label ops run on the calling thread.
+const PARALLEL_ELEMENTS: usize = 1 << 16;
+
+/// The logits as a standard-layout `(batch, classes)` matrix, checked to have one row per label
+/// and every label below `classes`.
+fn check_labels<'v, F: Float>(
+    op: &'static str,
+    logits: &'v Value<F>,
+    labels: &[usize],
+) -> Result<ndarray::CowArray<'v, F, ndarray::IxDyn>> {
+    let shape = logits.shape();
+    if shape.len() != 2 || shape[0] != labels.len() {
+        let expected = format!("logits (batch, classes) with one row per label ({} labels)", labels.len());
+        return Err(Error::shape(op, &[shape], expected));
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l >= shape[1]) {
+        return Err(Error::argument(op, format!("label {bad} is out of range for {} classes", shape[1])));
+    }
+    let view = logits.view();
+    Ok(if view.is_standard_layout() { view.into() } else { view.to_owned().into() })
+}
+
+/// `ln Σ eˣ` of a row, shifted by its maximum (by 0 when that is not finite).
+fn log_sum_exp<F: Float>(row: &[F]) -> F {
+    let shift = row_shift(row);
+    let sums = lanes(row, F::zero(), |sum, v| sum + (v - shift).exp_vectorized());
+    sums.into_iter().fold(F::zero(), |a, b| a + b).ln() + shift
+}
+
+/// The row's maximum, or 0 when that is not finite: what the exponentials are shifted by.
+fn row_shift<F: Float>(row: &[F]) -> F {
+    let max = lanes(row, F::neg_infinity(), F::max).into_iter().fold(F::neg_infinity(), F::max);
+    if max.is_finite() { max } else { F::zero() }
+}
+
+/// Independent running folds of `row`, element `i` going to lane `i % LANES`: the lanes fill a
+/// vector register, where a single running sum or maximum would be one long chain of
+/// dependent steps.
+#[inline(always)]
+fn lanes<F: Float>(row: &[F], init: F, f: impl Fn(F, F) -> F) -> [F; LANES] {
+    let mut acc = [init; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = f(*a, v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(rest) {
+        *a = f(*a, v);
+    }
+    acc
+}
+
+/// Lanes of [`lanes`]: sixteen `f32`, one AVX-512 register.
+const LANES: usize = 16;
+
 /// Softmax cross-entropy of logits `(batch, classes)` against integer class labels, averaged
-/// over the batch.
+/// over the batch ([`SoftmaxCrossEntropyLabels`]).
 ///
 /// Panics if the labels do not match the batch or a label is out of range.
 ///
@@ -93,11 +258,7 @@ pub fn softmax_cross_entropy<'t, F: Float>(logits: Var<'t, F>, labels: &[usize])
             )
         );
     }
-    let mut one_hot = Array2::<F>::zeros((labels.len(), classes));
-    for (mut row, &l) in one_hot.outer_iter_mut().zip(labels) {
-        row[l] = F::one();
-    }
-    softmax_cross_entropy_with_targets(logits, logits.tape().constant(one_hot))
+    apply(SoftmaxCrossEntropyLabels { labels: labels.into() }, [logits])
 }
 
 /// Softmax cross-entropy against target distributions (one-hot rows, or soft labels) of the
@@ -121,7 +282,15 @@ pub fn softmax_cross_entropy_with_targets<'t, F: Float>(
 #[cfg(test)]
 pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
     use crate::ops::cases::*;
-    vec![crate::case!("softmax_cross_entropy", logits_and_targets(), |x, _p| {
-        apply(SoftmaxCrossEntropy, [x[0], x[1]])
-    })]
+    vec![
+        crate::case!("softmax_cross_entropy", logits_and_targets(), |x, _p| {
+            apply(SoftmaxCrossEntropy, [x[0], x[1]])
+        }),
+        crate::case!("softmax_cross_entropy_labels", logits_and_labels(false), |x, p| {
+            softmax_cross_entropy(x[0], &p.ints)
+        }),
+        crate::case!("softmax_cross_entropy_labels_grad", logits_and_labels(true), |x, p| {
+            apply(SoftmaxCrossEntropyLabelsGrad { labels: p.ints.clone().into() }, [x[0], x[1]])
+        }),
+    ]
 }

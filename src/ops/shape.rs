@@ -177,7 +177,11 @@ impl<F: Float> Op<F> for SliceGrad {
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         check_slice(&self.0, &self.1)?;
-        let mut out = ArrayD::zeros(IxDyn(&self.1));
+        // zeros from the recycled buffers: an LSTM's step takes its gates from the whole
+        // sequence's, so its backward makes one such gradient per step, which freshly allocated
+        // would also crowd the larger recycled buffers out of the pool
+        let zeros = pool::zeros(self.1.iter().product());
+        let mut out = ArrayD::from_shape_vec(IxDyn(&self.1), zeros).expect("one zero per element");
         let mut target = out.slice_mut(&*self.0);
         if target.shape() != x[0].shape() {
             return Err(Error::shape("slice_grad", &[x[0].shape(), target.shape()], "the slice's shape"));
