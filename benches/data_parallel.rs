@@ -7,11 +7,14 @@
 //!   ops run on a rayon pool of `threads / workers` threads, each worker takes its shard of
 //!   every batch and the gradients are averaged across workers before each step.
 //!
+//! Each sample builds the replicas on fresh threads and takes 5 warm-up steps before the timed
+//! passes, so the figures are a long run's steady state (thread-local buffer pools filled).
+//!
 //! Run with `RAYON_NUM_THREADS=1` too: then `plain` and `workers_1` use one thread, and
 //! `workers_2` shows what two workers give over one. An epoch of the sample (8,000 digits) is
 //! 125 MLP steps or 80 SimpleConvNet steps: 12.5× and 8× the figures here.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::{ArrayD, Axis, IxDyn};
@@ -58,19 +61,21 @@ fn simple_conv_net(tape: &Tape<f32>) -> Sequential<f32> {
         .add("fc2", Linear::new(tape, 100, 10, Init::He, &mut rng))
 }
 
-/// The steps on one worker of `comm`; the last loss.
+/// On one worker of `comm`: builds the replica, takes 5 warm-up steps (the buffer pools fill),
+/// then times `rounds` passes over the batches; returns the time and the last loss.
 fn train(
     comm: &impl Communicator,
-    build: fn(&Tape<f32>) -> Sequential<f32>,
+    build: Build,
     data: &[(ArrayD<f32>, Vec<usize>)],
-) -> f32 {
+    rounds: u64,
+) -> (Duration, f32) {
     let tape = Tape::<f32>::new();
     let model = build(&tape);
     parallel::sync_replicas(comm, &tape, &model).unwrap();
     let params = nn::params(&model);
     let mut adam = Adam::new(params.clone(), 1e-3);
     let mut last = 0.0;
-    for (x, y) in data {
+    let mut step = |x: &ArrayD<f32>, y: &[usize]| {
         let mine = parallel::shard(y.len(), comm.rank(), comm.size());
         let x = x.slice_axis(Axis(0), mine.clone().into()).to_owned();
         let loss = nn::softmax_cross_entropy(model.forward(tape.constant(x)), &y[mine.clone()]);
@@ -79,8 +84,19 @@ fn train(
         adam.step(&tape, &grads);
         last = loss.scalar();
         tape.reset();
+    };
+    for (x, y) in &data[..5] {
+        step(x, y);
     }
-    last
+    comm.barrier().unwrap();
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for (x, y) in data {
+            step(x, y);
+        }
+    }
+    comm.barrier().unwrap();
+    (start.elapsed(), last)
 }
 
 fn data_parallel(c: &mut Criterion) {
@@ -91,10 +107,14 @@ fn data_parallel(c: &mut Criterion) {
         let data = batches(batch, shape);
         let mut group = c.benchmark_group(format!("data_parallel/{name}/{threads}_threads/{STEPS}_steps"));
         group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-        group.bench_function("plain", |b| b.iter(|| train(&Single, build, &data)));
+        group.bench_function("plain", |b| b.iter_custom(|rounds| train(&Single, build, &data, rounds).0));
         for workers in [1, 2] {
             group.bench_function(format!("workers_{workers}"), |b| {
-                b.iter(|| parallel::run_threads(workers, |comm| Ok(train(&comm, build, &data))).unwrap())
+                b.iter_custom(|rounds| {
+                    let times =
+                        parallel::run_threads(workers, |comm| Ok(train(&comm, build, &data, rounds).0));
+                    times.unwrap().into_iter().max().expect("a worker")
+                })
             });
         }
         group.finish();

@@ -20,7 +20,7 @@ use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::ops::conv::Window;
-use crate::ops::shape::PutAdd;
+use crate::ops::shape::{Indices, PutAdd};
 use crate::ops::{apply, try_apply};
 use crate::pool;
 use crate::tape::Var;
@@ -202,7 +202,7 @@ struct MaxPool2d {
     window: Window,
     out: (usize, usize),
     /// The flat input index of each output element, set by the forward pass.
-    indices: OnceCell<Rc<[usize]>>,
+    indices: OnceCell<Rc<Indices>>,
 }
 
 impl<F: Float> Op<F> for MaxPool2d {
@@ -213,8 +213,9 @@ impl<F: Float> Op<F> for MaxPool2d {
         let shape: [usize; 4] = x[0].shape().try_into().expect("checked by max_pool2d");
         let view = x[0].view();
         let input = view.as_standard_layout();
-        let (indices, values) = window_maxima(input.as_slice().expect("standard layout"), shape, &self.window, self.out)?;
-        let _ = self.indices.set(indices.into());
+        let (indices, values) =
+            window_maxima(input.as_slice().expect("standard layout"), shape, &self.window, self.out)?;
+        let _ = self.indices.set(indices);
         Ok(Value::from_buffer(&[shape[0], shape[1], self.out.0, self.out.1], values))
     }
     // dx = put_add(gy, indices, shape(x))
@@ -234,7 +235,7 @@ fn window_maxima<F: Float>(
     [n, c, h, w]: [usize; 4],
     window: &Window,
     (oh, ow): (usize, usize),
-) -> Result<(Vec<usize>, Vec<F>)> {
+) -> Result<(Rc<Indices>, Vec<F>)> {
     let Window { kernel: (kh, kw), stride, padding, dilation } = *window;
     // per output row (column): the first in-image input row (column) and how many taps read
     // the image, dilation apart
@@ -286,7 +287,11 @@ fn window_maxima<F: Float>(
             }
         }
     };
-    let mut indices = vec![0; n * c * oh * ow];
+    // NOTE: a recycled buffer: allocated fresh each step, glibc handed this one back to the
+    // kernel at each reset and the next step faulted it in again (3,400 page faults a step;
+    // SimpleConvNet's step took 1.7 times as long).
+    let mut indices = pool::buffer::<usize>(n * c * oh * ow);
+    indices.resize(n * c * oh * ow, 0);
     let mut values = pool::zeros(n * c * oh * ow);
     let planes = oh * ow;
     if n * c > 1 && x.len() >= PARALLEL_PIXELS {
@@ -296,7 +301,7 @@ fn window_maxima<F: Float>(
         let each = indices.chunks_mut(planes).zip(values.chunks_mut(planes));
         each.enumerate().for_each(|(plane, (out, taken))| plane_maxima(plane, out, taken));
     }
-    Ok((indices, values))
+    Ok((Rc::new(indices.into()), values))
 }
 
 #[cfg(test)]

@@ -301,13 +301,38 @@ impl<F: Float> Op<F> for IndexAdd {
     }
 }
 
+/// Flat element positions shared by a gather and its gradients ([`Take`], [`PutAdd`], max
+/// pooling). Large ones go back to the thread's recycled buffers when the last op holding them
+/// is dropped: max pooling makes one as large as its output every step.
+#[derive(Debug, Clone, Default)]
+pub struct Indices(Vec<usize>);
+
+impl From<Vec<usize>> for Indices {
+    fn from(indices: Vec<usize>) -> Self {
+        Indices(indices)
+    }
+}
+
+impl std::ops::Deref for Indices {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        &self.0
+    }
+}
+
+impl Drop for Indices {
+    fn drop(&mut self) {
+        pool::recycle(std::mem::take(&mut self.0));
+    }
+}
+
 /// The elements at flat positions `indices` of the input (read in row-major order), as an
 /// array of `shape`: NumPy's and PyTorch's `take`. Max pooling is a `take` of each window's
 /// largest element.
 #[derive(Debug, Clone)]
 pub struct Take {
     /// The flat position of each output element.
-    pub indices: Rc<[usize]>,
+    pub indices: Rc<Indices>,
     /// The output's shape; its size is the number of indices.
     pub shape: Shape,
 }
@@ -336,7 +361,7 @@ impl<F: Float> Op<F> for Take {
 #[derive(Debug, Clone)]
 pub struct PutAdd {
     /// Where each input element goes.
-    pub indices: Rc<[usize]>,
+    pub indices: Rc<Indices>,
     /// The output's shape.
     pub shape: Shape,
 }
@@ -411,7 +436,7 @@ impl<F: Float> Op<F> for Embedding {
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         let table = cx.input_shape(0);
         let flat = self.flat(table[1..].iter().product());
-        crate::grads![apply(PutAdd { indices: flat.into(), shape: table }, [gy])]
+        crate::grads![apply(PutAdd { indices: Rc::new(flat.into()), shape: table }, [gy])]
     }
     fn sparse_backward(&self, gy: &Value<F>, table: &[usize]) -> Option<crate::SparseRows<F>> {
         let view = gy.view();
@@ -784,7 +809,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// Like [`take`](Self::take), returning the error instead of panicking.
     #[track_caller]
     pub fn try_take(self, indices: &[usize], shape: &[usize]) -> Result<Self> {
-        try_apply(Take { indices: indices.into(), shape: Shape::from_slice(shape) }, [self])
+        try_apply(Take { indices: Rc::new(indices.to_vec().into()), shape: Shape::from_slice(shape) }, [self])
     }
 
     /// PyTorch's `gather`: along `axis`, the entries that `index` names; `index` has this
@@ -885,7 +910,10 @@ impl<'t, F: Float> Var<'t, F> {
     /// Like [`put_add`](Self::put_add), returning the error instead of panicking.
     #[track_caller]
     pub fn try_put_add(self, indices: &[usize], shape: &[usize]) -> Result<Self> {
-        try_apply(PutAdd { indices: indices.into(), shape: Shape::from_slice(shape) }, [self])
+        try_apply(
+            PutAdd { indices: Rc::new(indices.to_vec().into()), shape: Shape::from_slice(shape) },
+            [self],
+        )
     }
 
     /// Merges the axes from `start` on into one (PyTorch's `flatten(x, start_dim)`): an image
