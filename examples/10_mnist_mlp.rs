@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
-use tapegrad::parallel::{self, Communicator, ParallelError, Single};
+use tapegrad::parallel::{self, Communicator, ParallelError};
 use tapegrad::{Tape, s};
 
 use tapegrad::data::DataLoader;
@@ -25,7 +25,9 @@ use tapegrad::nn::{self, Activation, Init, Mlp, Module};
 #[path = "common/training.rs"]
 mod training;
 pub use training::Epoch;
-use training::{Digits, accuracy, optimizer, progress_bar, report, save_weights_and_curves, train_epoch};
+use training::{
+    Digits, Flags, accuracy, optimizer, progress_bar, report, save_weights_and_curves, train_epoch,
+};
 
 /// What to train, and how.
 #[derive(Debug, Clone)]
@@ -104,28 +106,24 @@ impl Settings {
         } else {
             Settings::default()
         };
-        let mut rest = args.iter().filter(|a| *a != "--two-layer-net");
-        while let Some(flag) = rest.next() {
-            let mut value = || rest.next().cloned().ok_or(format!("{flag} needs a value"));
-            let number = |v: String| v.parse::<f64>().map_err(|_| format!("{flag}: {v:?} is not a number"));
+        let mut flags = Flags::new(args, &["--two-layer-net"]);
+        while let Some(flag) = flags.next_flag() {
             match flag.as_str() {
-                "--optimizer" => settings.optimizer = value()?,
-                "--lr" => settings.lr = number(value()?)?,
-                "--epochs" => settings.epochs = number(value()?)? as usize,
-                "--batch" => settings.batch = number(value()?)? as usize,
-                "--seed" => settings.seed = number(value()?)? as u64,
-                "--workers" => settings.workers = training::workers(&number(value()?)?)?,
+                "--optimizer" => settings.optimizer = flags.value()?,
+                "--lr" => settings.lr = flags.number()?,
+                "--epochs" => settings.epochs = flags.number()? as usize,
+                "--batch" => settings.batch = flags.number()? as usize,
+                "--seed" => settings.seed = flags.number()? as u64,
+                "--workers" => settings.workers = training::workers(&flags.number()?)?,
                 "--mpi" => settings.mpi = true,
                 "--hidden" => {
-                    let widths: Result<Vec<usize>, _> = value()?.split(',').map(str::parse).collect();
+                    let widths: Result<Vec<usize>, _> = flags.value()?.split(',').map(str::parse).collect();
                     let widths = widths.map_err(|_| format!("{flag}: expected widths such as 256,128"))?;
                     settings.sizes = [vec![784], widths, vec![10]].concat();
                 }
-                "--data-dir" => settings.data_dir = value()?.into(),
-                "--out-dir" => settings.out_dir = value()?.into(),
-                other => {
-                    return Err(format!("unknown flag {other:?}; see the example's header for the flags"));
-                }
+                "--data-dir" => settings.data_dir = flags.value()?.into(),
+                "--out-dir" => settings.out_dir = flags.value()?.into(),
+                _ => return Err(flags.unknown()),
             }
         }
         optimizer(&settings.optimizer, Vec::new(), settings.lr)?;
@@ -142,17 +140,13 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
         let n = x.len_of(Axis(0));
         x.into_shape_with_order((n, 784)).expect("28×28 images")
     };
-    if settings.mpi {
-        let comm = training::mpi_comm()?;
-        let data = Digits::load(&settings.data_dir, comm.size(), comm.rank() == 0, shape)?;
-        let epochs = run(&comm, settings, &data)?;
-        return Ok(if comm.rank() == 0 { epochs } else { Vec::new() });
+    training::on_workers(settings, &settings.data_dir, settings.workers, settings.mpi, shape)
+}
+
+impl training::Job<Array2<f32>> for Settings {
+    fn run(&self, comm: &impl Communicator, data: &Data) -> Result<Vec<Epoch>, ParallelError> {
+        run(comm, self, data)
     }
-    let data = Digits::load(&settings.data_dir, settings.workers, true, shape)?;
-    Ok(match settings.workers {
-        1 => run(&Single, settings, &data)?,
-        workers => parallel::run_threads(workers, |comm| run(&comm, settings, &data))?.swap_remove(0),
-    })
 }
 
 /// The digits, as the network takes them.

@@ -25,13 +25,15 @@ use rand::{RngExt, SeedableRng};
 use tapegrad::data::DataLoader;
 use tapegrad::nn::{self, Activation, Conv2d, Flatten, Init, Linear, MaxPool2d, Module, Sequential};
 use tapegrad::optim::{CosineLr, Schedule};
-use tapegrad::parallel::{self, Communicator, ParallelError, Single};
+use tapegrad::parallel::{self, Communicator, ParallelError};
 use tapegrad::{ConvOptions, Tape, Window};
 
 #[path = "common/training.rs"]
 mod training;
 pub use training::Epoch;
-use training::{Digits, accuracy, optimizer, progress_bar, report, save_weights_and_curves, train_epoch};
+use training::{
+    Digits, Flags, accuracy, optimizer, progress_bar, report, save_weights_and_curves, train_epoch,
+};
 
 /// What to train, and how.
 #[derive(Debug, Clone)]
@@ -90,29 +92,24 @@ impl Settings {
     /// `--seed N`, `--filters N`, `--hidden N`, `--shift N`, `--no-shift`, `--workers N`, `--mpi`,
     /// `--data-dir DIR`, `--out-dir DIR`.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let args: Vec<String> = args.into_iter().collect();
         let mut settings = Settings::default();
-        let mut rest = args.iter();
-        while let Some(flag) = rest.next() {
-            let mut value = || rest.next().cloned().ok_or(format!("{flag} needs a value"));
-            let number = |v: String| v.parse::<f64>().map_err(|_| format!("{flag}: {v:?} is not a number"));
+        let mut flags = Flags::new(args, &[]);
+        while let Some(flag) = flags.next_flag() {
             match flag.as_str() {
-                "--optimizer" => settings.optimizer = value()?,
-                "--lr" => settings.lr = number(value()?)?,
-                "--epochs" => settings.epochs = number(value()?)? as usize,
-                "--batch" => settings.batch = number(value()?)? as usize,
-                "--seed" => settings.seed = number(value()?)? as u64,
-                "--filters" => settings.filters = number(value()?)? as usize,
-                "--hidden" => settings.hidden = number(value()?)? as usize,
-                "--shift" => settings.shift = number(value()?)? as usize,
-                "--workers" => settings.workers = training::workers(&number(value()?)?)?,
+                "--optimizer" => settings.optimizer = flags.value()?,
+                "--lr" => settings.lr = flags.number()?,
+                "--epochs" => settings.epochs = flags.number()? as usize,
+                "--batch" => settings.batch = flags.number()? as usize,
+                "--seed" => settings.seed = flags.number()? as u64,
+                "--filters" => settings.filters = flags.number()? as usize,
+                "--hidden" => settings.hidden = flags.number()? as usize,
+                "--shift" => settings.shift = flags.number()? as usize,
+                "--workers" => settings.workers = training::workers(&flags.number()?)?,
                 "--mpi" => settings.mpi = true,
                 "--no-shift" => settings.shift = 0,
-                "--data-dir" => settings.data_dir = value()?.into(),
-                "--out-dir" => settings.out_dir = value()?.into(),
-                other => {
-                    return Err(format!("unknown flag {other:?}; see the example's header for the flags"));
-                }
+                "--data-dir" => settings.data_dir = flags.value()?.into(),
+                "--out-dir" => settings.out_dir = flags.value()?.into(),
+                _ => return Err(flags.unknown()),
             }
         }
         optimizer(&settings.optimizer, Vec::new(), settings.lr)?;
@@ -146,17 +143,13 @@ pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Erro
         let n = x.len_of(Axis(0));
         x.into_shape_with_order((n, 1, 28, 28)).expect("28×28 images")
     };
-    if settings.mpi {
-        let comm = training::mpi_comm()?;
-        let data = Digits::load(&settings.data_dir, comm.size(), comm.rank() == 0, shape)?;
-        let epochs = run(&comm, settings, &data)?;
-        return Ok(if comm.rank() == 0 { epochs } else { Vec::new() });
+    training::on_workers(settings, &settings.data_dir, settings.workers, settings.mpi, shape)
+}
+
+impl training::Job<Array4<f32>> for Settings {
+    fn run(&self, comm: &impl Communicator, data: &Data) -> Result<Vec<Epoch>, ParallelError> {
+        run(comm, self, data)
     }
-    let data = Digits::load(&settings.data_dir, settings.workers, true, shape)?;
-    Ok(match settings.workers {
-        1 => run(&Single, settings, &data)?,
-        workers => parallel::run_threads(workers, |comm| run(&comm, settings, &data))?.swap_remove(0),
-    })
 }
 
 /// The digits, as the network takes them.

@@ -50,7 +50,7 @@ use tapegrad::{Param, Tape, Var};
 #[allow(dead_code)]
 #[path = "common/training.rs"]
 mod training;
-use training::{optimizer, progress_bar};
+use training::{Flags, optimizer, progress_bar};
 
 /// What to train, and how.
 #[derive(Debug, Clone)]
@@ -111,29 +111,24 @@ impl Settings {
     /// `--seed N`, `--dim N`, `--window N`, `--negatives N`, `--min-count N`, `--subsample X`,
     /// `--corpus FILE`, `--pairs FILE`, `--out-dir DIR`.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let args: Vec<String> = args.into_iter().collect();
         let mut settings = Settings::default();
-        let mut rest = args.iter();
-        while let Some(flag) = rest.next() {
-            let mut value = || rest.next().cloned().ok_or(format!("{flag} needs a value"));
-            let number = |v: String| v.parse::<f64>().map_err(|_| format!("{flag}: {v:?} is not a number"));
+        let mut flags = Flags::new(args, &[]);
+        while let Some(flag) = flags.next_flag() {
             match flag.as_str() {
-                "--epochs" => settings.epochs = number(value()?)? as usize,
-                "--batch" => settings.batch = number(value()?)? as usize,
-                "--lr" => settings.lr = number(value()?)?,
-                "--optimizer" => settings.optimizer = value()?,
-                "--seed" => settings.seed = number(value()?)? as u64,
-                "--dim" => settings.dim = number(value()?)? as usize,
-                "--window" => settings.window = number(value()?)? as usize,
-                "--negatives" => settings.negatives = number(value()?)? as usize,
-                "--min-count" => settings.min_count = number(value()?)? as usize,
-                "--subsample" => settings.subsample = number(value()?)?,
-                "--corpus" => settings.corpus = value()?.into(),
-                "--pairs" => settings.pairs = value()?.into(),
-                "--out-dir" => settings.out_dir = value()?.into(),
-                other => {
-                    return Err(format!("unknown flag {other:?}; see the example's header for the flags"));
-                }
+                "--epochs" => settings.epochs = flags.number()? as usize,
+                "--batch" => settings.batch = flags.number()? as usize,
+                "--lr" => settings.lr = flags.number()?,
+                "--optimizer" => settings.optimizer = flags.value()?,
+                "--seed" => settings.seed = flags.number()? as u64,
+                "--dim" => settings.dim = flags.number()? as usize,
+                "--window" => settings.window = flags.number()? as usize,
+                "--negatives" => settings.negatives = flags.number()? as usize,
+                "--min-count" => settings.min_count = flags.number()? as usize,
+                "--subsample" => settings.subsample = flags.number()?,
+                "--corpus" => settings.corpus = flags.value()?.into(),
+                "--pairs" => settings.pairs = flags.value()?.into(),
+                "--out-dir" => settings.out_dir = flags.value()?.into(),
+                _ => return Err(flags.unknown()),
             }
         }
         if settings.batch == 0 || settings.dim == 0 || settings.negatives == 0 {

@@ -107,31 +107,26 @@ impl Default for Settings {
 impl Settings {
     /// Reads the command line; see the example's header for the flags.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let args: Vec<String> = args.into_iter().collect();
         let mut settings = Settings::default();
-        let mut rest = args.iter();
-        while let Some(flag) = rest.next() {
-            let mut value = || rest.next().cloned().ok_or(format!("{flag} needs a value"));
-            let number = |v: String| v.parse::<f64>().map_err(|_| format!("{flag}: {v:?} is not a number"));
+        let mut flags = training::Flags::new(args, &[]);
+        while let Some(flag) = flags.next_flag() {
             match flag.as_str() {
-                "--epochs" => settings.epochs = number(value()?)? as usize,
-                "--lr" => settings.lr = number(value()?)?,
-                "--clip" => settings.clip = number(value()?)?,
-                "--batch" => settings.batch = number(value()?)? as usize,
-                "--steps" => settings.steps = number(value()?)? as usize,
-                "--embed" => settings.embed = number(value()?)? as usize,
-                "--hidden" => settings.hidden = number(value()?)? as usize,
-                "--vocab" => settings.vocab = number(value()?)? as usize,
-                "--seed" => settings.seed = number(value()?)? as u64,
-                "--chunks" => settings.chunks = Some(number(value()?)? as usize),
-                "--prompt" => settings.prompt = value()?,
-                "--words" => settings.words = number(value()?)? as usize,
-                "--data-dir" => settings.data_dir = value()?.into(),
-                "--out-dir" => settings.out_dir = value()?.into(),
+                "--epochs" => settings.epochs = flags.number()? as usize,
+                "--lr" => settings.lr = flags.number()?,
+                "--clip" => settings.clip = flags.number()?,
+                "--batch" => settings.batch = flags.number()? as usize,
+                "--steps" => settings.steps = flags.number()? as usize,
+                "--embed" => settings.embed = flags.number()? as usize,
+                "--hidden" => settings.hidden = flags.number()? as usize,
+                "--vocab" => settings.vocab = flags.number()? as usize,
+                "--seed" => settings.seed = flags.number()? as u64,
+                "--chunks" => settings.chunks = Some(flags.number()? as usize),
+                "--prompt" => settings.prompt = flags.value()?,
+                "--words" => settings.words = flags.number()? as usize,
+                "--data-dir" => settings.data_dir = flags.value()?.into(),
+                "--out-dir" => settings.out_dir = flags.value()?.into(),
                 "--no-progress" => settings.progress = false,
-                other => {
-                    return Err(format!("unknown flag {other:?}; see the example's header for the flags"));
-                }
+                _ => return Err(flags.unknown()),
             }
         }
         Ok(settings)

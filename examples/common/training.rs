@@ -12,8 +12,11 @@ use tapegrad::nn::{self, Module};
 use tapegrad::optim::{AdaGrad, Adam, Momentum, Optimizer, RmsProp, Sgd};
 use tapegrad::parallel::{self, Communicator, ParallelError};
 
+#[path = "flags.rs"]
+mod flags;
 #[path = "font.rs"]
 mod font;
+pub use flags::Flags;
 pub use font::register_font;
 
 /// The optimizer called `name` over `params`.
@@ -35,6 +38,35 @@ pub fn optimizer(
                 "unknown optimizer {other:?}; expected sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw"
             ));
         }
+    })
+}
+
+/// A training run that any worker of any communicator can take part in.
+pub trait Job<X> {
+    /// The run of this worker of `comm` on `data`: rank 0 reports and saves.
+    fn run(&self, comm: &impl Communicator, data: &Digits<X>) -> Result<Vec<Epoch>, ParallelError>;
+}
+
+/// Loads the digits in `dir` (shaped by `shape`) and runs `job` on one worker, on `workers`
+/// threads, or, with `mpi`, as this process of the MPI job; returns rank 0's epochs (an MPI
+/// process of another rank gets an empty list).
+pub fn on_workers<X: Sync>(
+    job: &(impl Job<X> + Sync),
+    dir: &Path,
+    workers: usize,
+    mpi: bool,
+    shape: impl Fn(ndarray::Array3<f32>) -> X,
+) -> Result<Vec<Epoch>, Box<dyn std::error::Error>> {
+    if mpi {
+        let comm = mpi_comm()?;
+        let data = Digits::load(dir, comm.size(), comm.rank() == 0, shape)?;
+        let epochs = job.run(&comm, &data)?;
+        return Ok(if comm.rank() == 0 { epochs } else { Vec::new() });
+    }
+    let data = Digits::load(dir, workers, true, shape)?;
+    Ok(match workers {
+        1 => job.run(&parallel::Single, &data)?,
+        workers => parallel::run_threads(workers, |comm| job.run(&comm, &data))?.swap_remove(0),
     })
 }
 
