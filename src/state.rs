@@ -426,11 +426,9 @@ struct Bytes {
 impl Bytes {
     fn of<F: Float>(entry: &Entry<F>) -> Bytes {
         match entry {
-            Entry::Tensor(a) => Bytes {
-                dtype: dtype_of::<F>(),
-                shape: a.shape().to_vec(),
-                bytes: a.iter().flat_map(|&x| le_bytes(x)).collect(),
-            },
+            Entry::Tensor(a) => {
+                Bytes { dtype: dtype_of::<F>(), shape: a.shape().to_vec(), bytes: le_bytes(a) }
+            }
             Entry::Count(n) => Bytes { dtype: Dtype::U64, shape: vec![], bytes: n.to_le_bytes().to_vec() },
             Entry::Number(x) => Bytes { dtype: Dtype::F64, shape: vec![], bytes: x.to_le_bytes().to_vec() },
         }
@@ -456,12 +454,17 @@ fn dtype_of<F: Float>() -> Dtype {
     if F::NAME == "f32" { Dtype::F32 } else { Dtype::F64 }
 }
 
-fn le_bytes<F: Float>(x: F) -> Vec<u8> {
-    if F::NAME == "f32" {
-        (x.as_f64() as f32).to_le_bytes().to_vec()
-    } else {
-        x.as_f64().to_le_bytes().to_vec()
+/// The elements of `a` in row-major order as little-endian bytes of `F`'s width.
+fn le_bytes<F: Float>(a: &ArrayD<F>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(a.len() * std::mem::size_of::<F>());
+    for &x in a {
+        if F::NAME == "f32" {
+            bytes.extend_from_slice(&(x.as_f64() as f32).to_le_bytes());
+        } else {
+            bytes.extend_from_slice(&x.as_f64().to_le_bytes());
+        }
     }
+    bytes
 }
 
 fn from_le_bytes<F: Float>(b: &[u8]) -> F {

@@ -64,7 +64,7 @@ mod threads;
 
 #[cfg(feature = "mpi")]
 pub use self::mpi::MpiComm;
-pub use threads::{Shared, ThreadComm, run_threads};
+pub use threads::{ThreadComm, run_threads};
 
 /// What the workers of a data-parallel run share.
 ///

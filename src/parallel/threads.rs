@@ -130,7 +130,7 @@ const SPINS: u32 = 20_000;
 /// What the worker threads share: a barrier that a failing worker breaks, and per rank a
 /// buffer for its data and one for the part of the result it computes.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     size: usize,
     arrived: AtomicUsize,
     generation: AtomicU64,
