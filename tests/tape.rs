@@ -243,3 +243,32 @@ fn anomaly_mode_reports_only_what_finite_values_made() {
     let x = tape.var(f64::INFINITY);
     assert_eq!(x.exp().backward()[x].scalar(), Some(f64::INFINITY));
 }
+
+#[test]
+fn slices_of_one_value_add_into_one_gradient() {
+    // Overlapping row and column slices of x, and x used whole: the plain pass adds each slice's
+    // gradient straight into x's (no full-size gradient per slice); anomaly mode runs every
+    // rule. Both must give the closed form 2x + the slices' weights placed where they were cut.
+    let tape = Tape::<f64>::new();
+    let x0 = ndarray::Array2::from_shape_fn((5, 4), |(i, j)| (i as f64 - 2.0) * 0.3 + j as f64 * 0.1);
+    let x = tape.var(x0.clone());
+    fn loss<'t>(x: tapegrad::Var<'t, f64>) -> tapegrad::Var<'t, f64> {
+        let mut total = x.square().sum();
+        for s in 0..4 {
+            let w = ndarray::Array2::from_elem((2, 4), s as f64 + 1.0);
+            total = total + (x.narrow(0, s, 2) * x.tape().constant(w)).sum();
+        }
+        total + (x.narrow(1, 1, 2) * 10.0).sum()
+    }
+    let mut expected = &x0 * 2.0;
+    for s in 0..4 {
+        expected.slice_mut(ndarray::s![s..s + 2, ..]).mapv_inplace(|v| v + s as f64 + 1.0);
+    }
+    expected.slice_mut(ndarray::s![.., 1..3]).mapv_inplace(|v| v + 10.0);
+    let plain = loss(x).backward()[x].to_array();
+    let error = (&plain - &expected.clone().into_dyn()).mapv(f64::abs).fold(0.0, |m: f64, &v| m.max(v));
+    assert!(error < 1e-12, "{plain} against {expected}");
+    tape.set_detect_anomaly(true);
+    let every_rule = loss(x).backward()[x].to_array();
+    assert_eq!(plain, every_rule);
+}

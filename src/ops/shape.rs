@@ -165,6 +165,13 @@ impl<F: Float> Op<F> for Slice {
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![apply(SliceGrad(self.0.clone(), cx.input_shape(0)), [gy])]
     }
+    // dx += gy at the slice, when x already has a gradient
+    fn add_backward_into(&self, gy: &Value<F>, acc: &mut Value<F>) -> bool {
+        let mut acc = acc.view_mut();
+        let mut target = acc.slice_mut(&*self.0);
+        target += &gy.view();
+        true
+    }
 }
 
 /// Places a value into zeros of a larger shape at a slice: the gradient of [`Slice`].

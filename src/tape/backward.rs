@@ -71,6 +71,13 @@ pub(crate) trait GradientStore<'t, F: Float> {
         None
     }
 
+    /// Adds the gradient node `id`'s op gives its one input straight into that input's
+    /// gradient so far, when it has one ([`Op::add_backward_into`]), and returns `true`; or
+    /// returns `false` to run the rule.
+    fn add_in_place(_inner: &Inner<F>, _id: NodeId, _gy: &Self::Grad, _grads: &mut DenseGrads<Self::Grad>) -> bool {
+        false
+    }
+
     /// Adds row-sparse `rows` into the dense gradient `acc`.
     fn add_rows(_tape: &'t Tape<F>, _acc: &mut Self::Grad, _rows: &SparseRows<F>) {
         unreachable!("only stores that make row-sparse gradients add them")
@@ -110,6 +117,9 @@ pub(crate) fn backward<'t, F: Float, S: GradientStore<'t, F>>(
         let id = inner.order[i];
         let gy = if keep.contains(&id) { grads.get(id).cloned() } else { grads.remove(id) };
         let Some(gy) = gy else { continue };
+        if fast_paths && S::add_in_place(&inner, id, &gy, &mut grads) {
+            continue;
+        }
         let mut add = |p: NodeId, g: S::Grad| match grads.entry(p) {
             Some(Entry::Occupied(mut acc)) => S::accumulate(tape, acc.get_mut(), g),
             Some(Entry::Vacant(slot)) => drop(slot.insert(g)),
@@ -275,6 +285,17 @@ impl<'t, F: Float> GradientStore<'t, F> for Values {
             return None;
         }
         op.sparse_backward(gy, input.value.shape()).map(|rows| (leaf, rows))
+    }
+
+    fn add_in_place(inner: &Inner<F>, id: NodeId, gy: &Value<F>, grads: &mut DenseGrads<Value<F>>) -> bool {
+        let node = &inner.nodes[id];
+        let (Value::Array(_), Some(op), &[input]) = (gy, node.op.as_deref(), node.parents.as_slice()) else {
+            return false;
+        };
+        match grads.get_mut(input) {
+            Some(acc) if inner.nodes[input].requires_grad => op.add_backward_into(gy, acc),
+            _ => false,
+        }
     }
 
     fn add_rows(_tape: &'t Tape<F>, acc: &mut Value<F>, rows: &SparseRows<F>) {

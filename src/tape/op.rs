@@ -96,6 +96,17 @@ pub trait Op<F: Float>: 'static {
         None
     }
 
+    /// For an op of one input whose gradient is `gy` placed at part of the input (a slice):
+    /// adds `gy` there into `acc`, the input's gradient so far (of the input's shape), and
+    /// returns `true`; `false` (the default) runs `backward`. A plain backward pass uses it
+    /// when the input already has a gradient, so that many slices of one value (an LSTM's
+    /// steps cut from its whole sequence's gates) add into one buffer instead of each making a
+    /// gradient of the full size.
+    #[doc(hidden)]
+    fn add_backward_into(&self, _gy: &crate::Value<F>, _acc: &mut crate::Value<F>) -> bool {
+        false
+    }
+
     #[doc(hidden)]
     fn type_name(&self) -> &'static str {
         std::any::type_name::<Self>()
