@@ -82,3 +82,42 @@ struct ArchitectureDoc;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/ADDING_AN_OP.md")]
 struct AddingAnOpDoc;
+
+/// The learner's guide in both editions (`docs/guide/`, `docs/ko/guide/`): every Rust block of
+/// every page compiles and runs as a doc test, so the guide cannot drift from the API.
+#[cfg(doctest)]
+mod guide {
+    macro_rules! pages {
+        ($($page:ident = $path:literal,)*) => {
+            $(#[doc = include_str!($path)] struct $page;)*
+        };
+    }
+    pages! {
+        EnIntroduction = "../docs/guide/src/introduction.md",
+        En01Arrays = "../docs/guide/src/01-arrays.md",
+        En02Perceptrons = "../docs/guide/src/02-perceptrons.md",
+        En03LossesAndDescent = "../docs/guide/src/03-losses-and-descent.md",
+        En04Backpropagation = "../docs/guide/src/04-backpropagation.md",
+        En05CheckingGradients = "../docs/guide/src/05-checking-gradients.md",
+        En06Mlp = "../docs/guide/src/06-mlp.md",
+        En07Cnn = "../docs/guide/src/07-cnn.md",
+        En08Sequences = "../docs/guide/src/08-sequences.md",
+        En09HigherOrder = "../docs/guide/src/09-higher-order.md",
+        En10YourOwnOp = "../docs/guide/src/10-your-own-op.md",
+        En11Performance = "../docs/guide/src/11-performance.md",
+        EnNumpyPytorch = "../docs/guide/src/numpy-pytorch.md",
+        KoIntroduction = "../docs/ko/guide/src/introduction.md",
+        Ko01Arrays = "../docs/ko/guide/src/01-arrays.md",
+        Ko02Perceptrons = "../docs/ko/guide/src/02-perceptrons.md",
+        Ko03LossesAndDescent = "../docs/ko/guide/src/03-losses-and-descent.md",
+        Ko04Backpropagation = "../docs/ko/guide/src/04-backpropagation.md",
+        Ko05CheckingGradients = "../docs/ko/guide/src/05-checking-gradients.md",
+        Ko06Mlp = "../docs/ko/guide/src/06-mlp.md",
+        Ko07Cnn = "../docs/ko/guide/src/07-cnn.md",
+        Ko08Sequences = "../docs/ko/guide/src/08-sequences.md",
+        Ko09HigherOrder = "../docs/ko/guide/src/09-higher-order.md",
+        Ko10YourOwnOp = "../docs/ko/guide/src/10-your-own-op.md",
+        Ko11Performance = "../docs/ko/guide/src/11-performance.md",
+        KoNumpyPytorch = "../docs/ko/guide/src/numpy-pytorch.md",
+    }
+}

@@ -74,7 +74,12 @@ pub(crate) trait GradientStore<'t, F: Float> {
     /// Adds the gradient node `id`'s op gives its one input straight into that input's
     /// gradient so far, when it has one ([`Op::add_backward_into`]), and returns `true`; or
     /// returns `false` to run the rule.
-    fn add_in_place(_inner: &Inner<F>, _id: NodeId, _gy: &Self::Grad, _grads: &mut DenseGrads<Self::Grad>) -> bool {
+    fn add_in_place(
+        _inner: &Inner<F>,
+        _id: NodeId,
+        _gy: &Self::Grad,
+        _grads: &mut DenseGrads<Self::Grad>,
+    ) -> bool {
         false
     }
 
