@@ -13,6 +13,10 @@ mod linear_regression;
 #[path = "../examples/09_iris.rs"]
 mod iris;
 
+#[allow(dead_code)]
+#[path = "../examples/15_optimizers.rs"]
+mod optimizers;
+
 use ndarray::{Array1, Axis};
 use tapegrad::data::LabelledDataset;
 
@@ -193,4 +197,109 @@ fn iris_standardises_with_training_statistics_and_classifies_the_held_out_flower
     assert!(report.epochs[0].loss > 5.0 * last.loss, "{} → {}", report.epochs[0].loss, last.loss);
     // seeded: a second run prints the same figures
     assert_eq!(iris::report().unwrap().epochs, report.epochs);
+}
+
+/// The textbook's update rules (its `common/optimizer.py`), one coordinate at a time on plain
+/// numbers, for `x²/20 + y²`, whose gradient is `(x/10, 2y)`: the points `p₀ … p₃₀`.
+fn textbook_path(name: &str, lr: f64) -> Vec<[f64; 2]> {
+    let mut p = optimizers::START;
+    let (mut first, mut second) = ([0.0; 2], [0.0; 2]);
+    let mut path = vec![p];
+    for t in 1..=optimizers::STEPS {
+        let g = [p[0] / 10.0, 2.0 * p[1]];
+        for i in 0..2 {
+            match name {
+                "SGD" => p[i] -= lr * g[i],
+                // v ← 0.9v − lr·g, p ← p + v
+                "Momentum" => {
+                    first[i] = 0.9 * first[i] - lr * g[i];
+                    p[i] += first[i];
+                }
+                // h ← h + g², p ← p − lr·g/(√h + 1e-7)
+                "AdaGrad" => {
+                    second[i] += g[i] * g[i];
+                    p[i] -= lr * g[i] / (second[i].sqrt() + 1e-7);
+                }
+                // h ← 0.99h + 0.01g², p ← p − lr·g/(√h + 1e-7)
+                "RMSProp" => {
+                    second[i] = 0.99 * second[i] + 0.01 * g[i] * g[i];
+                    p[i] -= lr * g[i] / (second[i].sqrt() + 1e-7);
+                }
+                // lr_t = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ), m ← m + (1 − β₁)(g − m),
+                // v ← v + (1 − β₂)(g² − v), p ← p − lr_t·m/(√v + 1e-7)
+                "Adam" => {
+                    let t = t as i32;
+                    let lr_t = lr * (1.0 - 0.999f64.powi(t)).sqrt() / (1.0 - 0.9f64.powi(t));
+                    first[i] += 0.1 * (g[i] - first[i]);
+                    second[i] += 0.001 * (g[i] * g[i] - second[i]);
+                    p[i] -= lr_t * first[i] / (second[i].sqrt() + 1e-7);
+                }
+                _ => panic!("no rule for {name}"),
+            }
+        }
+        path.push(p);
+    }
+    path
+}
+
+#[test]
+fn optimizers_take_the_textbooks_steps_on_the_same_valley() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plots_15");
+    let report = optimizers::report(&dir);
+    let runs = optimizers::runs();
+    let names: Vec<&str> = runs.iter().map(|r| r.name).collect();
+    assert_eq!(names, ["SGD", "Momentum", "AdaGrad", "RMSProp", "Adam"]);
+    let f = |p: [f64; 2]| p[0] * p[0] / 20.0 + p[1] * p[1];
+
+    // SGD in closed form: x ← x − lr·x/10 and y ← y − lr·2y, so xₖ = −7(1 − lr/10)ᵏ and
+    // yₖ = 2(1 − 2·lr)ᵏ = 2(−0.9)ᵏ: y changes sign at every step
+    let sgd = &runs[0];
+    assert_eq!((sgd.lr, sgd.path.len()), (0.95, optimizers::STEPS + 1));
+    for (k, p) in (0..).zip(&sgd.path) {
+        assert_close(p, &[-7.0 * (1.0 - 0.095f64).powi(k), 2.0 * (-0.9f64).powi(k)], 1e-12);
+    }
+    assert_eq!(sgd.y_sign_changes(), 30);
+
+    // every optimizer, step by step, against the textbook's rules; Adam's ε sits in another
+    // place there (added to √v, not to √v̂), which moves its points by up to 9.5e-6
+    for run in &runs {
+        let hand = textbook_path(run.name, run.lr);
+        let tolerance = if run.name == "Adam" { 1e-5 } else { 1e-12 };
+        for (found, expected) in run.path.iter().zip(&hand) {
+            assert_close(found, expected, tolerance);
+        }
+        let [x, y] = hand[optimizers::STEPS];
+        let line =
+            format!("{:<8}  lr {:<4}  ends at ({x:>8.4}, {y:>7.4})  f = {:.6}", run.name, run.lr, f([x, y]));
+        assert!(report.contains(&line), "{line:?} not in\n{report}");
+    }
+
+    // all end near the minimum at (0, 0), from f(−7, 2) = 6.45
+    let ends: Vec<([f64; 2], f64)> = runs.iter().map(|r| (r.last(), f(r.last()))).collect();
+    for (run, &(p, value)) in runs.iter().zip(&ends) {
+        assert!(value < 0.11 && p[0].hypot(p[1]) < 0.91, "{} ends at {p:?}", run.name);
+    }
+    // AdaGrad ends lowest (f ≈ 7.2e-4), its y flattened to 0 without a sign change; Adam,
+    // circling round, ends within 0.35 of (0, 0) but highest
+    let lowest = ends.iter().map(|e| e.1).fold(f64::INFINITY, f64::min);
+    assert_eq!(lowest, ends[2].1);
+    assert!(ends[2].1 < 1e-3 && ends[2].0[1].abs() < 1e-12 && runs[2].y_sign_changes() == 0);
+    assert!(ends[4].0[0].hypot(ends[4].0[1]) < 0.35 && ends[4].1 > 0.1);
+
+    // RMSProp at the textbook's default rate, 0.01, hardly moves in 30 steps
+    let slow = optimizers::descend("RMSProp", 0.01).last();
+    assert_close(&slow, &textbook_path("RMSProp", 0.01)[30], 1e-12);
+    assert_close(&slow, &[-6.0425, 1.1198], 1e-4);
+
+    let path = dir.join(optimizers::PLOT);
+    assert!(report.ends_with(&format!("wrote {}\n", path.display())), "{report}");
+    let file = std::fs::File::open(&path).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), (880, 520));
+    let channels = info.color_type.samples();
+    let colours: std::collections::HashSet<&[u8]> =
+        pixels[..info.buffer_size()].chunks_exact(channels).collect();
+    assert!(colours.len() > 20, "only {} colours: nothing drawn?", colours.len());
 }
