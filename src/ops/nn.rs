@@ -77,7 +77,12 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabels {
         let logits = check_labels("softmax_cross_entropy_labels", x[0], &self.labels)?;
         let classes = logits.shape()[1].max(1);
         let rows = logits.as_slice().expect("standard layout").par_chunks_exact(classes);
-        let loss = |(row, &label): (&[F], &usize)| with_widest_vectors(#[inline(always)] || log_sum_exp(row)) - row[label];
+        let loss = |(row, &label): (&[F], &usize)| {
+            with_widest_vectors(
+                #[inline(always)]
+                || log_sum_exp(row),
+            ) - row[label]
+        };
         let losses: Vec<F> = if logits.len() >= PARALLEL_ELEMENTS {
             rows.zip(self.labels.par_iter()).map(loss).collect()
         } else {
@@ -125,7 +130,10 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad {
         let scale = g / F::of(self.labels.len().max(1) as f64);
         let mut out = pool::zeros(logits.len());
         let row = |((out, row), &label): ((&mut [F], &[F]), &usize)| {
-            with_widest_vectors(#[inline(always)] || softmax_grad_row(out, row, label, scale))
+            with_widest_vectors(
+                #[inline(always)]
+                || softmax_grad_row(out, row, label, scale),
+            )
         };
         let rows = logits.as_slice().expect("standard layout");
         if logits.len() >= PARALLEL_ELEMENTS {
