@@ -5,7 +5,10 @@
 //!   (intra-op threading: the convolution shares images between threads);
 //! - `workers_1`, `workers_2`: [`parallel::run_threads`] with 1 and 2 workers; each worker's
 //!   ops run on a rayon pool of `threads / workers` threads, each worker takes its shard of
-//!   every batch and the gradients are averaged across workers before each step.
+//!   every batch and the gradients are averaged across workers before each step;
+//! - `apart_2`: 2 workers on their shards exactly as `workers_2`, but the gradients are never
+//!   exchanged (each replica steps on its own): what two workers could give on this machine if
+//!   communication cost nothing, the ceiling for `workers_2`.
 //!
 //! Each sample builds the replicas on fresh threads and takes 5 warm-up steps before the timed
 //! passes, so the figures are a long run's steady state (thread-local buffer pools filled).
@@ -68,6 +71,7 @@ fn train(
     build: Build,
     data: &[(ArrayD<f32>, Vec<usize>)],
     rounds: u64,
+    exchange: bool,
 ) -> (Duration, f32) {
     let tape = Tape::<f32>::new();
     let model = build(&tape);
@@ -80,7 +84,9 @@ fn train(
         let x = x.slice_axis(Axis(0), mine.clone().into()).to_owned();
         let loss = nn::softmax_cross_entropy(model.forward(tape.constant(x)), &y[mine.clone()]);
         let mut grads = loss.backward();
-        parallel::all_reduce_gradients(comm, &tape, &params, &mut grads, mine.len()).unwrap();
+        if exchange {
+            parallel::all_reduce_gradients(comm, &tape, &params, &mut grads, mine.len()).unwrap();
+        }
         adam.step(&tape, &grads);
         last = loss.scalar();
         tape.reset();
@@ -107,12 +113,17 @@ fn data_parallel(c: &mut Criterion) {
         let data = batches(batch, shape);
         let mut group = c.benchmark_group(format!("data_parallel/{name}/{threads}_threads/{STEPS}_steps"));
         group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-        group.bench_function("plain", |b| b.iter_custom(|rounds| train(&Single, build, &data, rounds).0));
-        for workers in [1, 2] {
-            group.bench_function(format!("workers_{workers}"), |b| {
+        group.bench_function("plain", |b| {
+            b.iter_custom(|rounds| train(&Single, build, &data, rounds, true).0)
+        });
+        for (label, workers, exchange) in
+            [("workers_1", 1, true), ("workers_2", 2, true), ("apart_2", 2, false)]
+        {
+            group.bench_function(label, |b| {
                 b.iter_custom(|rounds| {
-                    let times =
-                        parallel::run_threads(workers, |comm| Ok(train(&comm, build, &data, rounds).0));
+                    let times = parallel::run_threads(workers, |comm| {
+                        Ok(train(&comm, build, &data, rounds, exchange).0)
+                    });
                     times.unwrap().into_iter().max().expect("a worker")
                 })
             });

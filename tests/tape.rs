@@ -256,7 +256,7 @@ fn slices_of_one_value_add_into_one_gradient() {
         let mut total = x.square().sum();
         for s in 0..4 {
             let w = ndarray::Array2::from_elem((2, 4), s as f64 + 1.0);
-            total = total + (x.narrow(0, s, 2) * x.tape().constant(w)).sum();
+            total += (x.narrow(0, s, 2) * x.tape().constant(w)).sum();
         }
         total + (x.narrow(1, 1, 2) * 10.0).sum()
     }

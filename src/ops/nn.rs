@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::float::Float;
+use crate::float::{Float, with_widest_vectors};
 use crate::ops::apply;
 use crate::pool;
 use crate::tape::Var;
@@ -77,7 +77,12 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabels {
         let logits = check_labels("softmax_cross_entropy_labels", x[0], &self.labels)?;
         let classes = logits.shape()[1].max(1);
         let rows = logits.as_slice().expect("standard layout").par_chunks_exact(classes);
-        let loss = |(row, &label): (&[F], &usize)| log_sum_exp(row) - row[label];
+        let loss = |(row, &label): (&[F], &usize)| {
+            with_widest_vectors(
+                #[inline(always)]
+                || log_sum_exp(row),
+            ) - row[label]
+        };
         let losses: Vec<F> = if logits.len() >= PARALLEL_ELEMENTS {
             rows.zip(self.labels.par_iter()).map(loss).collect()
         } else {
@@ -124,19 +129,11 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad {
         let (shape, classes) = (logits.shape().to_vec(), logits.shape()[1].max(1));
         let scale = g / F::of(self.labels.len().max(1) as f64);
         let mut out = pool::zeros(logits.len());
-        // the exponentials written once, then scaled by 1/Σ
         let row = |((out, row), &label): ((&mut [F], &[F]), &usize)| {
-            let shift = row_shift(row);
-            let mut sums = [F::zero(); LANES];
-            for (out, row) in out.chunks_mut(LANES).zip(row.chunks(LANES)) {
-                for ((o, &v), sum) in out.iter_mut().zip(row).zip(&mut sums) {
-                    *o = (v - shift).exp_vectorized();
-                    *sum += *o;
-                }
-            }
-            let factor = scale / sums.into_iter().fold(F::zero(), |a, b| a + b);
-            out.iter_mut().for_each(|o| *o *= factor);
-            out[label] -= scale;
+            with_widest_vectors(
+                #[inline(always)]
+                || softmax_grad_row(out, row, label, scale),
+            )
         };
         let rows = logits.as_slice().expect("standard layout");
         if logits.len() >= PARALLEL_ELEMENTS {
@@ -162,6 +159,23 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad {
     }
 }
 
+/// One row of [`SoftmaxCrossEntropyLabelsGrad`]: the exponentials written once, then scaled by
+/// `scale/Σ`, the label's entry less `scale`.
+#[inline(always)]
+fn softmax_grad_row<F: Float>(out: &mut [F], row: &[F], label: usize, scale: F) {
+    let shift = row_shift(row);
+    let mut sums = [F::zero(); LANES];
+    for (out, row) in out.chunks_mut(LANES).zip(row.chunks(LANES)) {
+        for ((o, &v), sum) in out.iter_mut().zip(row).zip(&mut sums) {
+            *o = (v - shift).exp_vectorized();
+            *sum += *o;
+        }
+    }
+    let factor = scale / sums.into_iter().fold(F::zero(), |a, b| a + b);
+    out.iter_mut().for_each(|o| *o *= factor);
+    out[label] -= scale;
+}
+
 /// Below this many logits, the label ops run on the calling thread.
 const PARALLEL_ELEMENTS: usize = 1 << 16;
 
@@ -185,6 +199,7 @@ fn check_labels<'v, F: Float>(
 }
 
 /// `ln Σ eˣ` of a row, shifted by its maximum (by 0 when that is not finite).
+#[inline(always)]
 fn log_sum_exp<F: Float>(row: &[F]) -> F {
     let shift = row_shift(row);
     let sums = lanes(row, F::zero(), |sum, v| sum + (v - shift).exp_vectorized());
@@ -192,6 +207,7 @@ fn log_sum_exp<F: Float>(row: &[F]) -> F {
 }
 
 /// The row's maximum, or 0 when that is not finite: what the exponentials are shifted by.
+#[inline(always)]
 fn row_shift<F: Float>(row: &[F]) -> F {
     let max = lanes(row, F::neg_infinity(), F::max).into_iter().fold(F::neg_infinity(), F::max);
     if max.is_finite() { max } else { F::zero() }

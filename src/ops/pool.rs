@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::error::or_panic;
 use crate::error::{Error, Result};
-use crate::float::Float;
+use crate::float::{Float, with_widest_vectors};
 use crate::ops::conv::Window;
 use crate::ops::shape::{Indices, PutAdd};
 use crate::ops::{apply, try_apply};
@@ -258,9 +258,19 @@ fn window_maxima<F: Float>(
         );
         return Err(Error::argument("max_pool2d", message));
     }
+    let tiled = window.stride == window.kernel && padding == (0, 0) && dilation == (1, 1);
     // one plane's windows, row by row
     let plane_maxima = |plane: usize, out: &mut [usize], taken: &mut [F]| {
         let base = plane * h * w;
+        let pixels = &x[base..base + h * w];
+        let fast = tiled
+            && with_widest_vectors(
+                #[inline(always)]
+                || tiled_plane_maxima(pixels, base, w, (kh, kw), out, taken),
+            );
+        if fast {
+            return;
+        }
         let mut slots = out.iter_mut().zip(taken);
         for &(row, row_taps) in &rows {
             for &(col, col_taps) in &cols {
@@ -304,6 +314,78 @@ fn window_maxima<F: Float>(
     Ok((Rc::new(indices.into()), values))
 }
 
+/// [`window_maxima`] for one plane `[H, W]` (starting at flat index `base`) whose windows
+/// `(KH, KW)` tile it (stride = kernel, no padding, no dilation): each output row's windows
+/// are scanned together, one tap at a time in the window's row-major order, so that the loops
+/// run across windows and vectorise. A later tap wins only when strictly larger, so ties go to
+/// the first, as on the general path. Returns `false` when the plane holds a NaN, which the
+/// general path places.
+#[inline(always)]
+fn tiled_plane_maxima<F: Float>(
+    pixels: &[F],
+    base: usize,
+    w: usize,
+    (kh, kw): (usize, usize),
+    out: &mut [usize],
+    taken: &mut [F],
+) -> bool {
+    match kw {
+        2 => tiled_rows::<F, 2>(pixels, base, w, kh, out, taken),
+        3 => tiled_rows::<F, 3>(pixels, base, w, kh, out, taken),
+        _ => false,
+    }
+}
+
+/// [`tiled_plane_maxima`] for windows `KW` wide (a constant, so that the loads `KW` apart
+/// vectorise) and `kh` high. A row's windows go in blocks of [`BLOCK`], each keeping its
+/// running maximum and the number of the tap that holds it in arrays of the same width, so
+/// that the comparisons and selections run in vector registers.
+#[inline(always)]
+fn tiled_rows<F: Float, const KW: usize>(
+    pixels: &[F],
+    base: usize,
+    w: usize,
+    kh: usize,
+    out: &mut [usize],
+    taken: &mut [F],
+) -> bool {
+    let ow = w / KW;
+    let mut nan = false;
+    for (r, (out, taken)) in out.chunks_exact_mut(ow).zip(taken.chunks_exact_mut(ow)).enumerate() {
+        for c0 in (0..ow).step_by(BLOCK) {
+            let len = BLOCK.min(ow - c0);
+            let mut largest = [F::zero(); BLOCK];
+            let mut tap = [0u32; BLOCK];
+            for a in 0..kh {
+                let start = (r * kh + a) * w + c0 * KW;
+                let windows = &pixels[start..start + len * KW].as_chunks::<KW>().0[..len];
+                for b in 0..KW {
+                    let (number, first) = ((a * KW + b) as u32, a == 0 && b == 0);
+                    for ((largest, tap), window) in
+                        largest[..len].iter_mut().zip(&mut tap[..len]).zip(windows)
+                    {
+                        let v = window[b];
+                        nan |= v.is_nan();
+                        let better = first || v > *largest;
+                        *largest = if better { v } else { *largest };
+                        *tap = if better { number } else { *tap };
+                    }
+                }
+            }
+            let slots = out[c0..c0 + len].iter_mut().zip(&mut taken[c0..c0 + len]);
+            for (c, ((slot, value), (&tap, &largest))) in slots.zip(tap.iter().zip(&largest)).enumerate() {
+                let (a, b) = (tap as usize / KW, tap as usize % KW);
+                *slot = base + (r * kh + a) * w + (c0 + c) * KW + b;
+                *value = largest;
+            }
+        }
+    }
+    !nan
+}
+
+/// Windows per block of [`tiled_rows`].
+const BLOCK: usize = 64;
+
 #[cfg(test)]
 pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
     use crate::ops::cases::*;
@@ -328,6 +410,43 @@ mod tests {
 
     use super::Window;
     use crate::Tape;
+
+    /// Tiling windows (the vectorised path) choose the same element as the rule says: the
+    /// first largest in the window's row-major order, a NaN over any number; with many ties
+    /// (values from a set of three) and a NaN in some planes, for windows 2×2, 3×2, 2×3 and 1×4 over
+    /// planes whose sides the kernel does not all divide.
+    #[test]
+    fn tiled_max_pooling_picks_the_first_largest_and_a_nan() {
+        for (kernel, (h, w)) in [((2, 2), (6, 8)), ((3, 2), (7, 6)), ((2, 3), (6, 7)), ((1, 4), (3, 9))] {
+            let (n, c) = (2, 3);
+            let mut x: Vec<f32> = (0..n * c * h * w).map(|i| ((i * 7919) % 3) as f32).collect();
+            x[h * w + 5] = f32::NAN; // plane 1
+            x[4 * h * w + w + 1] = f32::NAN; // plane 4, two NaNs
+            x[4 * h * w + w + 2] = f32::NAN;
+            let window = Window { kernel, stride: kernel, padding: (0, 0), dilation: (1, 1) };
+            let (oh, ow) = (h / kernel.0, w / kernel.1);
+            let (indices, values) = super::window_maxima(&x, [n, c, h, w], &window, (oh, ow)).unwrap();
+            let mut slot = 0;
+            for plane in 0..n * c {
+                for (r, col) in (0..oh).flat_map(|r| (0..ow).map(move |col| (r, col))) {
+                    let taps = (0..kernel.0).flat_map(|a| (0..kernel.1).map(move |b| (a, b)));
+                    let flat: Vec<usize> = taps
+                        .map(|(a, b)| plane * h * w + (r * kernel.0 + a) * w + col * kernel.1 + b)
+                        .collect();
+                    let nan = flat.iter().copied().find(|&i| x[i].is_nan());
+                    let first_largest =
+                        flat.iter().copied().fold(flat[0], |best, i| if x[i] > x[best] { i } else { best });
+                    let expected = nan.unwrap_or(first_largest);
+                    assert_eq!(
+                        indices[slot], expected,
+                        "kernel {kernel:?}, plane {plane}, window ({r}, {col})"
+                    );
+                    assert_eq!(values[slot].to_bits(), x[expected].to_bits());
+                    slot += 1;
+                }
+            }
+        }
+    }
 
     /// Direct loops: the max (or the zero-padded mean) over each window's taps.
     fn naive(x: &Array4<f64>, window: Window, max: bool) -> ArrayD<f64> {
