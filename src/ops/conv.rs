@@ -1,10 +1,9 @@
-//! Convolution: `im2col` unrolls every sliding window of an NCHW image into one row of a
-//! matrix, `col2im` is its adjoint (sums rows back into the image), and `conv2d` and
-//! `conv_transpose2d` are composed from them, `reshape`, `matmul` and `concat`, so only the two
-//! unrolling ops need rules.
-//!
-//! Both ops are linear and each is the other's backward, so every derivative order is
-//! available.
+//! Convolution. `im2col` unrolls every sliding window of an NCHW image into one row of a
+//! matrix and `col2im` is its adjoint (sums rows back into the image): each is the other's
+//! backward. `conv2d` is one op (`Conv2dOp`) that unrolls a small block of columns per image
+//! and multiplies it with the filters in one GEMM, writing NCHW with the bias; its gradients are
+//! the transposed convolution (`ConvTransposeOp`) and the filters' gradient (`ConvWeightGrad`),
+//! and the three ops are each other's backward, so every derivative order is available.
 
 use std::borrow::Cow;
 
