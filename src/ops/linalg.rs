@@ -91,11 +91,15 @@ impl<F: Float> Op<F> for MatMul {
 /// `a·b` in a recycled buffer.
 fn product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Value<F> {
     let (m, n) = (a.nrows(), b.ncols());
-    let mut out = pool::zeros(m * n);
+    // a product over k = 0 is zeros, which the GEMM leaves as it finds them
+    let mut out = if a.ncols() == 0 { pool::zeros(m * n) } else { pool::to_overwrite(m * n) };
     let c = ArrayViewMut2::from_shape((m, n), &mut out[..]).expect("m·n values");
     shared_product(a, b, c);
     Value::from_buffer(&[m, n], out)
 }
+
+/// Below this many elements, adding the bias runs on the calling thread.
+const PARALLEL_ELEMENTS: usize = 1 << 16;
 
 /// Below this many multiply-adds a product runs on the calling thread: sharing it costs more
 /// than it saves (the recurrent step of an LSTM, `[20, 100]·[100, 400]`, stays whole).
@@ -221,8 +225,16 @@ impl<F: Float> Op<F> for Affine {
             return Err(Error::shape("affine", &[input.shape(), weight.shape(), bias.shape()], expected));
         }
         let mut out = product(matrix(input, false), matrix(weight, false));
+        let bias = bias.as_standard_layout();
+        let bias = bias.as_slice().expect("standard layout");
+        let add = |row: &mut [F]| row.iter_mut().zip(bias).for_each(|(y, &b)| *y += b);
         let mut view = out.view_mut();
-        view += &bias;
+        let (values, width) = (view.as_slice_mut().expect("a fresh product"), bias.len().max(1));
+        if values.len() >= PARALLEL_ELEMENTS {
+            values.par_chunks_exact_mut(width).for_each(add); // a read-out of 10,000 words
+        } else {
+            values.chunks_exact_mut(width).for_each(add);
+        }
         Ok(out)
     }
     // dx = gy·Wᵀ, dW = xᵀ·gy, db = Σ gy over the batch

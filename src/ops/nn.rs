@@ -128,7 +128,7 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad {
         };
         let (shape, classes) = (logits.shape().to_vec(), logits.shape()[1].max(1));
         let scale = g / F::of(self.labels.len().max(1) as f64);
-        let mut out = pool::zeros(logits.len());
+        let mut out = pool::to_overwrite(logits.len());
         let row = |((out, row), &label): ((&mut [F], &[F]), &usize)| {
             with_widest_vectors(
                 #[inline(always)]

@@ -300,9 +300,9 @@ fn window_maxima<F: Float>(
     // NOTE: a recycled buffer: allocated fresh each step, glibc handed this one back to the
     // kernel at each reset and the next step faulted it in again (3,400 page faults a step;
     // SimpleConvNet's step took 1.7 times as long).
-    let mut indices = pool::buffer::<usize>(n * c * oh * ow);
-    indices.resize(n * c * oh * ow, 0);
-    let mut values = pool::zeros(n * c * oh * ow);
+    // every window's index and value are written below
+    let mut indices = pool::to_overwrite::<usize>(n * c * oh * ow);
+    let mut values = pool::to_overwrite(n * c * oh * ow);
     let planes = oh * ow;
     if n * c > 1 && x.len() >= PARALLEL_PIXELS {
         let each = indices.par_chunks_mut(planes).zip(values.par_chunks_mut(planes));
