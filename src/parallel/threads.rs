@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use super::{Communicator, ParallelError, shard};
 use crate::float::Float;
@@ -139,6 +139,10 @@ pub(crate) struct Shared {
     changed: Condvar,
     inputs: Vec<RwLock<Vec<f64>>>,
     outputs: Vec<RwLock<Vec<f64>>>,
+    /// Each worker's values and weight for `all_reduce_mean`, then its share of the means, in
+    /// the element type they came in.
+    shares: Vec<RwLock<Option<Arc<dyn Any + Send + Sync>>>>,
+    means: Vec<RwLock<Option<Arc<dyn Any + Send + Sync>>>>,
 }
 
 impl Shared {
@@ -153,6 +157,8 @@ impl Shared {
             changed: Condvar::new(),
             inputs: buffers(),
             outputs: buffers(),
+            shares: (0..size).map(|_| RwLock::new(None)).collect(),
+            means: (0..size).map(|_| RwLock::new(None)).collect(),
         }
     }
 
@@ -215,11 +221,11 @@ impl Shared {
     }
 }
 
-fn read(lock: &RwLock<Vec<f64>>) -> std::sync::RwLockReadGuard<'_, Vec<f64>> {
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn write(lock: &RwLock<Vec<f64>>) -> std::sync::RwLockWriteGuard<'_, Vec<f64>> {
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -273,6 +279,64 @@ impl Communicator for ThreadComm<'_> {
         }
         // nobody writes a buffer again before everyone has read it
         self.shared.wait(self.rank, OP)
+    }
+    /// Each worker publishes its values as they are (in `F`, not widened: a third of the
+    /// bytes), computes the means of its own share of the positions, and copies every share.
+    ///
+    /// NOTE: measured on SimpleConvNet (`RAYON_NUM_THREADS=1 cargo bench --bench
+    /// data_parallel`): moving the gradients as `f64` through `all_reduce_sum` (widened,
+    /// published, summed, copied back, divided) cost 2.7 ms a step on top of the 7.1 ms of
+    /// the two workers' own work.
+    fn all_reduce_mean<F: Float>(&self, data: &mut [F], weight: f64) -> Result<(), ParallelError> {
+        const OP: &str = "all_reduce_mean";
+        let (n, size) = (data.len(), self.shared.size);
+        let published: Arc<dyn Any + Send + Sync> = Arc::new((data.to_vec(), weight));
+        *write(&self.shared.shares[self.rank]) = Some(published);
+        self.shared.wait(self.rank, OP)?;
+        let shares: Vec<Arc<dyn Any + Send + Sync>> =
+            self.shared.shares.iter().map(|s| read(s).clone().expect("published before the wait")).collect();
+        let mut inputs = Vec::with_capacity(size);
+        for (other, share) in shares.iter().enumerate() {
+            let Some((values, weight)) = share.downcast_ref::<(Vec<F>, f64)>() else {
+                self.shared.fail(self.rank, "failed");
+                let detail =
+                    format!("{OP} of {} values, but worker {other} passed another element type", F::NAME);
+                return Err(ParallelError::Mismatch { rank: self.rank, detail });
+            };
+            if values.len() != n {
+                self.shared.fail(self.rank, "failed");
+                let (rank, other_len) = (self.rank, values.len());
+                return Err(ParallelError::Length { rank, op: OP, len: n, other: Some(other), other_len });
+            }
+            inputs.push((values.as_slice(), *weight));
+        }
+        let total = inputs[1..].iter().fold(inputs[0].1, |sum, &(_, w)| sum + w);
+        // this worker's positions, a block at a time: every worker's products added in rank
+        // order into sums that stay in cache
+        let share = shard(n, self.rank, size);
+        let mut mine = Vec::with_capacity(share.len());
+        let mut sums = [0.0f64; 512];
+        for start in share.clone().step_by(sums.len()) {
+            let block = start..share.end.min(start + sums.len());
+            let sums = &mut sums[..block.len()];
+            let (first, weight) = inputs[0];
+            sums.iter_mut().zip(&first[block.clone()]).for_each(|(s, &x)| *s = x.as_f64() * weight);
+            for &(values, weight) in &inputs[1..] {
+                sums.iter_mut().zip(&values[block.clone()]).for_each(|(s, &x)| *s += x.as_f64() * weight);
+            }
+            mine.extend(sums.iter().map(|&s| F::of(s / total)));
+        }
+        let mine: Arc<dyn Any + Send + Sync> = Arc::new(mine);
+        *write(&self.shared.means[self.rank]) = Some(mine);
+        self.shared.wait(self.rank, OP)?;
+        for (rank, means) in self.shared.means.iter().enumerate() {
+            let means = read(means).clone().expect("published before the wait");
+            let means = means.downcast_ref::<Vec<F>>().expect("every worker's element type was checked");
+            data[shard(n, rank, size)].copy_from_slice(means);
+        }
+        // no third wait: a worker replaces its means only after the next call's first wait,
+        // which every worker reaches after copying these
+        Ok(())
     }
     fn broadcast<F: Float>(&self, data: &mut [F], root: usize) -> Result<(), ParallelError> {
         self.publish("broadcast", data)?;
