@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::ops::try_apply;
+use crate::ops::{PARALLEL_ELEMENTS, try_apply};
 use crate::pool;
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
@@ -97,9 +97,6 @@ fn product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Value<F> {
     shared_product(a, b, c);
     Value::from_buffer(&[m, n], out)
 }
-
-/// Below this many elements, adding the bias runs on the calling thread.
-const PARALLEL_ELEMENTS: usize = 1 << 16;
 
 /// Below this many multiply-adds a product runs on the calling thread: sharing it costs more
 /// than it saves (the recurrent step of an LSTM, `[20, 100]·[100, 400]`, stays whole).

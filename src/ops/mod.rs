@@ -33,6 +33,11 @@ use crate::float::Float;
 use crate::tape::Var;
 use crate::tape::op::Op;
 
+/// Below this many elements, a kernel that can share its rows or columns between threads (the
+/// label cross-entropy, the affine map's bias, a bias gradient's sum) runs on the calling
+/// thread: handing out so little work costs more than it saves.
+pub(crate) const PARALLEL_ELEMENTS: usize = 1 << 16;
+
 /// Applies `op` to `inputs` on their tape, panicking at the caller's line with the op's error.
 #[track_caller]
 pub(crate) fn apply<'t, F: Float, const N: usize>(op: impl Op<F>, inputs: [Var<'t, F>; N]) -> Var<'t, F> {

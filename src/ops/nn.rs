@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::float::{Float, with_widest_vectors};
-use crate::ops::apply;
+use crate::ops::{PARALLEL_ELEMENTS, apply};
 use crate::pool;
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
@@ -175,9 +175,6 @@ fn softmax_grad_row<F: Float>(out: &mut [F], row: &[F], label: usize, scale: F) 
     out.iter_mut().for_each(|o| *o *= factor);
     out[label] -= scale;
 }
-
-/// Below this many logits, the label ops run on the calling thread.
-const PARALLEL_ELEMENTS: usize = 1 << 16;
 
 /// The logits as a standard-layout `(batch, classes)` matrix, checked to have one row per label
 /// and every label below `classes`.

@@ -9,7 +9,7 @@ use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::ops::binary::{maximum, minimum};
-use crate::ops::{apply, check_axis, try_apply};
+use crate::ops::{PARALLEL_ELEMENTS, apply, check_axis, try_apply};
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
 use crate::value::{Shape, Value};
@@ -225,9 +225,6 @@ pub(crate) fn sum_leading_axes<F: Float>(
         .collect();
     ArrayD::from_shape_vec(ndarray::IxDyn(&shape), sum).ok()
 }
-
-/// Below this many elements, [`sum_leading_axes`] runs on the calling thread.
-const PARALLEL_ELEMENTS: usize = 1 << 16;
 
 /// The columns [`sum_leading_axes`] hands a thread at a time: 4 KiB of `f32` sums.
 const COLUMN_BLOCK: usize = 1024;
