@@ -47,7 +47,8 @@ fn flags_choose_the_textbook_network_and_the_optimizer() {
     let e = Settings::from_args(args("--optimizer lbfgs")).unwrap_err();
     assert!(e.starts_with("unknown optimizer \"lbfgs\""), "{e}");
     assert_eq!(Settings::from_args(args("--epochs")).unwrap_err(), "--epochs needs a value");
-    assert_eq!(Settings::from_args(args("--workers 2")).unwrap().workers, 2);
+    assert_eq!(Settings::default().workers, 2, "two workers by default, on any machine");
+    assert_eq!(Settings::from_args(args("--workers 1")).unwrap().workers, 1);
     let e = Settings::from_args(args("--workers 0")).unwrap_err();
     assert_eq!(e, "--workers: 0 is not a number of workers; expected 1, 2, …");
 }

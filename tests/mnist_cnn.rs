@@ -47,4 +47,6 @@ fn flags_choose_the_optimizer_the_shifts_and_the_data() {
     let e = Settings::from_args(args("--optimizer lbfgs")).unwrap_err();
     assert!(e.starts_with("unknown optimizer \"lbfgs\""), "{e}");
     assert_eq!(Settings::from_args(args("--seed")).unwrap_err(), "--seed needs a value");
+    assert_eq!(Settings::default().workers, 2, "two workers by default, on any machine");
+    assert_eq!(Settings::from_args(args("--workers 1")).unwrap().workers, 1);
 }
