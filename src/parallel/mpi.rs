@@ -89,6 +89,17 @@ impl Communicator for MpiComm {
         data.iter_mut().zip(sum).for_each(|(x, s)| *x = F::of(s));
         Ok(())
     }
+    /// The trait's formula (weighted values and the weights summed in `f64`, then divided), with
+    /// the weighted values converted once, straight into the buffer MPI sends.
+    fn all_reduce_mean<F: Float>(&self, data: &mut [F], weight: f64) -> Result<(), ParallelError> {
+        self.same_length("all_reduce_mean", data.len())?;
+        let mine: Vec<f64> = data.iter().map(|&x| x.as_f64() * weight).chain([weight]).collect();
+        let mut sum = vec![0.0f64; mine.len()];
+        self.world.all_reduce_into(&mine[..], &mut sum[..], SystemOperation::sum());
+        let total = sum[data.len()];
+        data.iter_mut().zip(&sum).for_each(|(x, &s)| *x = F::of(s / total));
+        Ok(())
+    }
     fn broadcast<F: Float>(&self, data: &mut [F], root: usize) -> Result<(), ParallelError> {
         self.same_length("broadcast", data.len())?;
         let mut values: Vec<f64> = data.iter().map(|x| x.as_f64()).collect();
