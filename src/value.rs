@@ -161,6 +161,24 @@ impl<F: Float> Value<F> {
         }
     }
 
+    /// [`map`](Self::map) compiled for the widest vectors the CPU has
+    /// ([`with_widest_vectors`](crate::float::with_widest_vectors)): for an `f` in arithmetic
+    /// only (`tanh` and the sigmoid of `f32`), 8 or 16 lanes instead of the baseline's 4.
+    pub(crate) fn map_widest(&self, f: impl Fn(F) -> F) -> Self {
+        match self {
+            Value::Array(a) if a.is_standard_layout() => {
+                let xs = a.as_slice().expect("standard layout");
+                let mut out = pool::to_overwrite(xs.len());
+                crate::float::with_widest_vectors(
+                    #[inline(always)]
+                    || out.iter_mut().zip(xs).for_each(|(o, &x)| *o = f(x)),
+                );
+                Value::from_buffer(a.shape(), out)
+            }
+            _ => self.map(f),
+        }
+    }
+
     /// Applies `f` to every element in place.
     pub fn map_inplace(&mut self, f: impl Fn(F) -> F) {
         match self {

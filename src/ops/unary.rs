@@ -28,7 +28,7 @@ macro_rules! unary_ops {
             impl<F: Float> Op<F> for $Op {
                 fn name(&self) -> &'static str { stringify!($name) }
                 fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
-                    Ok(x[0].map(|$fx: F| $f))
+                    Ok(x[0].map_widest(|$fx: F| $f))
                 }
                 #[allow(unused_variables)]
                 fn backward<'a>(&self, cx: &Context<'a, F>, $gy: Var<'a, F>) -> Grads<'a, F> {
@@ -112,7 +112,7 @@ unary_ops! {
     at 0.7, test unary(ANY);
 
     /// `tanh x`.
-    Tanh tanh, |x| x.tanh(),
+    Tanh tanh, |x| x.tanh_vectorized(),
     // dx = gy·(1 − y²)
     |x, y, gy| gy * y.square().rsub(F::one()),
     at 0.7, test unary(ANY);
@@ -205,13 +205,13 @@ pub(crate) fn sign<F: Float>(x: F) -> F {
     }
 }
 
+/// `1/(1 + e⁻ˣ)` for `x ≥ 0`, `eˣ/(1 + eˣ)` below, from one `e^−|x|` (so it never
+/// overflows), both computed and one chosen: a loop of it vectorises.
+#[inline(always)]
 pub(crate) fn sigmoid<F: Float>(x: F) -> F {
-    if x >= F::zero() {
-        F::one() / (F::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (F::one() + e)
-    }
+    let e = (-x.abs()).exp_vectorized();
+    let d = F::one() + e;
+    if x >= F::zero() { F::one() / d } else { e / d }
 }
 
 #[cfg(test)]
