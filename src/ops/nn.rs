@@ -4,6 +4,8 @@
 //! ([`SoftmaxCrossEntropyLabels`], whose logits' gradient is one op of its own,
 //! [`SoftmaxCrossEntropyLabelsGrad`]). The `nn` module re-exports them beside the other losses.
 
+use std::cell::OnceCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -63,13 +65,15 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropy {
 /// class label per row: [`SoftmaxCrossEntropy`] against one-hot targets, without making them.
 /// Each row is read once (the max-shifted log-sum-exp and the label's logit); large batches
 /// share their rows between threads, and the rows' losses are added in order, so the result
-/// does not depend on the thread count.
+/// does not depend on the thread count. The forward keeps each row's shift and sum of
+/// exponentials, so that the gradient reads each row once more, not twice.
 #[derive(Debug, Clone)]
-pub struct SoftmaxCrossEntropyLabels {
+pub struct SoftmaxCrossEntropyLabels<F> {
     labels: Arc<[usize]>,
+    rows: OnceCell<Rc<[Normaliser<F>]>>,
 }
 
-impl<F: Float> Op<F> for SoftmaxCrossEntropyLabels {
+impl<F: Float> Op<F> for SoftmaxCrossEntropyLabels<F> {
     fn name(&self) -> &'static str {
         "softmax_cross_entropy_labels"
     }
@@ -78,12 +82,13 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabels {
         let classes = logits.shape()[1].max(1);
         let rows = logits.as_slice().expect("standard layout").par_chunks_exact(classes);
         let loss = |(row, &label): (&[F], &usize)| {
-            with_widest_vectors(
+            let normaliser = with_widest_vectors(
                 #[inline(always)]
-                || log_sum_exp(row),
-            ) - row[label]
+                || Normaliser::of(row),
+            );
+            (normaliser.log_sum_exp() - row[label], normaliser)
         };
-        let losses: Vec<F> = if logits.len() >= PARALLEL_ELEMENTS {
+        let losses: Vec<(F, Normaliser<F>)> = if logits.len() >= PARALLEL_ELEMENTS {
             rows.zip(self.labels.par_iter()).map(loss).collect()
         } else {
             logits
@@ -95,24 +100,28 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabels {
                 .collect()
         };
         let n = self.labels.len().max(1);
-        Ok(Value::Scalar(losses.into_iter().fold(F::zero(), |a, b| a + b) / F::of(n as f64)))
+        let _ = self.rows.set(losses.iter().map(|&(_, normaliser)| normaliser).collect());
+        Ok(Value::Scalar(losses.into_iter().fold(F::zero(), |a, (b, _)| a + b) / F::of(n as f64)))
     }
     // dx = gy·(softmax(x) − onehot(labels))/n
     fn backward<'t>(&self, cx: &Context<'t, F>, gy: Var<'t, F>) -> Grads<'t, F> {
-        let grad = SoftmaxCrossEntropyLabelsGrad { labels: self.labels.clone() };
+        let grad =
+            SoftmaxCrossEntropyLabelsGrad { labels: self.labels.clone(), rows: self.rows.get().cloned() };
         crate::grads![apply(grad, [cx.input(0), gy])]
     }
 }
 
 /// The logits' gradient of [`SoftmaxCrossEntropyLabels`], `(softmax(x) − onehot(labels))·g/n`
 /// for logits `x` `(batch, classes)` and the loss's gradient `g` (a scalar), written in one pass
-/// per row (on several threads for large batches).
+/// per row (on several threads for large batches), from the rows' shifts and sums when the
+/// loss's forward kept them.
 #[derive(Debug, Clone)]
-pub struct SoftmaxCrossEntropyLabelsGrad {
+pub struct SoftmaxCrossEntropyLabelsGrad<F> {
     labels: Arc<[usize]>,
+    rows: Option<Rc<[Normaliser<F>]>>,
 }
 
-impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad {
+impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad<F> {
     fn name(&self) -> &'static str {
         "softmax_cross_entropy_labels_grad"
     }
@@ -129,19 +138,23 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad {
         let (shape, classes) = (logits.shape().to_vec(), logits.shape()[1].max(1));
         let scale = g / F::of(self.labels.len().max(1) as f64);
         let mut out = pool::to_overwrite(logits.len());
-        let row = |((out, row), &label): ((&mut [F], &[F]), &usize)| {
+        let kept = self.rows.as_deref().filter(|rows| rows.len() == self.labels.len());
+        let row = |r: usize, out: &mut [F], row: &[F], label: usize| {
             with_widest_vectors(
                 #[inline(always)]
-                || softmax_grad_row(out, row, label, scale),
+                || match kept {
+                    Some(rows) => softmax_grad_row_kept(out, row, rows[r], label, scale),
+                    None => softmax_grad_row(out, row, label, scale),
+                },
             )
         };
         let rows = logits.as_slice().expect("standard layout");
         if logits.len() >= PARALLEL_ELEMENTS {
             let pairs = out.par_chunks_exact_mut(classes).zip(rows.par_chunks_exact(classes));
-            pairs.zip(self.labels.par_iter()).for_each(row);
+            pairs.zip(self.labels.par_iter()).enumerate().for_each(|(r, ((o, x), &l))| row(r, o, x, l));
         } else {
             let pairs = out.chunks_exact_mut(classes).zip(rows.chunks_exact(classes));
-            pairs.zip(self.labels.iter()).for_each(row);
+            pairs.zip(self.labels.iter()).enumerate().for_each(|(r, ((o, x), &l))| row(r, o, x, l));
         }
         Ok(Value::from_buffer(&shape, out))
     }
@@ -176,6 +189,41 @@ fn softmax_grad_row<F: Float>(out: &mut [F], row: &[F], label: usize, scale: F) 
     out[label] -= scale;
 }
 
+/// [`softmax_grad_row`] from the row's shift and sum kept by the loss's forward: one pass,
+/// each exponential scaled as it is written (the same bits: the same exponentials, the same
+/// factor).
+#[inline(always)]
+fn softmax_grad_row_kept<F: Float>(out: &mut [F], row: &[F], kept: Normaliser<F>, label: usize, scale: F) {
+    let factor = scale / kept.sum;
+    for (o, &v) in out.iter_mut().zip(row) {
+        *o = (v - kept.shift).exp_vectorized() * factor;
+    }
+    out[label] -= scale;
+}
+
+/// A row's softmax normaliser: the shift (its maximum, or 0 when that is not finite) and the
+/// sum of the shifted exponentials, added in [`LANES`] running sums as [`softmax_grad_row`]
+/// adds them.
+#[derive(Debug, Clone, Copy)]
+struct Normaliser<F> {
+    shift: F,
+    sum: F,
+}
+
+impl<F: Float> Normaliser<F> {
+    #[inline(always)]
+    fn of(row: &[F]) -> Self {
+        let shift = row_shift(row);
+        let sums = lanes(row, F::zero(), |sum, v| sum + (v - shift).exp_vectorized());
+        Normaliser { shift, sum: sums.into_iter().fold(F::zero(), |a, b| a + b) }
+    }
+
+    /// `ln Σ eˣ` of the row.
+    fn log_sum_exp(self) -> F {
+        self.sum.ln() + self.shift
+    }
+}
+
 /// The logits as a standard-layout `(batch, classes)` matrix, checked to have one row per label
 /// and every label below `classes`.
 fn check_labels<'v, F: Float>(
@@ -193,14 +241,6 @@ fn check_labels<'v, F: Float>(
     }
     let view = logits.view();
     Ok(if view.is_standard_layout() { view.into() } else { view.to_owned().into() })
-}
-
-/// `ln Σ eˣ` of a row, shifted by its maximum (by 0 when that is not finite).
-#[inline(always)]
-fn log_sum_exp<F: Float>(row: &[F]) -> F {
-    let shift = row_shift(row);
-    let sums = lanes(row, F::zero(), |sum, v| sum + (v - shift).exp_vectorized());
-    sums.into_iter().fold(F::zero(), |a, b| a + b).ln() + shift
 }
 
 /// The row's maximum, or 0 when that is not finite: what the exponentials are shifted by.
@@ -271,7 +311,7 @@ pub fn softmax_cross_entropy<'t, F: Float>(logits: Var<'t, F>, labels: &[usize])
             )
         );
     }
-    apply(SoftmaxCrossEntropyLabels { labels: labels.into() }, [logits])
+    apply(SoftmaxCrossEntropyLabels { labels: labels.into(), rows: OnceCell::new() }, [logits])
 }
 
 /// Softmax cross-entropy against target distributions (one-hot rows, or soft labels) of the
@@ -303,7 +343,32 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
             softmax_cross_entropy(x[0], &p.ints)
         }),
         crate::case!("softmax_cross_entropy_labels_grad", logits_and_labels(true), |x, p| {
-            apply(SoftmaxCrossEntropyLabelsGrad { labels: p.ints.clone().into() }, [x[0], x[1]])
+            apply(SoftmaxCrossEntropyLabelsGrad { labels: p.ints.clone().into(), rows: None }, [x[0], x[1]])
         }),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tape;
+
+    /// The gradient from the rows' normalisers the loss kept equals, to the bit, the gradient
+    /// that computes them again (rows of 7 and 37 classes, so the 16 running sums end part-way,
+    /// and a row of equal logits).
+    #[test]
+    fn kept_normalisers_give_the_same_gradient_bits() {
+        for classes in [7usize, 37] {
+            let tape = Tape::<f32>::new();
+            let values = (0..3 * classes).map(|k| ((k * 7919) % 101) as f32 / 9.0 - 5.0);
+            let mut logits = ndarray::Array2::from_shape_vec((3, classes), values.collect()).unwrap();
+            logits.row_mut(2).fill(1.5);
+            let x = tape.var(logits);
+            let labels = [0, classes - 1, 3];
+            let kept = softmax_cross_entropy(x, &labels).backward()[x].to_array();
+            let again = SoftmaxCrossEntropyLabelsGrad::<f32> { labels: labels.into(), rows: None };
+            let again = apply(again, [x, tape.constant(1.0f32)]).to_array();
+            assert_eq!(kept.mapv(f32::to_bits), again.mapv(f32::to_bits), "{classes} classes");
+        }
+    }
 }
