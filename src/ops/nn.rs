@@ -138,13 +138,13 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad<F> {
         let (shape, classes) = (logits.shape().to_vec(), logits.shape()[1].max(1));
         let scale = g / F::of(self.labels.len().max(1) as f64);
         let mut out = pool::to_overwrite(logits.len());
-        let kept = self.rows.as_deref().filter(|rows| rows.len() == self.labels.len());
+        let kept = self.rows.as_deref();
         let row = |r: usize, out: &mut [F], row: &[F], label: usize| {
             with_widest_vectors(
                 #[inline(always)]
-                || match kept {
-                    Some(rows) => softmax_grad_row_kept(out, row, rows[r], label, scale),
-                    None => softmax_grad_row(out, row, label, scale),
+                || {
+                    let normaliser = kept.map_or_else(|| Normaliser::of(row), |rows| rows[r]);
+                    softmax_grad_row(out, row, normaliser, label, scale)
                 },
             )
         };
@@ -172,38 +172,20 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad<F> {
     }
 }
 
-/// One row of [`SoftmaxCrossEntropyLabelsGrad`]: the exponentials written once, then scaled by
-/// `scale/Σ`, the label's entry less `scale`.
+/// One row of [`SoftmaxCrossEntropyLabelsGrad`] from the row's `normaliser`, in one pass: each
+/// exponential scaled by `scale/Σ` as it is written, the label's entry less `scale`.
 #[inline(always)]
-fn softmax_grad_row<F: Float>(out: &mut [F], row: &[F], label: usize, scale: F) {
-    let shift = row_shift(row);
-    let mut sums = [F::zero(); LANES];
-    for (out, row) in out.chunks_mut(LANES).zip(row.chunks(LANES)) {
-        for ((o, &v), sum) in out.iter_mut().zip(row).zip(&mut sums) {
-            *o = (v - shift).exp_vectorized();
-            *sum += *o;
-        }
-    }
-    let factor = scale / sums.into_iter().fold(F::zero(), |a, b| a + b);
-    out.iter_mut().for_each(|o| *o *= factor);
-    out[label] -= scale;
-}
-
-/// [`softmax_grad_row`] from the row's shift and sum kept by the loss's forward: one pass,
-/// each exponential scaled as it is written (the same bits: the same exponentials, the same
-/// factor).
-#[inline(always)]
-fn softmax_grad_row_kept<F: Float>(out: &mut [F], row: &[F], kept: Normaliser<F>, label: usize, scale: F) {
-    let factor = scale / kept.sum;
+fn softmax_grad_row<F: Float>(out: &mut [F], row: &[F], normaliser: Normaliser<F>, label: usize, scale: F) {
+    let factor = scale / normaliser.sum;
     for (o, &v) in out.iter_mut().zip(row) {
-        *o = (v - kept.shift).exp_vectorized() * factor;
+        *o = (v - normaliser.shift).exp_vectorized() * factor;
     }
     out[label] -= scale;
 }
 
 /// A row's softmax normaliser: the shift (its maximum, or 0 when that is not finite) and the
-/// sum of the shifted exponentials, added in [`LANES`] running sums as [`softmax_grad_row`]
-/// adds them.
+/// sum of the shifted exponentials, added in [`LANES`] running sums. The loss computes it and
+/// keeps it for its gradient; the gradient op computes it again when built without it.
 #[derive(Debug, Clone, Copy)]
 struct Normaliser<F> {
     shift: F,
@@ -354,8 +336,8 @@ mod tests {
     use crate::Tape;
 
     /// The gradient from the rows' normalisers the loss kept equals, to the bit, the gradient
-    /// that computes them again (rows of 7 and 37 classes, so the 16 running sums end part-way,
-    /// and a row of equal logits).
+    /// that computes them again: each row gets its own (rows of 7 and 37 classes, so the 16
+    /// running sums end part-way, and a row of equal logits).
     #[test]
     fn kept_normalisers_give_the_same_gradient_bits() {
         for classes in [7usize, 37] {
