@@ -22,10 +22,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, Array3, ArrayD, Axis};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use tapegrad::general_mat_mul;
 use tapegrad::nn::{self, Embedding};
 use tapegrad::optim::{Optimizer, Sgd};
 use tapegrad::{Tape, Var};

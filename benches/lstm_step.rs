@@ -21,12 +21,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 use tapegrad::Tape;
+use tapegrad::general_mat_mul;
 use tapegrad::nn::Module;
 use tapegrad::optim::Sgd;
 

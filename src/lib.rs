@@ -28,13 +28,14 @@
 //! [`state`] as named arrays; [`train`] (checkpoints that resume a run exactly) and
 //! [`parallel`] (data-parallel training on threads or MPI processes).
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod data;
 mod dot;
 mod error;
 mod float;
 pub mod functional;
+mod gemm;
 mod gradcheck;
 pub mod nn;
 pub mod ops;
@@ -49,6 +50,7 @@ mod value;
 pub use dot::DotOptions;
 pub use error::{Error, Result};
 pub use float::Float;
+pub use gemm::general_mat_mul;
 pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradgradcheck, numerical_gradient};
 pub use ops::conv::{ConvOptions, Window};
 pub use ops::reduce::Norm;

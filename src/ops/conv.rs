@@ -7,13 +7,13 @@
 
 use std::borrow::Cow;
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn, Slice};
 use rayon::prelude::*;
 
 use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::gemm::general_mat_mul;
 use crate::ops::{apply, try_apply};
 use crate::pool;
 use crate::tape::Var;

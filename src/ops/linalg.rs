@@ -5,13 +5,13 @@
 //! their operands through strided views instead of copying a transpose. A large 2-D product is
 //! shared between threads (rayon's pool) by blocks of rows or columns of its result.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array3, ArrayView2, ArrayViewMut2, Axis, Ix2};
 use rayon::prelude::*;
 
 use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::gemm::{SMALL_SIDE, general_mat_mul};
 use crate::ops::{PARALLEL_ELEMENTS, try_apply};
 use crate::pool;
 use crate::tape::Var;
@@ -108,14 +108,16 @@ const BLOCK_ALIGN: usize = 16;
 
 /// `c = a·b`, writing every element of `c` without reading it. A large product is cut into one
 /// block of rows of `c` per thread (of columns, when `c` has more of them), each block computed
-/// by its own GEMM: an element's sum runs over `k` in the same order whatever the cut, so the
-/// result does not depend on the thread count.
+/// by its own GEMM: an element's sum runs over `k` in the same order whatever the cut (each
+/// block keeps more than [`SMALL_SIDE`] rows or columns), so the result does not depend on the
+/// thread count.
 fn shared_product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, mut c: ArrayViewMut2<'_, F>) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     let threads = rayon::current_num_threads().min(m.saturating_mul(k).saturating_mul(n) / PARALLEL_PRODUCTS);
     let (axis, len) = if m >= n { (Axis(0), m) } else { (Axis(1), n) };
     let block = len.div_ceil(threads.max(1)).next_multiple_of(BLOCK_ALIGN);
-    if threads < 2 || block >= len {
+    let small = block.min(len) <= SMALL_SIDE && m.min(n) <= SMALL_SIDE;
+    if threads < 2 || block >= len || small {
         general_mat_mul(F::one(), &a, &b, F::zero(), &mut c);
         return;
     }
@@ -289,14 +291,15 @@ mod tests {
     use crate::Tape;
 
     /// A product large enough to be shared gives the very same bits on one thread as on two,
-    /// cut by rows or by columns, and agrees with ndarray's own product.
+    /// cut by rows or by columns (but never into blocks small enough for `gemm`'s kernels for
+    /// small products, `[128, 4500]·[4500, 64]`), and agrees with ndarray's own product.
     #[test]
     fn shared_products_do_not_depend_on_the_thread_count() {
         use rand::{RngExt, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let mut random =
             |r: usize, c: usize| ndarray::Array2::from_shape_fn((r, c), |_| rng.random::<f32>() - 0.5);
-        for (m, k, n) in [(1200, 100, 300), (100, 700, 1000)] {
+        for (m, k, n) in [(1200, 100, 300), (100, 700, 1000), (128, 4500, 64)] {
             let (a, b) = (random(m, k), random(k, n));
             let on = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
