@@ -338,6 +338,14 @@ pub(crate) fn affine_operands(d: Domain) -> impl Strategy<Value = Sample> {
         .prop_map(|(x, w, b)| Sample::new(vec![x, w, b]))
 }
 
+/// Operands of `affine` whose output is large beside its inputs, so the op adds the bias inside
+/// the product (`folds_bias`): `[n, 1]·[1, m] + [m]` with `n, m` from 12 to 14.
+pub(crate) fn affine_folded_operands(d: Domain) -> impl Strategy<Value = Sample> {
+    (12usize..=14, 12usize..=14)
+        .prop_flat_map(move |(n, m)| (array(vec![n, 1], d), array(vec![1, m], d), array(vec![m], d)))
+        .prop_map(|(x, w, b)| Sample::new(vec![x, w, b]))
+}
+
 /// Operands of `matmul` where one or both sides are vectors.
 pub(crate) fn vector_operands(d: Domain) -> impl Strategy<Value = Sample> {
     (1usize..=3, 1usize..=3, 1usize..=3, 0u8..5)
