@@ -3,10 +3,10 @@
 //! name with the same arguments. Every product tapegrad computes goes through it.
 //!
 //! It runs on the `gemm` crate (the kernels candle uses), which picks AVX2 or AVX-512 kernels at
-//! run time. Against matrixmultiply, ndarray's own backend, it took 0.72–0.92× the time on
-//! every `f32` shape of tapegrad's examples and benches (the language model's read-out
-//! `[700, 100]·[100, 10000]`: 0.86×), measured on an AMD EPYC with AVX2. It runs on the calling
-//! thread; `ops::linalg` shares large products between threads by blocks of the result.
+//! run time. Against matrixmultiply, ndarray's own backend, it takes 0.70–0.98× the time on
+//! the `f32` products of tapegrad's examples, and up to 1.21× on a product whose left operand
+//! is stored transposed (`cargo bench --bench gemm`, AMD EPYC with AVX2). It runs on the
+//! calling thread; `ops::linalg` shares large products between threads by blocks of the result.
 //!
 //! Each element's sum runs over `k` in order, in blocks of at most 512 whose size depends on `k`
 //! and the cache sizes, and not on `m` or `n` as long as one of them is above [`SMALL_SIDE`]
