@@ -8,9 +8,9 @@
 //! is stored transposed (`cargo bench --bench gemm`, AMD EPYC with AVX2). It runs on the
 //! calling thread; `ops::linalg` shares large products between threads by blocks of the result.
 //!
-//! Each element's sum runs over `k` in order, in blocks of at most 512 whose size depends on `k`
-//! and the cache sizes, and not on `m` or `n` as long as one of them is above [`SMALL_SIDE`]
-//! (smaller products have kernels of their own). So a block of rows or columns of `c` with more
+//! Each element's sum runs over `k` in order, in blocks whose size depends on `k` and the cache
+//! sizes, and not on `m` or `n` as long as one of them is above [`SMALL_SIDE`] (smaller
+//! products have kernels of their own). So a block of rows or columns of `c` with more
 //! than `SMALL_SIDE` rows or columns gets the same bits as the whole product.
 //!
 //! With the `blas` feature the products go to the system BLAS through ndarray instead. This

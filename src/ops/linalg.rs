@@ -116,8 +116,9 @@ fn shared_product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, mut c: A
     let threads = rayon::current_num_threads().min(m.saturating_mul(k).saturating_mul(n) / PARALLEL_PRODUCTS);
     let (axis, len) = if m >= n { (Axis(0), m) } else { (Axis(1), n) };
     let block = len.div_ceil(threads.max(1)).next_multiple_of(BLOCK_ALIGN);
-    let small = block.min(len) <= SMALL_SIDE && m.min(n) <= SMALL_SIDE;
-    if threads < 2 || block >= len || small {
+    // the last block is the smallest; it must not fall to gemm's kernels for small products
+    let last = len - len.saturating_sub(1) / block * block;
+    if threads < 2 || block >= len || (last <= SMALL_SIDE && m.min(n) <= SMALL_SIDE) {
         general_mat_mul(F::one(), &a, &b, F::zero(), &mut c);
         return;
     }
@@ -336,14 +337,15 @@ mod tests {
 
     /// A product large enough to be shared gives the very same bits on one thread as on two,
     /// cut by rows or by columns (but never into blocks small enough for `gemm`'s kernels for
-    /// small products, `[128, 4500]·[4500, 64]`), and agrees with ndarray's own product.
+    /// small products: halves of `[128, 4500]·[4500, 64]`, or the last 50 rows of
+    /// `[130, 4500]·[4500, 60]`), and agrees with ndarray's own product.
     #[test]
     fn shared_products_do_not_depend_on_the_thread_count() {
         use rand::{RngExt, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let mut random =
             |r: usize, c: usize| ndarray::Array2::from_shape_fn((r, c), |_| rng.random::<f32>() - 0.5);
-        for (m, k, n) in [(1200, 100, 300), (100, 700, 1000), (128, 4500, 64)] {
+        for (m, k, n) in [(1200, 100, 300), (100, 700, 1000), (128, 4500, 64), (130, 4500, 60)] {
             let (a, b) = (random(m, k), random(k, n));
             let on = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
