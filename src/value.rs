@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::pool;
+use crate::kernels::{buffers, vector};
 
 /// A shape: the length of each axis. Rank 4 and below stays on the stack.
 pub type Shape = SmallVec<[usize; 4]>;
@@ -101,14 +101,14 @@ impl<F: Float> Value<F> {
         }
     }
 
-    /// An array of `shape` from a buffer filled in order (from [`pool::buffer`]).
+    /// An array of `shape` from a buffer filled in order (a recycled one, from the kernels).
     pub(crate) fn from_buffer(shape: &[usize], data: Vec<F>) -> Self {
         Value::from(ArrayD::from_shape_vec(IxDyn(shape), data).expect("one element per position"))
     }
 
     /// Fills a recycled buffer from an iterator of exactly `len` elements.
     fn collect(len: usize, values: impl Iterator<Item = F>) -> Vec<F> {
-        let mut data = pool::buffer(len);
+        let mut data = buffers::buffer(len);
         data.extend(values);
         data
     }
@@ -161,18 +161,15 @@ impl<F: Float> Value<F> {
         }
     }
 
-    /// [`map`](Self::map) compiled for the widest vectors the CPU has
-    /// ([`with_widest_vectors`](crate::float::with_widest_vectors)): for an `f` in arithmetic
-    /// only (`tanh` and the sigmoid of `f32`), 8 or 16 lanes instead of the baseline's 4.
+    /// [`map`](Self::map) compiled for the widest vectors the CPU has (`kernels::vector`): for
+    /// an `f` in arithmetic only (`tanh` and the sigmoid of `f32`), 8 or 16 lanes instead of the
+    /// baseline's 4.
     pub(crate) fn map_widest(&self, f: impl Fn(F) -> F) -> Self {
         match self {
             Value::Array(a) if a.is_standard_layout() => {
                 let xs = a.as_slice().expect("standard layout");
-                let mut out = pool::to_overwrite(xs.len());
-                crate::float::with_widest_vectors(
-                    #[inline(always)]
-                    || out.iter_mut().zip(xs).for_each(|(o, &x)| *o = f(x)),
-                );
+                let mut out = buffers::to_overwrite(xs.len());
+                vector::map_into(&mut out, xs, f);
                 Value::from_buffer(a.shape(), out)
             }
             _ => self.map(f),
@@ -234,7 +231,8 @@ fn empty<F>() -> ArrayD<F> {
     ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).expect("no elements")
 }
 
-/// A large array's buffer goes back to the thread's recycling pool (`src/pool.rs`) for the next op that needs one.
+/// A large array's buffer goes back to the thread's recycled buffers (`kernels::buffers`) for the
+/// next op that needs one.
 impl<F: Float> Drop for Value<F> {
     #[inline(always)]
     fn drop(&mut self) {
@@ -244,12 +242,13 @@ impl<F: Float> Drop for Value<F> {
     }
 }
 
-/// Hands a large array's buffer to the pool (out of line: scalar values never come here).
+/// Hands a large array's buffer to the recycled buffers (out of line: scalar values never come
+/// here).
 #[inline(never)]
 fn recycle<F: Float>(a: &mut ArrayD<F>) {
-    if a.len() * size_of::<F>() >= pool::MIN_BYTES {
+    if a.len() * size_of::<F>() >= buffers::MIN_BYTES {
         let array = std::mem::replace(a, empty());
-        pool::recycle(array.into_raw_vec_and_offset().0);
+        buffers::recycle(array.into_raw_vec_and_offset().0);
     }
 }
 
@@ -354,7 +353,7 @@ fn zip_trailing<F: Float>(
         let axes = small.shape().iter().skip_while(|&&n| n == 1).count();
         big.shape() == shape && small.shape()[small.ndim() - axes..] == big.shape()[big.ndim() - axes..]
     };
-    let mut data = pool::buffer(shape.iter().product());
+    let mut data = buffers::buffer(shape.iter().product());
     if !ys.is_empty() && trailing(y, x) {
         data.extend(xs.chunks_exact(ys.len()).flat_map(|row| row.iter().zip(ys).map(|(&a, &b)| f(a, b))));
     } else if !xs.is_empty() && trailing(x, y) {
@@ -369,10 +368,9 @@ fn zip_trailing<F: Float>(
 ///
 /// NOTE: `&[]` points at a dangling address, and glibc's AVX-512 `memcmp` (which `==` on
 /// `[usize]` calls, even for length 0) reads through a masked load there that takes a
-/// fault-suppression assist of hundreds of cycles. Comparing two scalar shapes with `&[]` cost
-/// more than the rest of a scalar op. With the scalar fast path off (so that every node runs its
-/// rule and checks shapes), the chain of `benches/scalar_chain.rs` took 438 ns per op with `&[]`
-/// and 173 with this static (AMD EPYC with AVX-512).
+/// fault-suppression assist of hundreds of cycles: comparing two scalar shapes with `&[]` cost
+/// more than the rest of a scalar op (`cargo bench --bench scalar_chain`, with the fast
+/// gradients off so that every node runs its rule and checks shapes).
 static NO_AXES: [usize; 1] = [0];
 
 /// The NumPy broadcast of two shapes, or `None` when an axis differs and neither is 1.

@@ -554,7 +554,7 @@ pub(crate) fn all() -> Vec<Case> {
         shape::cases(),
         linalg::cases(),
         conv::cases(),
-        pool::cases(),
+        pooling::cases(),
     ]
     .into_iter()
     .flatten()

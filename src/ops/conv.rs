@@ -1,72 +1,23 @@
 //! Convolution. `im2col` unrolls every sliding window of an NCHW image into one row of a
 //! matrix and `col2im` is its adjoint (sums rows back into the image): each is the other's
-//! backward. `conv2d` is one op (`Conv2dOp`) that unrolls a small block of columns per image
-//! and multiplies it with the filters in one GEMM, writing NCHW with the bias; its gradients are
-//! the transposed convolution (`ConvTransposeOp`) and the filters' gradient (`ConvWeightGrad`),
-//! and the three ops are each other's backward, so every derivative order is available.
+//! backward. `conv2d` is one op (`Conv2dOp`), not composed from them: its kernel unrolls a
+//! small block of columns per image and multiplies it with the filters in one GEMM. Its
+//! gradients are the transposed convolution (`ConvTransposeOp`) and the filters' gradient
+//! (`ConvWeightGrad`), and the three ops are each other's backward, so every derivative order
+//! is available. The computing is in `kernels::conv`; a test checks `conv2d` against
+//! `im2col` followed by a product, the textbook's definition.
 
 use std::borrow::Cow;
-
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn, Slice};
-use rayon::prelude::*;
 
 use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::gemm::general_mat_mul;
+use crate::kernels::conv::{self, Geometry};
+pub use crate::kernels::window::Window;
 use crate::ops::{apply, try_apply};
-use crate::pool;
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
 use crate::value::Value;
-
-/// A sliding window over the last two axes of an NCHW image: kernel, stride, zero padding and
-/// dilation, each as (rows, columns).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    /// The kernel's size `(KH, KW)`.
-    pub kernel: (usize, usize),
-    /// The step between windows.
-    pub stride: (usize, usize),
-    /// Zeros added on each side.
-    pub padding: (usize, usize),
-    /// The spacing between kernel taps.
-    pub dilation: (usize, usize),
-}
-
-impl Window {
-    /// A `(KH, KW)` window with stride 1, no padding and dilation 1.
-    pub fn new(kernel: (usize, usize)) -> Self {
-        Window { kernel, stride: (1, 1), padding: (0, 0), dilation: (1, 1) }
-    }
-
-    /// The output size `(OH, OW)` for an image `[N, C, H, W]`: per axis
-    /// `⌊(H + 2P − D(K − 1) − 1)/S⌋ + 1`; an error when a size is zero or the image is too small.
-    pub(crate) fn output_size(&self, op: &'static str, image: &[usize]) -> Result<(usize, usize)> {
-        let Window { kernel, stride, padding, dilation } = *self;
-        let all = [kernel.0, kernel.1, stride.0, stride.1, dilation.0, dilation.1];
-        if all.contains(&0) {
-            let message =
-                format!("kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be at least 1");
-            return Err(Error::argument(op, message));
-        }
-        let axis = |n: usize, k: usize, s: usize, p: usize, d: usize| {
-            (n + 2 * p).checked_sub(d * (k - 1) + 1).map(|span| span / s + 1)
-        };
-        let rows = axis(image[2], kernel.0, stride.0, padding.0, dilation.0);
-        let cols = axis(image[3], kernel.1, stride.1, padding.1, dilation.1);
-        match (rows, cols) {
-            (Some(rows), Some(cols)) => Ok((rows, cols)),
-            _ => {
-                let expected = format!(
-                    "an image [N, C, H, W] at least as large as the dilated kernel {:?} after padding {padding:?}",
-                    (dilation.0 * (kernel.0 - 1) + 1, dilation.1 * (kernel.1 - 1) + 1)
-                );
-                Err(Error::shape(op, &[image], expected))
-            }
-        }
-    }
-}
 
 /// Every window of an NCHW image `[N, C, H, W]` as a row of `[N·OH·OW, C·KH·KW]`: rows by
 /// image and output position `(oh, ow)`, columns by `(c, kh, kw)`; padding reads as zeros.
@@ -83,20 +34,10 @@ impl<F: Float> Op<F> for Im2Col {
             return Err(Error::shape("im2col", &[image], "a 4-D image [N, C, H, W]"));
         }
         let out = self.0.output_size("im2col", image)?;
-        let view = x[0].view();
-        let input = view.as_standard_layout();
-        let input = input.as_slice().expect("standard layout");
         let shape = [image[0], image[1], image[2], image[3]];
         let (rows, cols) = (shape[0] * out.0 * out.1, shape[1] * self.0.kernel.0 * self.0.kernel.1);
-        let mut columns = vec![F::zero(); rows * cols];
-        let step = self.0.dilation.1;
-        for_each_tap(&self.0, shape, out, |dst, src, taps| {
-            let dst = &mut columns[dst + taps.start..dst + taps.end];
-            for (d, s) in dst.iter_mut().zip(input[src..].iter().step_by(step)) {
-                *d = *s;
-            }
-        });
-        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&[rows, cols]), columns).expect("rows·cols values")))
+        let columns = conv::im2col(&flat(x[0]), shape, &self.0, out);
+        Ok(Value::from_buffer(&[rows, cols], columns))
     }
     // dx = col2im(gy): each pixel gets the sum of the columns that read it
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
@@ -127,62 +68,12 @@ impl<F: Float> Op<F> for Col2Im {
             let expected = format!("columns [N·OH·OW, C·KH·KW] = [{rows}, {cols}] for the image");
             return Err(Error::shape("col2im", &[x[0].shape(), &shape], expected));
         }
-        let view = x[0].view();
-        let columns = view.as_standard_layout();
-        let columns = columns.as_slice().expect("standard layout");
-        let mut image = vec![F::zero(); shape.iter().product()];
-        let step = self.window.dilation.1;
-        for_each_tap(&self.window, shape, out, |dst, src, taps| {
-            let from = &columns[dst + taps.start..dst + taps.end];
-            for (d, s) in image[src..].iter_mut().step_by(step).zip(from) {
-                *d += *s;
-            }
-        });
-        Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&shape), image).expect("N·C·H·W values")))
+        let image = conv::col2im(&flat(x[0]), shape, &self.window, out);
+        Ok(Value::from_buffer(&shape, image))
     }
     // dx = im2col(gy)
     fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![apply(Im2Col(self.window), [gy])]
-    }
-}
-
-/// Calls `visit(dst, src, taps)` for every kernel row of every window that overlaps the image:
-/// the kernel row's taps `taps` (those inside the image) sit at `dst + k` in the flat columns
-/// matrix and read the flat image at `src + (k − taps.start)·DW`.
-fn for_each_tap(
-    window: &Window,
-    [n, c, h, w]: [usize; 4],
-    (oh, ow): (usize, usize),
-    mut visit: impl FnMut(usize, usize, std::ops::Range<usize>),
-) {
-    let Window { kernel: (kh, kw), stride, padding, dilation } = *window;
-    let cols = c * kh * kw;
-    let horizontal: Vec<_> = (0..ow)
-        .map(|x| {
-            let left = x * stride.1;
-            let first = padding.1.saturating_sub(left).div_ceil(dilation.1);
-            let end = (padding.1 + w).saturating_sub(left).div_ceil(dilation.1).min(kw);
-            (first..end.max(first), (left + first * dilation.1).saturating_sub(padding.1))
-        })
-        .collect();
-    for image in 0..n {
-        for y in 0..oh {
-            for (x, (taps, first)) in horizontal.iter().enumerate() {
-                let row = ((image * oh + y) * ow + x) * cols;
-                for channel in 0..c {
-                    for ky in 0..kh {
-                        let Some(iy) = (y * stride.0 + ky * dilation.0).checked_sub(padding.0) else {
-                            continue;
-                        };
-                        if iy >= h || taps.is_empty() {
-                            continue;
-                        }
-                        let src = ((image * c + channel) * h + iy) * w + first;
-                        visit(row + (channel * kh + ky) * kw, src, taps.clone());
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -379,200 +270,6 @@ impl ConvOptions {
     }
 }
 
-/// The sizes one convolution works with: `n` images of `groups · cg` channels `h × w`, read by
-/// `groups · og` filters through `window` into `oh × ow` outputs. Per image and group, the
-/// filters are a matrix `[og, patch]` and the columns a matrix `[patch, positions]`.
-#[derive(Debug, Clone, Copy)]
-struct Geometry {
-    n: usize,
-    groups: usize,
-    cg: usize,
-    og: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    window: Window,
-}
-
-impl Geometry {
-    /// The geometry of a convolution of `image` `[N, C, H, W]` by `weight` `[O, C/groups, KH, KW]`;
-    /// an error naming `op` and `shapes` when they do not fit.
-    fn new(
-        op: &'static str,
-        window: Window,
-        groups: usize,
-        image: &[usize],
-        weight: &[usize],
-        shapes: &[&[usize]],
-        expected: &str,
-    ) -> Result<Self> {
-        let fits = groups > 0
-            && image.len() == 4
-            && weight.len() == 4
-            && weight[0].is_multiple_of(groups)
-            && weight[1] * groups == image[1]
-            && (weight[2], weight[3]) == window.kernel;
-        if !fits {
-            let expected = format!("{expected}, with C and O divisible by groups = {groups}");
-            return Err(Error::shape(op, shapes, expected));
-        }
-        let (oh, ow) = window.output_size(op, image)?;
-        Ok(Geometry {
-            n: image[0],
-            groups,
-            cg: weight[1],
-            og: weight[0] / groups,
-            h: image[2],
-            w: image[3],
-            oh,
-            ow,
-            window,
-        })
-    }
-
-    fn patch(&self) -> usize {
-        self.cg * self.window.kernel.0 * self.window.kernel.1
-    }
-
-    fn positions(&self) -> usize {
-        self.oh * self.ow
-    }
-
-    /// Image `i`, group `g`'s planes in a flat `[N, C, H, W]` image.
-    fn planes<'v, F>(&self, image: &'v [F], i: usize, g: usize) -> &'v [F] {
-        let plane = self.h * self.w;
-        &image[((i * self.groups + g) * self.cg) * plane..][..self.cg * plane]
-    }
-
-    /// Image `i`, group `g`'s outputs `[og, positions]` in a flat `[N, O, OH, OW]` output.
-    fn outputs<'v, F>(&self, output: &'v [F], i: usize, g: usize) -> ArrayView2<'v, F> {
-        let (rows, cols) = (self.og, self.positions());
-        let start = ((i * self.groups + g) * rows) * cols;
-        ArrayView2::from_shape((rows, cols), &output[start..start + rows * cols])
-            .expect("og·positions values")
-    }
-
-    /// Group `g`'s filters `[og, patch]` in a flat `[O, C/groups, KH, KW]` weight.
-    fn filters<'v, F>(&self, weight: &'v [F], g: usize) -> ArrayView2<'v, F> {
-        let (rows, cols) = (self.og, self.patch());
-        ArrayView2::from_shape((rows, cols), &weight[g * rows * cols..(g + 1) * rows * cols])
-            .expect("og·patch values")
-    }
-
-    /// Whether the work is large enough to share between threads (rayon's pool).
-    fn parallel(&self) -> bool {
-        let products = self.n * self.groups * self.og * self.patch() * self.positions();
-        self.n > 1 && products >= PARALLEL_WORK
-    }
-
-    /// Calls `work(i, image_out, columns)` for every image `i` and its `per_image` values of
-    /// `out`, on several threads when the work is large, each with a column buffer of its own.
-    fn each_image<F: Float>(
-        &self,
-        out: &mut [F],
-        per_image: usize,
-        work: impl Fn(usize, &mut [F], &mut Vec<F>) + Sync,
-    ) {
-        let columns = || vec![F::zero(); self.patch() * self.positions()];
-        if self.parallel() {
-            out.par_chunks_exact_mut(per_image)
-                .enumerate()
-                .for_each_init(columns, |buffer, (i, image_out)| work(i, image_out, buffer));
-        } else {
-            let mut buffer = columns();
-            for (i, image_out) in out.chunks_exact_mut(per_image).enumerate() {
-                work(i, image_out, &mut buffer);
-            }
-        }
-    }
-
-    /// The columns `[patch, positions]` of `planes` (one image, one group): row `(c, ky, kx)`,
-    /// column `(oy, ox)`, zero where the window reads padding.
-    fn fill_columns<F: Float>(&self, planes: &[F], columns: &mut [F]) {
-        let Window { kernel: (kh, kw), stride, padding, dilation } = self.window;
-        let positions = self.positions();
-        for c in 0..self.cg {
-            let plane = &planes[c * self.h * self.w..][..self.h * self.w];
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let row = &mut columns[((c * kh + ky) * kw + kx) * positions..][..positions];
-                    let (lo, hi) = inside(self.ow, kx * dilation.1, stride.1, padding.1, self.w);
-                    for (oy, out) in row.chunks_exact_mut(self.ow).enumerate() {
-                        let Some(iy) = (oy * stride.0 + ky * dilation.0)
-                            .checked_sub(padding.0)
-                            .filter(|&iy| iy < self.h)
-                        else {
-                            out.fill(F::zero());
-                            continue;
-                        };
-                        out[..lo].fill(F::zero());
-                        out[hi.max(lo)..].fill(F::zero());
-                        if lo < hi {
-                            let first = lo * stride.1 + kx * dilation.1 - padding.1;
-                            let source = &plane[iy * self.w + first..];
-                            if stride.1 == 1 {
-                                out[lo..hi].copy_from_slice(&source[..hi - lo]);
-                            } else {
-                                for (o, &v) in out[lo..hi].iter_mut().zip(source.iter().step_by(stride.1)) {
-                                    *o = v;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds `columns` back into the `planes` they were read from: the adjoint of
-    /// [`fill_columns`](Self::fill_columns); what fell in the padding is dropped.
-    fn add_columns<F: Float>(&self, columns: &[F], planes: &mut [F]) {
-        let Window { kernel: (kh, kw), stride, padding, dilation } = self.window;
-        let positions = self.positions();
-        for c in 0..self.cg {
-            let plane = &mut planes[c * self.h * self.w..][..self.h * self.w];
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let row = &columns[((c * kh + ky) * kw + kx) * positions..][..positions];
-                    let (lo, hi) = inside(self.ow, kx * dilation.1, stride.1, padding.1, self.w);
-                    if lo >= hi {
-                        continue;
-                    }
-                    for (oy, out) in row.chunks_exact(self.ow).enumerate() {
-                        let Some(iy) = (oy * stride.0 + ky * dilation.0)
-                            .checked_sub(padding.0)
-                            .filter(|&iy| iy < self.h)
-                        else {
-                            continue;
-                        };
-                        let first = lo * stride.1 + kx * dilation.1 - padding.1;
-                        let target = &mut plane[iy * self.w + first..];
-                        for (t, &v) in target.iter_mut().step_by(stride.1).zip(&out[lo..hi]) {
-                            *t += v;
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Below this many multiply-adds a convolution runs on the calling thread: sharing it costs
-/// more than it saves.
-const PARALLEL_WORK: usize = 1 << 20;
-
-/// The filters' gradient sums images in runs of this many, then the runs in order.
-const IMAGES_PER_RUN: usize = 8;
-
-/// The output columns `lo..hi` whose input column `o·stride + offset − padding` lies in
-/// `0..len`.
-fn inside(outputs: usize, offset: usize, stride: usize, padding: usize, len: usize) -> (usize, usize) {
-    let lo = padding.saturating_sub(offset).div_ceil(stride);
-    let hi = (len + padding).saturating_sub(offset).div_ceil(stride).min(outputs);
-    (lo.min(hi), hi)
-}
-
 /// A flat standard-layout copy of a value (a borrow when it is already one).
 fn flat<F: Float>(v: &Value<F>) -> Cow<'_, [F]> {
     match v {
@@ -581,23 +278,6 @@ fn flat<F: Float>(v: &Value<F>) -> Cow<'_, [F]> {
             Some(values) => Cow::Borrowed(values),
             None => Cow::Owned(a.iter().copied().collect()),
         },
-    }
-}
-
-/// `out` of `[N, O, ·, ·]` with each channel's plane set to its bias (zeros without one).
-fn with_bias<F: Float>(n: usize, plane: usize, bias: Option<&Value<F>>, channels: usize) -> Vec<F> {
-    match bias {
-        None => pool::zeros(n * channels * plane),
-        Some(b) => {
-            let b = b.view();
-            let mut out = pool::buffer(n * channels * plane);
-            for _ in 0..n {
-                for &v in &b {
-                    out.extend(std::iter::repeat_n(v, plane));
-                }
-            }
-            out
-        }
     }
 }
 
@@ -644,19 +324,8 @@ impl<F: Float> Op<F> for Conv2dOp {
                 format!("{expected}, with C and O divisible by groups = {}", self.groups),
             ));
         }
-        let (image, weight) = (flat(x[0]), flat(x[1]));
-        let positions = geo.positions();
-        let mut out = with_bias(geo.n, positions, x.get(2).copied(), channels);
-        geo.each_image(&mut out, channels * positions, |i, image_out, columns| {
-            for g in 0..geo.groups {
-                geo.fill_columns(geo.planes(&image, i, g), columns);
-                let columns =
-                    ArrayView2::from_shape((geo.patch(), positions), &columns[..]).expect("patch·positions");
-                let rows = &mut image_out[g * geo.og * positions..][..geo.og * positions];
-                let mut y = ArrayViewMut2::from_shape((geo.og, positions), rows).expect("og·positions");
-                general_mat_mul(F::one(), &geo.filters(&weight, g), &columns, F::one(), &mut y);
-            }
-        });
+        let (image, weight, bias) = (flat(x[0]), flat(x[1]), x.get(2).map(|b| flat(b)));
+        let out = conv::conv2d(&geo, &image, &weight, bias.as_deref());
         Ok(Value::from_buffer(&[geo.n, channels, geo.oh, geo.ow], out))
     }
     // dx = conv_transpose2d(gy, w), dw = conv2d_weight_grad(x, gy), db = Σ gy over N, OH, OW
@@ -711,25 +380,8 @@ impl<F: Float> Op<F> for ConvTransposeOp {
                 format!("{expected} that upsample to {:?}", self.image),
             ));
         }
-        let (input, weight) = (flat(x[0]), flat(x[1]));
-        let (positions, plane) = (geo.positions(), geo.h * geo.w);
-        let mut out = with_bias(geo.n, plane, x.get(2).copied(), channels);
-        geo.each_image(&mut out, channels * plane, |i, image_out, buffer| {
-            for g in 0..geo.groups {
-                // [patch, og]·[og, positions]
-                let mut columns = ArrayViewMut2::from_shape((geo.patch(), positions), &mut buffer[..])
-                    .expect("patch·positions");
-                general_mat_mul(
-                    F::one(),
-                    &geo.filters(&weight, g).t(),
-                    &geo.outputs(&input, i, g),
-                    F::zero(),
-                    &mut columns,
-                );
-                let planes = &mut image_out[g * geo.cg * plane..][..geo.cg * plane];
-                geo.add_columns(buffer, planes);
-            }
-        });
+        let (input, weight, bias) = (flat(x[0]), flat(x[1]), x.get(2).map(|b| flat(b)));
+        let out = conv::conv_transpose2d(&geo, &input, &weight, bias.as_deref());
         Ok(Value::from_buffer(&image, out))
     }
     // dx = conv2d(gy, w), dw = conv2d_weight_grad(gy, x), db = Σ gy over N, H, W
@@ -783,36 +435,8 @@ impl<F: Float> Op<F> for ConvWeightGrad {
                 format!("{expected} of the convolution's output size ({}, {})", geo.oh, geo.ow),
             ));
         }
-        let (image, gy) = (flat(x[0]), flat(x[1]));
-        let (patch, positions) = (geo.patch(), geo.positions());
-        // Partial sums over fixed runs of images, added in order: the same result on any
-        // number of threads.
-        let partial = |images: std::ops::Range<usize>| {
-            let mut dw = Array2::zeros((geo.og * geo.groups, patch));
-            let mut columns = vec![F::zero(); patch * positions];
-            for i in images {
-                for g in 0..geo.groups {
-                    geo.fill_columns(geo.planes(&image, i, g), &mut columns);
-                    let columns =
-                        ArrayView2::from_shape((patch, positions), &columns[..]).expect("patch·positions");
-                    let mut rows = dw.slice_axis_mut(Axis(0), Slice::from(g * geo.og..(g + 1) * geo.og));
-                    general_mat_mul(F::one(), &geo.outputs(&gy, i, g), &columns.t(), F::one(), &mut rows);
-                }
-            }
-            dw
-        };
-        let runs = (0..geo.n.div_ceil(IMAGES_PER_RUN))
-            .map(|r| r * IMAGES_PER_RUN..((r + 1) * IMAGES_PER_RUN).min(geo.n));
-        let partials: Vec<Array2<F>> = if geo.parallel() {
-            runs.collect::<Vec<_>>().into_par_iter().map(partial).collect()
-        } else {
-            runs.map(partial).collect()
-        };
-        let mut dw = Array2::zeros((geo.og * geo.groups, patch));
-        for p in &partials {
-            dw += p;
-        }
-        Ok(Value::from(dw.into_shape_with_order(IxDyn(&weight)).expect("O·C/groups·KH·KW values")))
+        let dw = conv::conv2d_weight_grad(&geo, &flat(x[0]), &flat(x[1]));
+        Ok(Value::from_buffer(&weight, dw))
     }
     // with gw the gradient of the filters' gradient: dx = conv_transpose2d(gy, gw), dgy = conv2d(x, gw)
     fn backward<'a>(&self, cx: &Context<'a, F>, gw: Var<'a, F>) -> Grads<'a, F> {
@@ -983,6 +607,36 @@ mod tests {
                 let error = (&y.to_array() - &expected).iter().fold(0.0f64, |m, e| m.max(e.abs()));
                 assert!(error < 1e-12, "{options:?}: {error}");
             }
+        }
+    }
+
+    /// The textbook's convolution: `im2col` of the image times the filters as a matrix
+    /// `[O, C·KH·KW]ᵀ`, reshaped to NCHW, plus the bias; the one op gives the same values.
+    #[test]
+    fn conv2d_is_im2col_times_the_filters() {
+        let tape = Tape::<f64>::new();
+        let (n, c, o, (h, w)) = (2, 3, 4, (7, 6));
+        for options in [
+            ConvOptions::default(),
+            ConvOptions { stride: (2, 1), padding: (1, 2), dilation: (1, 2), ..ConvOptions::default() },
+        ] {
+            let (x, weight, bias) =
+                (values(&[n, c, h, w], 0.0), values(&[o, c, 3, 2], 1.0), values(&[o], 2.0));
+            let (x, weight, bias) = (tape.constant(x), tape.constant(weight), tape.constant(bias));
+            let window = Window {
+                kernel: (3, 2),
+                stride: options.stride,
+                padding: options.padding,
+                dilation: options.dilation,
+            };
+            let y = x.conv2d(weight, Some(bias), options);
+            let (oh, ow) = (y.shape()[2], y.shape()[3]);
+            let columns = x.im2col(window);
+            let textbook = (columns.matmul(weight.reshape(&[o, c * 6]).transpose()) + bias)
+                .reshape(&[n, oh, ow, o])
+                .permute(&[0, 3, 1, 2]);
+            let error = (y - textbook).abs().max().scalar();
+            assert!(error < 1e-12, "{options:?}: {error}");
         }
     }
 

@@ -39,16 +39,16 @@ impl<F: Float> Scalar<F> {
         Scalar(c - self.0)
     }
     pub fn sign(self) -> Self {
-        Scalar(crate::ops::unary::sign(self.0))
+        Scalar(sign(self.0))
     }
     pub fn step(self) -> Self {
-        Scalar(crate::ops::unary::step(self.0))
+        Scalar(step(self.0))
     }
     pub fn times_step(self, x: Self) -> Self {
         self * x.step()
     }
     pub fn sigmoid(self) -> Self {
-        Scalar(crate::ops::unary::sigmoid(self.0))
+        Scalar(crate::kernels::vector::sigmoid(self.0))
     }
     pub fn map_constant(&self, f: impl Fn(F) -> F) -> Self {
         Scalar(f(self.0))
@@ -115,4 +115,28 @@ pub(crate) fn scalar_grad<F: Float>(r: impl RuleResult<Scalar<F>>) -> Option<F> 
 /// The gradient of a piecewise-constant function: zero, so none is passed on.
 pub(crate) fn zero<T>() -> Option<T> {
     None
+}
+
+/// The Heaviside step: 1 where `x > 0`, 0 elsewhere, NaN at NaN.
+pub(crate) fn step<F: Float>(x: F) -> F {
+    if x > F::zero() {
+        F::one()
+    } else if x.is_nan() {
+        x
+    } else {
+        F::zero()
+    }
+}
+
+/// The sign: −1, 0 or 1, NaN at NaN.
+pub(crate) fn sign<F: Float>(x: F) -> F {
+    if x > F::zero() {
+        F::one()
+    } else if x < F::zero() {
+        -F::one()
+    } else if x.is_nan() {
+        x
+    } else {
+        F::zero()
+    }
 }

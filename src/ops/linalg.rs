@@ -2,18 +2,17 @@
 //! through reshaping 1-D·2-D, 2-D·1-D and the dot product 1-D·1-D.
 //!
 //! The primitive carries transpose flags, so the backward products `gy·Bᵀ` and `Aᵀ·gy` read
-//! their operands through strided views instead of copying a transpose. A large 2-D product is
-//! shared between threads (rayon's pool) by blocks of rows or columns of its result.
+//! their operands through strided views instead of copying a transpose. The products run in
+//! `kernels::gemm`.
 
-use ndarray::{Array3, ArrayView2, ArrayViewMut2, Axis, Ix2};
-use rayon::prelude::*;
+use ndarray::{Array3, ArrayView2, Axis, Ix2};
 
 use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::gemm::{SMALL_SIDE, general_mat_mul};
-use crate::ops::{PARALLEL_ELEMENTS, try_apply};
-use crate::pool;
+use crate::kernels::gemm::{self, general_mat_mul};
+use crate::kernels::{buffers, for_each_row};
+use crate::ops::try_apply;
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
 use crate::value::Value;
@@ -88,46 +87,10 @@ impl<F: Float> Op<F> for MatMul {
     }
 }
 
-/// `a·b` in a recycled buffer.
+/// `a·b` as a value.
 fn product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Value<F> {
     let (m, n) = (a.nrows(), b.ncols());
-    // a product over k = 0 is zeros, which the GEMM leaves as it finds them
-    let mut out = if a.ncols() == 0 { pool::zeros(m * n) } else { pool::to_overwrite(m * n) };
-    let c = ArrayViewMut2::from_shape((m, n), &mut out[..]).expect("m·n values");
-    shared_product(a, b, c);
-    Value::from_buffer(&[m, n], out)
-}
-
-/// Below this many multiply-adds a product runs on the calling thread: sharing it costs more
-/// than it saves (the recurrent step of an LSTM, `[20, 100]·[100, 400]`, stays whole).
-const PARALLEL_PRODUCTS: usize = 1 << 24;
-
-/// Blocks of the result are multiples of this many rows or columns (matrixmultiply's kernels
-/// work in tiles of up to 16), so no tile is split.
-const BLOCK_ALIGN: usize = 16;
-
-/// `c = a·b`, writing every element of `c` without reading it. A large product is cut into one
-/// block of rows of `c` per thread (of columns, when `c` has more of them), each block computed
-/// by its own GEMM: an element's sum runs over `k` in the same order whatever the cut (each
-/// block keeps more than [`SMALL_SIDE`] rows or columns), so the result does not depend on the
-/// thread count.
-fn shared_product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, mut c: ArrayViewMut2<'_, F>) {
-    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    let threads = rayon::current_num_threads().min(m.saturating_mul(k).saturating_mul(n) / PARALLEL_PRODUCTS);
-    let (axis, len) = if m >= n { (Axis(0), m) } else { (Axis(1), n) };
-    let block = len.div_ceil(threads.max(1)).next_multiple_of(BLOCK_ALIGN);
-    // the last block is the smallest; it must not fall to gemm's kernels for small products
-    let last = len - len.saturating_sub(1) / block * block;
-    if threads < 2 || block >= len || (last <= SMALL_SIDE && m.min(n) <= SMALL_SIDE) {
-        general_mat_mul(F::one(), &a, &b, F::zero(), &mut c);
-        return;
-    }
-    let blocks: Vec<_> = if axis == Axis(0) {
-        a.axis_chunks_iter(axis, block).map(|a| (a, b)).zip(c.axis_chunks_iter_mut(axis, block)).collect()
-    } else {
-        b.axis_chunks_iter(axis, block).map(|b| (a, b)).zip(c.axis_chunks_iter_mut(axis, block)).collect()
-    };
-    blocks.into_par_iter().for_each(|((a, b), mut c)| general_mat_mul(F::one(), &a, &b, F::zero(), &mut c));
+    Value::from_buffer(&[m, n], gemm::matmul(a, b))
 }
 
 /// Matrix `i` of a batch (or the one matrix of a 2-D operand), transposed when `t`.
@@ -233,31 +196,26 @@ impl<F: Float> Op<F> for Affine {
         if folds_bias(n, inputs, outputs) {
             // [x | 1]·[W ; b]: the bias is each sum's last term, no pass over the output
             let (input, weight) = (input.as_standard_layout(), weight.as_standard_layout());
-            let mut ones = pool::buffer(n * (inputs + 1));
+            let mut ones = buffers::buffer(n * (inputs + 1));
             for row in input.as_slice().expect("standard layout").chunks_exact(inputs) {
                 ones.extend_from_slice(row);
                 ones.push(F::one());
             }
-            let mut stacked = pool::buffer((inputs + 1) * outputs);
+            let mut stacked = buffers::buffer((inputs + 1) * outputs);
             stacked.extend_from_slice(weight.as_slice().expect("standard layout"));
             stacked.extend_from_slice(bias);
             let x1 = ArrayView2::from_shape((n, inputs + 1), &ones[..]).expect("n·(inputs + 1)");
             let w1 =
                 ArrayView2::from_shape((inputs + 1, outputs), &stacked[..]).expect("(inputs + 1)·outputs");
             let out = product(x1, w1);
-            pool::recycle(ones);
-            pool::recycle(stacked);
+            buffers::recycle(ones);
+            buffers::recycle(stacked);
             return Ok(out);
         }
         let mut out = product(matrix(input, false), matrix(weight, false));
-        let add = |row: &mut [F]| row.iter_mut().zip(bias).for_each(|(y, &b)| *y += b);
         let mut view = out.view_mut();
-        let (values, width) = (view.as_slice_mut().expect("a fresh product"), outputs.max(1));
-        if values.len() >= PARALLEL_ELEMENTS {
-            values.par_chunks_exact_mut(width).for_each(add); // a read-out of 10,000 words
-        } else {
-            values.chunks_exact_mut(width).for_each(add);
-        }
+        let values = view.as_slice_mut().expect("a fresh product");
+        for_each_row(values, outputs, |row| row.iter_mut().zip(bias).for_each(|(y, &b)| *y += b));
         Ok(out)
     }
     // dx = gy·Wᵀ, dW = xᵀ·gy, db = Σ gy over the batch
@@ -334,29 +292,6 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
 #[cfg(test)]
 mod tests {
     use crate::Tape;
-
-    /// A product large enough to be shared gives the very same bits on one thread as on two,
-    /// cut by rows or by columns (but never into blocks small enough for `gemm`'s kernels for
-    /// small products: halves of `[128, 4500]·[4500, 64]`, or the last 50 rows of
-    /// `[130, 4500]·[4500, 60]`), and agrees with ndarray's own product.
-    #[test]
-    fn shared_products_do_not_depend_on_the_thread_count() {
-        use rand::{RngExt, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let mut random =
-            |r: usize, c: usize| ndarray::Array2::from_shape_fn((r, c), |_| rng.random::<f32>() - 0.5);
-        for (m, k, n) in [(1200, 100, 300), (100, 700, 1000), (128, 4500, 64), (130, 4500, 60)] {
-            let (a, b) = (random(m, k), random(k, n));
-            let on = |threads: usize| {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                pool.install(|| super::product(a.view(), b.view()).to_array())
-            };
-            let (one, two) = (on(1), on(2));
-            assert_eq!(one, two, "[{m}, {k}]·[{k}, {n}]");
-            let expected = a.dot(&b).into_dyn();
-            assert!(one.iter().zip(&expected).all(|(x, y)| (x - y).abs() < 1e-4));
-        }
-    }
 
     /// A read-out large enough to add its bias inside the product gives the bits of the product
     /// and then the bias (each sum's last term is the bias either way), and the gradients of

@@ -9,10 +9,10 @@
 //! - [`shape`] — reshape, permute, broadcast, flatten, slicing, indexing (`select`, flat
 //!   `take`), `where_cond`, concat, stack;
 //! - [`linalg`] — `matmul` and the fused `affine`;
-//! - [`conv`] — `im2col`, its adjoint `col2im`, and `conv2d`, `conv_transpose2d` composed from
-//!   them;
-//! - [`pool`] — max, average and adaptive average pooling, composed from `take`, `conv2d` and
-//!   `matmul`;
+//! - [`conv`] — `im2col`, its adjoint `col2im`, and `conv2d` and `conv_transpose2d`, which are
+//!   each other's gradients;
+//! - [`pooling`] — max, average and adaptive average pooling (average pooling composed from
+//!   `conv2d`, adaptive pooling from `matmul`);
 //! - [`nn`] — fused ops of neural networks (softmax cross-entropy).
 
 pub mod binary;
@@ -20,7 +20,7 @@ pub mod conv;
 mod elementwise;
 pub mod linalg;
 pub mod nn;
-pub mod pool;
+pub mod pooling;
 pub mod reduce;
 pub mod shape;
 pub mod unary;
@@ -32,11 +32,6 @@ use crate::error::{Error, Result, or_panic};
 use crate::float::Float;
 use crate::tape::Var;
 use crate::tape::op::Op;
-
-/// Below this many elements, a kernel that can share its rows or columns between threads (the
-/// label cross-entropy, the affine map's bias, a bias gradient's sum) runs on the calling
-/// thread: handing out so little work costs more than it saves.
-pub(crate) const PARALLEL_ELEMENTS: usize = 1 << 16;
 
 /// Applies `op` to `inputs` on their tape, panicking at the caller's line with the op's error.
 #[track_caller]
@@ -62,5 +57,50 @@ pub(crate) fn check_axis(op: &'static str, axis: usize, ndim: usize) -> Result<(
             op,
             format!("axis {axis} is out of range for a value of rank {ndim} (axes 0..{ndim})"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The outputs built on `kernels::buffers::to_overwrite` write every element: after the pool has been
+    /// filled with buffers of NaN (and index buffers pointing nowhere), a product, an affine
+    /// map, the cross-entropy gradient and max pooling give the same bits as from a clean
+    /// pool, and shapes large enough that the buffers come from the pool.
+    #[test]
+    fn outputs_on_recycled_buffers_do_not_depend_on_their_old_contents() {
+        use crate::kernels::buffers::{recycle, release_cached_buffers};
+        use crate::{Tape, Window};
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut random = |shape: &[usize]| {
+            ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(shape), |_| rng.random::<f32>() - 0.5)
+        };
+        let (a, b, bias) = (random(&[300, 70]), random(&[70, 200]), random(&[200]));
+        let image = random(&[4, 5, 60, 60]);
+        let labels: Vec<usize> = (0..300).map(|i| (i * 7) % 200).collect();
+        let run = || {
+            let tape = Tape::<f32>::new();
+            let (a, b, bias) = (tape.var(a.clone()), tape.constant(b.clone()), tape.constant(bias.clone()));
+            let product = a.matmul(b).to_array();
+            let logits = a.affine(b, bias);
+            let grad = crate::ops::nn::softmax_cross_entropy(logits, &labels).backward()[a].to_array();
+            let x = tape.var(image.clone());
+            let pooled = x.max_pool2d(Window::pool((2, 2)));
+            let strided = x.max_pool2d(Window { stride: (2, 2), padding: (1, 1), ..Window::new((3, 3)) });
+            let image_grad = (pooled.sum() + strided.sum()).backward()[x].to_array();
+            (product, logits.to_array(), grad, pooled.to_array(), strided.to_array(), image_grad)
+        };
+        release_cached_buffers::<f32>();
+        let clean = run();
+        for len in [300 * 200, 300 * 70, 4 * 5 * 30 * 30] {
+            for _ in 0..4 {
+                recycle(vec![f32::NAN; len]);
+                recycle(vec![usize::MAX; len]);
+            }
+        }
+        let poisoned = run();
+        release_cached_buffers::<f32>();
+        assert!(clean.0.iter().chain(&clean.2).chain(&clean.5).all(|v| v.is_finite()));
+        assert_eq!(clean, poisoned);
     }
 }

@@ -8,12 +8,11 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 use crate::error::{Error, Result};
-use crate::float::{Float, with_widest_vectors};
-use crate::ops::{PARALLEL_ELEMENTS, apply};
-use crate::pool;
+use crate::float::Float;
+use crate::kernels::buffers;
+use crate::kernels::softmax::{Normaliser, label_gradient, label_losses};
+use crate::ops::apply;
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
 use crate::value::Value;
@@ -40,9 +39,7 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropy {
         let rows = logits.as_slice().expect("standard layout").chunks_exact(classes);
         let mut total = F::zero();
         for (row, t) in rows.zip(targets.as_slice().expect("standard layout").chunks_exact(classes)) {
-            let max = row.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
-            let shift = if max.is_finite() { max } else { F::zero() };
-            let lse = row.iter().map(|&v| (v - shift).exp()).sum::<F>().ln() + shift;
+            let lse = Normaliser::of(row).log_sum_exp();
             total += row
                 .iter()
                 .zip(t)
@@ -80,25 +77,7 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabels<F> {
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         let logits = check_labels("softmax_cross_entropy_labels", x[0], &self.labels)?;
         let classes = logits.shape()[1].max(1);
-        let rows = logits.as_slice().expect("standard layout").par_chunks_exact(classes);
-        let loss = |(row, &label): (&[F], &usize)| {
-            let normaliser = with_widest_vectors(
-                #[inline(always)]
-                || Normaliser::of(row),
-            );
-            (normaliser.log_sum_exp() - row[label], normaliser)
-        };
-        let losses: Vec<(F, Normaliser<F>)> = if logits.len() >= PARALLEL_ELEMENTS {
-            rows.zip(self.labels.par_iter()).map(loss).collect()
-        } else {
-            logits
-                .as_slice()
-                .expect("standard layout")
-                .chunks_exact(classes)
-                .zip(self.labels.iter())
-                .map(loss)
-                .collect()
-        };
+        let losses = label_losses(logits.as_slice().expect("standard layout"), classes, &self.labels);
         let n = self.labels.len().max(1);
         let _ = self.rows.set(losses.iter().map(|&(_, normaliser)| normaliser).collect());
         Ok(Value::Scalar(losses.into_iter().fold(F::zero(), |a, (b, _)| a + b) / F::of(n as f64)))
@@ -137,25 +116,9 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad<F> {
         };
         let (shape, classes) = (logits.shape().to_vec(), logits.shape()[1].max(1));
         let scale = g / F::of(self.labels.len().max(1) as f64);
-        let mut out = pool::to_overwrite(logits.len());
-        let kept = self.rows.as_deref();
-        let row = |r: usize, out: &mut [F], row: &[F], label: usize| {
-            with_widest_vectors(
-                #[inline(always)]
-                || {
-                    let normaliser = kept.map_or_else(|| Normaliser::of(row), |rows| rows[r]);
-                    softmax_grad_row(out, row, normaliser, label, scale)
-                },
-            )
-        };
+        let mut out = buffers::to_overwrite(logits.len());
         let rows = logits.as_slice().expect("standard layout");
-        if logits.len() >= PARALLEL_ELEMENTS {
-            let pairs = out.par_chunks_exact_mut(classes).zip(rows.par_chunks_exact(classes));
-            pairs.zip(self.labels.par_iter()).enumerate().for_each(|(r, ((o, x), &l))| row(r, o, x, l));
-        } else {
-            let pairs = out.chunks_exact_mut(classes).zip(rows.chunks_exact(classes));
-            pairs.zip(self.labels.iter()).enumerate().for_each(|(r, ((o, x), &l))| row(r, o, x, l));
-        }
+        label_gradient(&mut out, rows, classes, &self.labels, self.rows.as_deref(), scale);
         Ok(Value::from_buffer(&shape, out))
     }
     // Z = (s − T)·g/n with s = softmax(x): dx = s·(gz − Σ gz·s)·g/n along the row,
@@ -169,40 +132,6 @@ impl<F: Float> Op<F> for SoftmaxCrossEntropyLabelsGrad<F> {
         });
         let dg = cx.grad_if(1, || (gz * apply(self.clone(), [x, x.tape().constant(F::one())])).sum());
         crate::grads![dx, dg]
-    }
-}
-
-/// One row of [`SoftmaxCrossEntropyLabelsGrad`] from the row's `normaliser`, in one pass: each
-/// exponential scaled by `scale/Σ` as it is written, the label's entry less `scale`.
-#[inline(always)]
-fn softmax_grad_row<F: Float>(out: &mut [F], row: &[F], normaliser: Normaliser<F>, label: usize, scale: F) {
-    let factor = scale / normaliser.sum;
-    for (o, &v) in out.iter_mut().zip(row) {
-        *o = (v - normaliser.shift).exp_vectorized() * factor;
-    }
-    out[label] -= scale;
-}
-
-/// A row's softmax normaliser: the shift (its maximum, or 0 when that is not finite) and the
-/// sum of the shifted exponentials, added in [`LANES`] running sums. The loss computes it and
-/// keeps it for its gradient; the gradient op computes it again when built without it.
-#[derive(Debug, Clone, Copy)]
-struct Normaliser<F> {
-    shift: F,
-    sum: F,
-}
-
-impl<F: Float> Normaliser<F> {
-    #[inline(always)]
-    fn of(row: &[F]) -> Self {
-        let shift = row_shift(row);
-        let sums = lanes(row, F::zero(), |sum, v| sum + (v - shift).exp_vectorized());
-        Normaliser { shift, sum: sums.into_iter().fold(F::zero(), |a, b| a + b) }
-    }
-
-    /// `ln Σ eˣ` of the row.
-    fn log_sum_exp(self) -> F {
-        self.sum.ln() + self.shift
     }
 }
 
@@ -224,35 +153,6 @@ fn check_labels<'v, F: Float>(
     let view = logits.view();
     Ok(if view.is_standard_layout() { view.into() } else { view.to_owned().into() })
 }
-
-/// The row's maximum, or 0 when that is not finite: what the exponentials are shifted by.
-#[inline(always)]
-fn row_shift<F: Float>(row: &[F]) -> F {
-    let max = lanes(row, F::neg_infinity(), F::max).into_iter().fold(F::neg_infinity(), F::max);
-    if max.is_finite() { max } else { F::zero() }
-}
-
-/// Independent running folds of `row`, element `i` going to lane `i % LANES`: the lanes fill a
-/// vector register, where a single running sum or maximum would be one long chain of
-/// dependent steps.
-#[inline(always)]
-fn lanes<F: Float>(row: &[F], init: F, f: impl Fn(F, F) -> F) -> [F; LANES] {
-    let mut acc = [init; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a = f(*a, v);
-        }
-    }
-    for (a, &v) in acc.iter_mut().zip(rest) {
-        *a = f(*a, v);
-    }
-    acc
-}
-
-/// Lanes of [`lanes`]: sixteen `f32`, one AVX-512 register.
-const LANES: usize = 16;
 
 /// Softmax cross-entropy of logits `(batch, classes)` against integer class labels, averaged
 /// over the batch ([`SoftmaxCrossEntropyLabels`]).

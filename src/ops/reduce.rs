@@ -3,13 +3,14 @@
 //! maximum, so `softmax([1000, 1000])` is `[0.5, 0.5]` and nothing overflows.
 
 use ndarray::{ArrayD, ArrayViewD, Axis};
-use rayon::prelude::*;
 
 use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::softmax;
+use crate::kernels::sum::sum_leading_axes;
 use crate::ops::binary::{maximum, minimum};
-use crate::ops::{PARALLEL_ELEMENTS, apply, check_axis, try_apply};
+use crate::ops::{apply, check_axis, try_apply};
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
 use crate::value::{Shape, Value};
@@ -111,7 +112,7 @@ impl<F: Float> Op<F> for LogSumExp {
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         check_axis("logsumexp", self.axis, x[0].ndim())?;
-        let lse = log_sum_exp(&x[0].view(), self.axis);
+        let lse = softmax::log_sum_exp(&x[0].view(), self.axis);
         Ok(Value::from(if self.keepdims { lse } else { lse.remove_axis(Axis(self.axis)) }))
     }
     // dx = gy·e^(x − y), with gy and y broadcast along the axis
@@ -119,24 +120,6 @@ impl<F: Float> Op<F> for LogSumExp {
         let kept = kept_shape(&cx.input_shape(0), &[self.axis]);
         crate::grads![gy.reshape(&kept) * (cx.input(0) - cx.output().reshape(&kept)).exp()]
     }
-}
-
-/// `ln Σ eˣ` along `axis`, with the axis kept (length 1); `-∞` for a row of `-∞`, never NaN.
-fn log_sum_exp<F: Float>(x: &ndarray::ArrayViewD<'_, F>, axis: usize) -> ArrayD<F> {
-    let (shifted, max) = shift_by_max(x, axis);
-    log_sum(&shifted, axis) + max
-}
-
-/// `x − max(x)` along `axis`, and the maximum (axis kept); a row of `-∞` is shifted by 0.
-fn shift_by_max<F: Float>(x: &ndarray::ArrayViewD<'_, F>, axis: usize) -> (ArrayD<F>, ArrayD<F>) {
-    let max = x.fold_axis(Axis(axis), F::neg_infinity(), |&m, &v| m.max(v)).insert_axis(Axis(axis));
-    let max = max.mapv(|m| if m.is_finite() { m } else { F::zero() });
-    (x - &max, max)
-}
-
-/// `ln Σ eˣ` along `axis` for values already shifted by their maximum (axis kept).
-fn log_sum<F: Float>(shifted: &ArrayD<F>, axis: usize) -> ArrayD<F> {
-    shifted.mapv(F::exp).sum_axis(Axis(axis)).insert_axis(Axis(axis)).mapv(F::ln)
 }
 
 /// `eˣ / Σ eˣ` along one axis.
@@ -149,10 +132,7 @@ impl<F: Float> Op<F> for Softmax {
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         check_axis("softmax", self.0, x[0].ndim())?;
-        let (shifted, _) = shift_by_max(&x[0].view(), self.0);
-        let exp = shifted.mapv(F::exp);
-        let sum = exp.sum_axis(Axis(self.0)).insert_axis(Axis(self.0));
-        Ok(Value::from(exp / sum))
+        Ok(Value::from(softmax::softmax(&x[0].view(), self.0)))
     }
     // dx = y·(gy − Σ gy·y) along the axis
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
@@ -172,9 +152,7 @@ impl<F: Float> Op<F> for LogSoftmax {
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         check_axis("log_softmax", self.0, x[0].ndim())?;
-        let (shifted, _) = shift_by_max(&x[0].view(), self.0);
-        let log_sum = log_sum(&shifted, self.0);
-        Ok(Value::from(shifted - log_sum))
+        Ok(Value::from(softmax::log_softmax(&x[0].view(), self.0)))
     }
     // dx = gy − e^y·Σ gy along the axis
     fn backward<'a>(&self, cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
@@ -192,42 +170,6 @@ fn reduce<F: Float>(
 ) -> Value<F> {
     Value::from(reduce_axes(x.view(), axes.iter().rev().map(|&a| (a, keepdims)), f))
 }
-
-/// The sum over the leading axes `0..k` of a standard-layout array (a bias gradient summed over
-/// the batch), as whole rows added slice by slice; `None` when `x` or `axes` are not of that
-/// form. ndarray's `sum_axis` walks such a sum row by row through its general indexing.
-pub(crate) fn sum_leading_axes<F: Float>(
-    x: &ArrayViewD<'_, F>,
-    axes: &[usize],
-    keepdims: bool,
-) -> Option<ArrayD<F>> {
-    let k = axes.len();
-    if k == 0 || k == x.ndim() || axes.iter().enumerate().any(|(i, &a)| i != a) {
-        return None;
-    }
-    let data = x.as_slice()?;
-    let width: usize = x.shape()[k..].iter().product();
-    let mut sum = vec![F::zero(); width];
-    // each column's sum runs over the rows in order, so sharing columns between threads (a
-    // read-out's bias over 10,000 words) gives the same bits
-    let columns = |(start, sum): (usize, &mut [F])| {
-        for row in data.chunks_exact(width.max(1)) {
-            sum.iter_mut().zip(&row[start..]).for_each(|(s, &v)| *s += v);
-        }
-    };
-    if data.len() >= PARALLEL_ELEMENTS && width >= 2 * COLUMN_BLOCK {
-        sum.par_chunks_mut(COLUMN_BLOCK).enumerate().for_each(|(i, s)| columns((i * COLUMN_BLOCK, s)));
-    } else {
-        columns((0, &mut sum));
-    }
-    let shape: Vec<usize> = (0..x.ndim())
-        .filter_map(|a| if a < k { keepdims.then_some(1) } else { Some(x.shape()[a]) })
-        .collect();
-    ArrayD::from_shape_vec(ndarray::IxDyn(&shape), sum).ok()
-}
-
-/// The columns [`sum_leading_axes`] hands a thread at a time: 4 KiB of `f32` sums.
-const COLUMN_BLOCK: usize = 1024;
 
 /// Reduces `x` over each `(axis, keep)` in turn (descending axes), starting from the view so
 /// the input is never copied whole.

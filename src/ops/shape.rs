@@ -12,8 +12,8 @@ use smallvec::SmallVec;
 use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::buffers;
 use crate::ops::{apply, check_axis, try_apply};
-use crate::pool;
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op};
 use crate::value::{Shape, Value, broadcast_shape};
@@ -50,7 +50,7 @@ fn sum_to<F: Float>(x: &Value<F>, shape: &[usize]) -> Result<Value<F>> {
     let lead = from.len() - shape.len();
     let leading: Shape = (0..lead).collect();
     if shape.iter().all(|&n| n != 1)
-        && let Some(sum) = crate::ops::reduce::sum_leading_axes(&x.view(), &leading, false)
+        && let Some(sum) = crate::kernels::sum::sum_leading_axes(&x.view(), &leading, false)
     {
         return Ok(Value::from(sum));
     }
@@ -103,7 +103,7 @@ impl<F: Float> Op<F> for Reshape {
             return Err(Error::shape("reshape", &[from, to], expected));
         }
         let view = x[0].view();
-        let mut out = pool::buffer(view.len());
+        let mut out = buffers::buffer(view.len());
         match view.as_slice() {
             Some(values) => out.extend_from_slice(values),
             None => out.extend(view.iter().copied()),
@@ -135,7 +135,7 @@ impl<F: Float> Op<F> for Permute {
             return Err(Error::argument("permute", message));
         }
         let view = x[0].view().permuted_axes(IxDyn(&self.0));
-        let mut out = pool::buffer(view.len());
+        let mut out = buffers::buffer(view.len());
         out.extend(view.iter().copied());
         Ok(Value::from_buffer(view.shape(), out))
     }
@@ -187,7 +187,7 @@ impl<F: Float> Op<F> for SliceGrad {
         // zeros from the recycled buffers: an LSTM's step takes its gates from the whole
         // sequence's, so its backward makes one such gradient per step, which freshly allocated
         // would also crowd the larger recycled buffers out of the pool
-        let zeros = pool::zeros(self.1.iter().product());
+        let zeros = buffers::zeros(self.1.iter().product());
         let mut out = ArrayD::from_shape_vec(IxDyn(&self.1), zeros).expect("one zero per element");
         let mut target = out.slice_mut(&*self.0);
         if target.shape() != x[0].shape() {
@@ -329,7 +329,7 @@ impl std::ops::Deref for Indices {
 
 impl Drop for Indices {
     fn drop(&mut self) {
-        pool::recycle(std::mem::take(&mut self.0));
+        buffers::recycle(std::mem::take(&mut self.0));
     }
 }
 
@@ -353,7 +353,7 @@ impl<F: Float> Op<F> for Take {
         let view = x[0].view();
         let input = view.as_standard_layout();
         let input = input.as_slice().expect("standard layout");
-        let mut out = pool::buffer(self.indices.len());
+        let mut out = buffers::buffer(self.indices.len());
         out.extend(self.indices.iter().map(|&i| input[i]));
         Ok(Value::from_buffer(&self.shape, out))
     }
@@ -382,7 +382,7 @@ impl<F: Float> Op<F> for PutAdd {
         check_flat_indices("put_add", &self.indices, size, x[0].shape(), &self.shape)?;
         let view = x[0].view();
         let input = view.as_standard_layout();
-        let mut out = pool::zeros(size);
+        let mut out = buffers::zeros(size);
         for (&i, &v) in self.indices.iter().zip(input.as_slice().expect("standard layout")) {
             out[i] += v;
         }
@@ -432,7 +432,7 @@ impl<F: Float> Op<F> for Embedding {
         let view = x[0].view();
         let values = view.as_standard_layout();
         let values = values.as_slice().expect("standard layout");
-        let mut out = pool::buffer(self.ids.len() * width);
+        let mut out = buffers::buffer(self.ids.len() * width);
         for &id in self.ids.iter() {
             out.extend_from_slice(&values[id * width..(id + 1) * width]);
         }

@@ -4,8 +4,9 @@
 
 use crate::error::Result;
 use crate::float::Float;
+use crate::kernels::vector;
 use crate::ops::apply;
-use crate::ops::elementwise::{Scalar, scalar_grad, zero};
+use crate::ops::elementwise::{Scalar, scalar_grad, sign, step, zero};
 use crate::tape::Var;
 use crate::tape::op::{Context, Grads, Op, ScalarGrads};
 use crate::value::Value;
@@ -112,13 +113,13 @@ unary_ops! {
     at 0.7, test unary(ANY);
 
     /// `tanh x`.
-    Tanh tanh, |x| x.tanh_vectorized(),
+    Tanh tanh, |x| vector::tanh(x),
     // dx = gy·(1 − y²)
     |x, y, gy| gy * y.square().rsub(F::one()),
     at 0.7, test unary(ANY);
 
     /// The logistic sigmoid `1/(1 + e⁻ˣ)`, computed without overflow for large `|x|`.
-    Sigmoid sigmoid, |x| sigmoid(x),
+    Sigmoid sigmoid, |x| vector::sigmoid(x),
     // dx = gy·y·(1 − y)
     |x, y, gy| gy * y * y.rsub(F::one()),
     at 0.7, test unary(ANY);
@@ -181,37 +182,6 @@ impl<'t, F: Float> Var<'t, F> {
 #[cfg(test)]
 pub(crate) fn times_step_cases() -> Vec<crate::ops::cases::Case> {
     vec![crate::case!("times_step", binary(ANY, NONZERO), |x, _p| x[0].times_step(x[1]))]
-}
-
-pub(crate) fn step<F: Float>(x: F) -> F {
-    if x > F::zero() {
-        F::one()
-    } else if x.is_nan() {
-        x
-    } else {
-        F::zero()
-    }
-}
-
-pub(crate) fn sign<F: Float>(x: F) -> F {
-    if x > F::zero() {
-        F::one()
-    } else if x < F::zero() {
-        -F::one()
-    } else if x.is_nan() {
-        x
-    } else {
-        F::zero()
-    }
-}
-
-/// `1/(1 + e⁻ˣ)` for `x ≥ 0`, `eˣ/(1 + eˣ)` below, from one `e^−|x|` (so it never
-/// overflows), both computed and one chosen: a loop of it vectorises.
-#[inline(always)]
-pub(crate) fn sigmoid<F: Float>(x: F) -> F {
-    let e = (-x.abs()).exp_vectorized();
-    let d = F::one() + e;
-    if x >= F::zero() { F::one() / d } else { e / d }
 }
 
 #[cfg(test)]

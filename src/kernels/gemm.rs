@@ -1,25 +1,27 @@
 //! Matrix products on `ndarray` matrices of any strides (transposed views included, so no
 //! transpose is ever copied): [`general_mat_mul`], `c ← α·a·b + β·c`, ndarray's function of that
-//! name with the same arguments. Every product tapegrad computes goes through it.
+//! name with the same arguments, and [`matmul`], a product into a recycled buffer that large
+//! products share between threads. Every product tapegrad computes goes through here.
 //!
-//! It runs on the `gemm` crate (the kernels candle uses), which picks AVX2 or AVX-512 kernels at
-//! run time. Against matrixmultiply, ndarray's own backend, it takes 0.70–0.98× the time on
-//! the `f32` products of tapegrad's examples, and up to 1.21× on a product whose left operand
-//! is stored transposed (`cargo bench --bench gemm`, AMD EPYC with AVX2). It runs on the
-//! calling thread; `ops::linalg` shares large products between threads by blocks of the result.
+//! The products run on the `gemm` crate (the kernels candle uses), which picks AVX2 or AVX-512
+//! kernels at run time (`cargo bench --bench gemm` compares it with matrixmultiply, ndarray's
+//! own backend). With the `blas` feature they go to the system BLAS through ndarray instead.
 //!
 //! Each element's sum runs over `k` in order, in blocks whose size depends on `k` and the cache
 //! sizes, and not on `m` or `n` as long as one of them is above [`SMALL_SIDE`] (smaller
-//! products have kernels of their own). So a block of rows or columns of `c` with more
-//! than `SMALL_SIDE` rows or columns gets the same bits as the whole product.
+//! products have kernels of their own). So a block of rows or columns of `c` with more than
+//! `SMALL_SIDE` rows or columns gets the same bits as the whole product, and [`matmul`]'s
+//! result does not depend on the thread count.
 //!
-//! With the `blas` feature the products go to the system BLAS through ndarray instead. This
-//! module holds the crate's only `unsafe` code: the call into `gemm`, which takes raw pointers.
+//! This module holds the crate's only `unsafe` code: the call into `gemm`, which takes raw
+//! pointers.
 
-use ndarray::{ArrayBase, Data, DataMut, Ix2};
+use ndarray::{ArrayBase, ArrayView2, ArrayViewMut2, Axis, Data, DataMut, Ix2};
+use rayon::prelude::*;
 
 use crate::error::Error;
 use crate::float::Float;
+use crate::kernels::buffers;
 
 /// Products whose `m` and `n` are both at most this are computed by `gemm`'s kernels for small
 /// products, which may add the terms of a sum in another order.
@@ -100,12 +102,54 @@ pub fn general_mat_mul<F, S1, S2, S3>(
     }
 }
 
+/// `a·b` in a recycled buffer, `[m, n]` flat.
+pub(crate) fn matmul<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Vec<F> {
+    let (m, n) = (a.nrows(), b.ncols());
+    // a product over k = 0 is zeros, which the GEMM leaves as it finds them
+    let mut out = if a.ncols() == 0 { buffers::zeros(m * n) } else { buffers::to_overwrite(m * n) };
+    let c = ArrayViewMut2::from_shape((m, n), &mut out[..]).expect("m·n values");
+    shared_product(a, b, c);
+    out
+}
+
+/// Below this many multiply-adds a product runs on the calling thread: sharing it costs more
+/// than it saves (the recurrent step of an LSTM, `[20, 100]·[100, 400]`, stays whole).
+const PARALLEL_PRODUCTS: usize = 1 << 24;
+
+/// Blocks of the result are multiples of this many rows or columns, so that no kernel tile is
+/// split.
+const BLOCK_ALIGN: usize = 16;
+
+/// `c = a·b`, writing every element of `c` without reading it. A large product is cut into one
+/// block of rows of `c` per thread (of columns, when `c` has more of them), each block computed
+/// by its own GEMM: an element's sum runs over `k` in the same order whatever the cut (each
+/// block keeps more than [`SMALL_SIDE`] rows or columns), so the result does not depend on the
+/// thread count.
+fn shared_product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, mut c: ArrayViewMut2<'_, F>) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let threads = rayon::current_num_threads().min(m.saturating_mul(k).saturating_mul(n) / PARALLEL_PRODUCTS);
+    let (axis, len) = if m >= n { (Axis(0), m) } else { (Axis(1), n) };
+    let block = len.div_ceil(threads.max(1)).next_multiple_of(BLOCK_ALIGN);
+    // the last block is the smallest; it must not fall to gemm's kernels for small products
+    let last = len - len.saturating_sub(1) / block * block;
+    if threads < 2 || block >= len || (last <= SMALL_SIDE && m.min(n) <= SMALL_SIDE) {
+        general_mat_mul(F::one(), &a, &b, F::zero(), &mut c);
+        return;
+    }
+    let blocks: Vec<_> = if axis == Axis(0) {
+        a.axis_chunks_iter(axis, block).map(|a| (a, b)).zip(c.axis_chunks_iter_mut(axis, block)).collect()
+    } else {
+        b.axis_chunks_iter(axis, block).map(|b| (a, b)).zip(c.axis_chunks_iter_mut(axis, block)).collect()
+    };
+    blocks.into_par_iter().for_each(|((a, b), mut c)| general_mat_mul(F::one(), &a, &b, F::zero(), &mut c));
+}
+
 #[cfg(test)]
 mod tests {
     use ndarray::{Array2, ShapeBuilder, s};
     use proptest::prelude::*;
 
-    use super::general_mat_mul;
+    use super::{general_mat_mul, matmul};
 
     /// The product by the definition, each sum in `f64`.
     fn by_definition(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
@@ -152,7 +196,7 @@ mod tests {
 
     /// Sharing a product by blocks of rows or columns of the result, each with more than
     /// `SMALL_SIDE` rows or columns, gives the whole product's bits with `k` past one block
-    /// (`ops::linalg` relies on it).
+    /// ([`matmul`] relies on it).
     #[test]
     fn blocks_of_the_result_give_the_whole_products_bits() {
         use rand::{RngExt, SeedableRng};
@@ -169,6 +213,28 @@ mod tests {
         assert_eq!(whole, blocks);
         let reference = a.dot(&b);
         assert!(whole.iter().zip(&reference).all(|(x, y)| (x - y).abs() < 1e-4), "against ndarray's product");
+    }
+
+    /// A product large enough to be shared gives the very same bits on one thread as on two,
+    /// cut by rows or by columns (but never into blocks small enough for `gemm`'s kernels for
+    /// small products: halves of `[128, 4500]·[4500, 64]`, or the last 50 rows of
+    /// `[130, 4500]·[4500, 60]`), and agrees with ndarray's own product.
+    #[test]
+    fn shared_products_do_not_depend_on_the_thread_count() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut random = |r: usize, c: usize| Array2::from_shape_fn((r, c), |_| rng.random::<f32>() - 0.5);
+        for (m, k, n) in [(1200, 100, 300), (100, 700, 1000), (128, 4500, 64), (130, 4500, 60)] {
+            let (a, b) = (random(m, k), random(k, n));
+            let on = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| matmul(a.view(), b.view()))
+            };
+            let (one, two) = (on(1), on(2));
+            assert_eq!(one, two, "[{m}, {k}]·[{k}, {n}]");
+            let expected = a.dot(&b);
+            assert!(one.iter().zip(&expected).all(|(x, y)| (x - y).abs() < 1e-4));
+        }
     }
 
     /// Shapes that do not fit name the function and all three shapes.
