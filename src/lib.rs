@@ -31,7 +31,6 @@
 #![deny(unsafe_code)]
 
 pub mod data;
-mod dot;
 mod error;
 mod float;
 pub mod functional;
@@ -46,7 +45,6 @@ mod tape;
 pub mod train;
 mod value;
 
-pub use dot::DotOptions;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradgradcheck, numerical_gradient};
@@ -57,9 +55,9 @@ pub use ops::conv::ConvOptions;
 pub use ops::reduce::Norm;
 pub use ops::shape::{concat, stack, where_cond};
 pub use tape::op;
-pub use tape::op::{Context, Grads, IntoGrad, Op};
+pub use tape::op::{Context, FastBackward, Grads, IntoGrad, Op};
 pub use tape::{
-    GradOptions, Gradients, NoGradGuard, NodeId, OpStats, Param, SparseRows, Tape, TapeStats, Var,
+    DotOptions, GradOptions, Gradients, NoGradGuard, NodeId, OpStats, Param, SparseRows, Tape, TapeStats, Var,
 };
 pub use value::{Shape, Value, broadcast_shape};
 

@@ -216,6 +216,17 @@ impl<F: Float> Value<F> {
         }
     }
 
+    /// Adds `other` (of the same shape) into `self`, taking it: gradient accumulation. Two
+    /// scalars are added right here, without the call and the drop of `add_assign`'s path (a
+    /// chain of scalar ops accumulates one gradient per op).
+    #[inline]
+    pub(crate) fn accumulate(&mut self, other: Self) {
+        match (self, other) {
+            (Value::Scalar(a), Value::Scalar(b)) => *a += b,
+            (acc, g) => acc.add_assign(&g),
+        }
+    }
+
     /// Adds `other` (of the same shape) into `self`: gradient accumulation.
     pub(crate) fn add_assign(&mut self, other: &Self) {
         match (self, other) {

@@ -5,12 +5,11 @@
 //! [`sum_to`](crate::Var::sum_to) helper, which undoes broadcasting.
 
 use crate::error::Result;
-use crate::error::or_panic;
 use crate::float::Float;
 use crate::ops::apply;
-use crate::ops::elementwise::{Scalar, scalar_grad};
+use crate::ops::elementwise::{Scalar, scalar_grad, scalar_rule};
 use crate::tape::Var;
-use crate::tape::op::{Context, Grads, Op, ScalarGrads};
+use crate::tape::op::{Context, FastBackward, Grads, Op};
 use crate::value::Value;
 
 /// Defines elementwise binary ops, one row each: the op struct, its forward `f(a, b)`, the
@@ -40,10 +39,10 @@ macro_rules! binary_ops {
                     let db = cx.grad_if(1, || ($db).sum_to(&cx.input_shape(1)));
                     crate::grads![da, db]
                 }
+                // the same rule on plain numbers, for scalars
                 #[allow(unused_variables)]
-                fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
-                    let ($a, $b, $y, $gy) = (Scalar(x[0]), Scalar(x[1]), Scalar(y), Scalar(gy));
-                    Some([scalar_grad($da), scalar_grad($db)])
+                fn fast_backward(&self, fast: &mut FastBackward<'_, F>) -> bool {
+                    scalar_rule(fast, |[$a, $b]: [Scalar<F>; 2], $y, $gy| [scalar_grad($da), scalar_grad($db)])
                 }
             }
         )*
@@ -148,7 +147,7 @@ fn share<F: Float>(a: F, b: F, larger: bool) -> F {
     }
 }
 
-impl<'t, F: Float> Var<'t, F> {
+var_methods! {
     /// `aᵇ` elementwise, both differentiable (`a > 0` for a real gradient in `b`).
     ///
     /// ```
@@ -161,14 +160,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// assert_eq!(g[a].scalar(), Some(12.0));                       // b·aᵇ⁻¹
     /// assert!((g[b].scalar().unwrap() - 8.0 * 2f64.ln()).abs() < 1e-12); // aᵇ·ln a
     /// ```
-    #[track_caller]
-    pub fn pow(self, exponent: Self) -> Self {
-        or_panic(self.try_pow(exponent))
-    }
-
-    /// Like [`pow`](Self::pow), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_pow(self, exponent: Self) -> Result<Self> {
+    pub fn pow / try_pow(self, exponent: Self) -> Self {
         crate::ops::try_apply(Pow, [self, exponent])
     }
 
@@ -184,14 +176,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// assert_eq!(g[a].to_array().into_raw_vec_and_offset().0, vec![0.0, 1.0, 0.5]);
     /// assert_eq!(g[b].scalar(), Some(1.5));
     /// ```
-    #[track_caller]
-    pub fn maximum(self, other: Self) -> Self {
-        or_panic(self.try_maximum(other))
-    }
-
-    /// Like [`maximum`](Self::maximum), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_maximum(self, other: Self) -> Result<Self> {
+    pub fn maximum / try_maximum(self, other: Self) -> Self {
         crate::ops::try_apply(Maximum, [self, other])
     }
 
@@ -203,14 +188,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let a = tape.var(vec![1.0, 5.0]);
     /// assert_eq!(a.minimum(tape.constant(3.0)).to_array().into_raw_vec_and_offset().0, vec![1.0, 3.0]);
     /// ```
-    #[track_caller]
-    pub fn minimum(self, other: Self) -> Self {
-        or_panic(self.try_minimum(other))
-    }
-
-    /// Like [`minimum`](Self::minimum), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_minimum(self, other: Self) -> Result<Self> {
+    pub fn minimum / try_minimum(self, other: Self) -> Self {
         crate::ops::try_apply(Minimum, [self, other])
     }
 }
@@ -267,10 +245,11 @@ macro_rules! scalar_ops {
                     let ($x, $y, $c) = (cx.input(0), cx.output(), self.0);
                     crate::grads![$dx]
                 }
+                // the same rule on plain numbers, for scalars
                 #[allow(unused_variables)]
-                fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
-                    let ($x, $y, $gy, $c) = (Scalar(x[0]), Scalar(y), Scalar(gy), self.0);
-                    Some([scalar_grad($dx), None])
+                fn fast_backward(&self, fast: &mut FastBackward<'_, F>) -> bool {
+                    let $c = self.0;
+                    scalar_rule(fast, |[$x]: [Scalar<F>; 1], $y, $gy| [scalar_grad($dx)])
                 }
             }
         )*
@@ -424,8 +403,8 @@ impl<F: Float> Op<F> for Negate {
     fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![-gy]
     }
-    fn backward_scalar(&self, _x: &[F], _y: F, gy: F) -> Option<ScalarGrads<F>> {
-        Some([Some(-gy), None])
+    fn fast_backward(&self, fast: &mut FastBackward<'_, F>) -> bool {
+        scalar_rule(fast, |[_]: [Scalar<F>; 1], _y, gy| [Some(-gy.0)])
     }
 }
 

@@ -9,7 +9,6 @@
 
 use std::borrow::Cow;
 
-use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernels::conv::{self, Geometry};
@@ -109,7 +108,7 @@ impl Default for ConvOptions {
     }
 }
 
-impl<'t, F: Float> Var<'t, F> {
+var_methods! {
     /// Every window of an NCHW image `[N, C, H, W]` as a row of `[N·OH·OW, C·KH·KW]`, rows by
     /// image and output position, columns by `(c, kh, kw)`; padding reads as zeros.
     ///
@@ -123,14 +122,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let g = y.sum().backward();
     /// assert_eq!(g[x].to_array().into_raw_vec_and_offset().0, vec![1.0, 2.0, 1.0, 1.0, 2.0, 1.0]);
     /// ```
-    #[track_caller]
-    pub fn im2col(self, window: Window) -> Self {
-        or_panic(self.try_im2col(window))
-    }
-
-    /// Like [`im2col`](Self::im2col), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_im2col(self, window: Window) -> Result<Self> {
+    pub fn im2col / try_im2col(self, window: Window) -> Self {
         try_apply(Im2Col(window), [self])
     }
 
@@ -144,14 +136,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let image = columns.col2im(Window::new((2, 2)), [1, 1, 2, 3]);
     /// assert_eq!(image.to_array().into_raw_vec_and_offset().0, vec![1.0, 2.0, 1.0, 1.0, 2.0, 1.0]);
     /// ```
-    #[track_caller]
-    pub fn col2im(self, window: Window, image: [usize; 4]) -> Self {
-        or_panic(self.try_col2im(window, image))
-    }
-
-    /// Like [`col2im`](Self::col2im), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_col2im(self, window: Window, image: [usize; 4]) -> Result<Self> {
+    pub fn col2im / try_col2im(self, window: Window, image: [usize; 4]) -> Self {
         try_apply(Col2Im { window, image }, [self])
     }
 
@@ -173,14 +158,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// assert_eq!(g[b].to_array(), array![4.0].into_dyn());
     /// assert_eq!(g[w].to_array(), array![[[[12.0, 16.0], [24.0, 28.0]]]].into_dyn());
     /// ```
-    #[track_caller]
-    pub fn conv2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Self {
-        or_panic(self.try_conv2d(weight, bias, options))
-    }
-
-    /// Like [`conv2d`](Self::conv2d), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_conv2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Result<Self> {
+    pub fn conv2d / try_conv2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Self {
         if options.output_padding != (0, 0) {
             let message = format!(
                 "output_padding {:?} belongs to conv_transpose2d; conv2d takes (0, 0)",
@@ -213,20 +191,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let z = x.conv_transpose2d(w, None, ConvOptions::default());
     /// assert_eq!(z.to_array(), array![[[[1.0, 3.0, 2.0], [4.0, 10.0, 6.0], [3.0, 7.0, 4.0]]]].into_dyn());
     /// ```
-    #[track_caller]
-    pub fn conv_transpose2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Self {
-        or_panic(self.try_conv_transpose2d(weight, bias, options))
-    }
-
-    /// Like [`conv_transpose2d`](Self::conv_transpose2d), returning the error instead of
-    /// panicking.
-    #[track_caller]
-    pub fn try_conv_transpose2d(
-        self,
-        weight: Self,
-        bias: Option<Self>,
-        options: ConvOptions,
-    ) -> Result<Self> {
+    pub fn conv_transpose2d / try_conv_transpose2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Self {
         const OP: &str = "conv_transpose2d";
         let (xs, ws) = (self.shape(), weight.shape());
         let ConvOptions { stride, padding, output_padding, .. } = options;

@@ -2,15 +2,18 @@
 //!
 //! The elementwise families write each gradient rule once, as an expression over [`Var`]s.
 //! Their macros instantiate the same expression a second time over `Scalar`, a newtype with the
-//! same operators and methods, and offer it as [`Op::backward_scalar`], the scalar fast path of
-//! plain backward (see the `NOTE` on `GradientStore::fast_path` for what it buys).
-//!
-//! [`Op::backward_scalar`]: crate::Op::backward_scalar
+//! same operators and methods, and deliver it through [`scalar_rule`] from
+//! [`Op::fast_backward`](crate::Op::fast_backward) when every value of the node is a scalar: a
+//! chain of scalar ops then differentiates on plain numbers, without a rule's context, scope
+//! and temporaries (`cargo bench --bench scalar_chain`). Both instances come from one text, so
+//! they cannot drift apart; a test checks that they agree.
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::float::Float;
 use crate::tape::Var;
+use crate::tape::op::FastBackward;
+use crate::value::Value;
 
 /// A number with the method set that elementwise gradient rules use.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +108,22 @@ impl<'a, F: Float> RuleResult<Var<'a, F>> for Var<'a, F> {
     fn into_option(self) -> Option<Var<'a, F>> {
         Some(self)
     }
+}
+
+/// Delivers the gradients `rule` computes from the inputs, the output and `gy` when all of them
+/// are scalars (and returns `true`); returns `false` otherwise, so the tensor rule runs.
+#[inline]
+pub(crate) fn scalar_rule<F: Float, const N: usize>(
+    fast: &mut FastBackward<'_, F>,
+    rule: impl FnOnce([Scalar<F>; N], Scalar<F>, Scalar<F>) -> [Option<F>; N],
+) -> bool {
+    let Some((xs, y, gy)) = fast.scalars::<N>() else { return false };
+    for (i, g) in rule(xs.map(Scalar), Scalar(y), Scalar(gy)).into_iter().enumerate() {
+        if let Some(g) = g {
+            fast.add(i, Value::Scalar(g));
+        }
+    }
+    true
 }
 
 /// The gradient of a rule evaluated on scalars.

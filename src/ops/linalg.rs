@@ -7,7 +7,6 @@
 
 use ndarray::{Array3, ArrayView2, Axis, Ix2};
 
-use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernels::gemm::{self, general_mat_mul};
@@ -105,7 +104,7 @@ fn matrix<F: Float>(v: ndarray::ArrayViewD<'_, F>, t: bool) -> ArrayView2<'_, F>
     if t { v.reversed_axes() } else { v }
 }
 
-impl<'t, F: Float> Var<'t, F> {
+var_methods! {
     /// The matrix product, NumPy's `@`: `[m, k]·[k, n] → [m, n]`; batches
     /// `[b, m, k]·[b, k, n] → [b, m, n]` (either side may be a single 2-D matrix shared by the
     /// batch); `[k]·[k, n] → [n]`, `[m, k]·[k] → [m]` and the dot product `[k]·[k] → []`.
@@ -125,14 +124,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let e = a.try_matmul(tape.var(ndarray::Array2::<f64>::zeros((3, 2)))).unwrap_err();
     /// assert_eq!(e.to_string(), "matmul: got shapes [2, 2] and [3, 2], expected [m, k]·[k, n] with equal k (2 ≠ 3)");
     /// ```
-    #[track_caller]
-    pub fn matmul(self, other: Self) -> Self {
-        or_panic(self.try_matmul(other))
-    }
-
-    /// Like [`matmul`](Self::matmul), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_matmul(self, other: Self) -> Result<Self> {
+    pub fn matmul / try_matmul(self, other: Self) -> Self {
         let (sa, sb) = (self.shape(), other.shape());
         check_ranks(&sa, &sb)?;
         let (ra, rb) = (sa.len(), sb.len());
@@ -248,7 +240,7 @@ fn folds_bias(n: usize, inputs: usize, outputs: usize) -> bool {
     inputs > 0 && n * outputs > 2 * (inputs + 1) * (n + outputs)
 }
 
-impl<'t, F: Float> Var<'t, F> {
+var_methods! {
     /// `x·W + b` for a batch `x` of shape `(n, inputs)`, `W` of `(inputs, outputs)` and `b` of
     /// `(outputs,)`: a fully connected layer in one op.
     ///
@@ -264,14 +256,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// assert_eq!(g[w].to_array(), array![[1.0, 1.0], [2.0, 2.0]].into_dyn());
     /// assert_eq!(g[b].to_array(), array![1.0, 1.0].into_dyn());
     /// ```
-    #[track_caller]
-    pub fn affine(self, weight: Self, bias: Self) -> Self {
-        or_panic(self.try_affine(weight, bias))
-    }
-
-    /// Like [`affine`](Self::affine), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_affine(self, weight: Self, bias: Self) -> Result<Self> {
+    pub fn affine / try_affine(self, weight: Self, bias: Self) -> Self {
         try_apply(Affine, [self, weight, bias])
     }
 }

@@ -14,6 +14,69 @@
 //! - [`pooling`] — max, average and adaptive average pooling (average pooling composed from
 //!   `conv2d`, adaptive pooling from `matmul`);
 //! - [`nn`] — fused ops of neural networks (softmax cross-entropy).
+//!
+//! An op's forward computes with the kernels (`crate::kernels`) by name; its rule is written
+//! with `Var` methods, so it is differentiable again. Fallible methods are written once, as
+//! `pub fn name / try_name(…)` inside `var_methods!`, which makes the pair.
+
+/// Defines `Var` methods. A method written `pub fn name / try_name(self, …) -> T { body }`,
+/// with a `body` that returns `Result<T>`, becomes a pair: `try_name` returns the error, and
+/// `name` panics with it at the caller's line (both are `#[track_caller]`). Any other method is
+/// passed through as written. The first form is how every fallible op method is written, so
+/// the pair never drifts apart and `grep "fn reshape"` finds both.
+macro_rules! var_methods {
+    () => {};
+    (
+        $(#[$meta:meta])*
+        pub fn $name:ident / $try_name:ident($self:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty $body:block
+        $($rest:tt)*
+    ) => {
+        impl<'t, F: Float> Var<'t, F> {
+            $(#[$meta])*
+            #[track_caller]
+            pub fn $name($self $(, $arg: $ty)*) -> $ret {
+                crate::error::or_panic($self.$try_name($($arg),*))
+            }
+
+            #[doc = concat!("Like [`", stringify!($name), "`](Self::", stringify!($name), "), returning the error instead of panicking.")]
+            #[track_caller]
+            pub fn $try_name($self $(, $arg: $ty)*) -> crate::error::Result<$ret> $body
+        }
+        var_methods!($($rest)*);
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident $args:tt $(-> $ret:ty)? $body:block
+        $($rest:tt)*
+    ) => {
+        impl<'t, F: Float> Var<'t, F> {
+            $(#[$meta])*
+            $vis fn $name $args $(-> $ret)? $body
+        }
+        var_methods!($($rest)*);
+    };
+}
+
+/// Defines free functions over `Var`s the way [`var_methods!`] defines methods: a function
+/// written `pub fn name / try_name(…) -> T { body }` becomes `try_name`, which returns the
+/// error, and `name`, which panics with it at the caller's line. Both take the lifetime `'t`
+/// and the element type `F`.
+macro_rules! var_functions {
+    ($(
+        $(#[$meta:meta])*
+        pub fn $name:ident / $try_name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block
+    )*) => {$(
+        $(#[$meta])*
+        #[track_caller]
+        pub fn $name<'t, F: Float>($($arg: $ty),*) -> $ret {
+            crate::error::or_panic($try_name($($arg),*))
+        }
+
+        #[doc = concat!("Like [`", stringify!($name), "()`], returning the error instead of panicking.")]
+        #[track_caller]
+        pub fn $try_name<'t, F: Float>($($arg: $ty),*) -> crate::error::Result<$ret> $body
+    )*};
+}
 
 pub mod binary;
 pub mod conv;

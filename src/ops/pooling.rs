@@ -14,7 +14,6 @@ use std::rc::Rc;
 
 use ndarray::{Array2, ArrayD, IxDyn};
 
-use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernels::pooling::window_maxima;
@@ -62,7 +61,7 @@ fn image_shape<F: Float>(op: &'static str, x: &Var<'_, F>) -> Result<[usize; 4]>
     }
 }
 
-impl<'t, F: Float> Var<'t, F> {
+var_methods! {
     /// The largest element of each window of an NCHW image `[N, C, H, W]`, per channel:
     /// `[N, C, OH, OW]`. Padding never wins (it counts as −∞, as in PyTorch) and may be at most
     /// half the kernel.
@@ -82,14 +81,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// // the tie of four 7s sends the gradient to the first one
     /// assert_eq!(g[x].to_array(), array![[[[0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]]].into_dyn());
     /// ```
-    #[track_caller]
-    pub fn max_pool2d(self, window: Window) -> Self {
-        or_panic(self.try_max_pool2d(window))
-    }
-
-    /// Like [`max_pool2d`](Self::max_pool2d), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_max_pool2d(self, window: Window) -> Result<Self> {
+    pub fn max_pool2d / try_max_pool2d(self, window: Window) -> Self {
         let shape = image_shape("max_pool2d", &self)?;
         window.check_pool_padding("max_pool2d")?;
         let out = window.output_size("max_pool2d", &shape)?;
@@ -110,14 +102,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let padded = Window { padding: (1, 1), stride: (1, 1), ..Window::pool((2, 2)) };
     /// assert_eq!(x.avg_pool2d(padded).to_array()[[0, 0, 0, 0]], 0.25);
     /// ```
-    #[track_caller]
-    pub fn avg_pool2d(self, window: Window) -> Self {
-        or_panic(self.try_avg_pool2d(window))
-    }
-
-    /// Like [`avg_pool2d`](Self::avg_pool2d), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_avg_pool2d(self, window: Window) -> Result<Self> {
+    pub fn avg_pool2d / try_avg_pool2d(self, window: Window) -> Self {
         let [n, c, h, w] = image_shape("avg_pool2d", &self)?;
         if window.dilation != (1, 1) {
             let message = format!("dilation {:?}; average pooling takes dilation (1, 1)", window.dilation);
@@ -146,15 +131,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// // three columns into two bins: columns 0..2 and 1..3
     /// assert_eq!(x.adaptive_avg_pool2d((1, 2)).to_array(), array![[[[3.0, 4.0]]]].into_dyn());
     /// ```
-    #[track_caller]
-    pub fn adaptive_avg_pool2d(self, output: (usize, usize)) -> Self {
-        or_panic(self.try_adaptive_avg_pool2d(output))
-    }
-
-    /// Like [`adaptive_avg_pool2d`](Self::adaptive_avg_pool2d), returning the error instead of
-    /// panicking.
-    #[track_caller]
-    pub fn try_adaptive_avg_pool2d(self, output: (usize, usize)) -> Result<Self> {
+    pub fn adaptive_avg_pool2d / try_adaptive_avg_pool2d(self, output: (usize, usize)) -> Self {
         let [n, c, h, w] = image_shape("adaptive_avg_pool2d", &self)?;
         if output.0 == 0 || output.1 == 0 || h == 0 || w == 0 {
             let expected =

@@ -4,7 +4,6 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis};
 
-use crate::error::or_panic;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernels::softmax;
@@ -122,6 +121,36 @@ impl<F: Float> Op<F> for LogSumExp {
     }
 }
 
+/// The running sum along `axis` (PyTorch's `cumsum`): element `i` is the sum of elements
+/// `0..=i`, or of `i..` when `reverse`.
+#[derive(Debug, Clone, Copy)]
+pub struct CumSum {
+    /// The axis summed along.
+    pub axis: usize,
+    /// Sum from the end.
+    pub reverse: bool,
+}
+
+impl<F: Float> Op<F> for CumSum {
+    fn name(&self) -> &'static str {
+        "cumsum"
+    }
+    fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        check_axis("cumsum", self.axis, x[0].ndim())?;
+        let mut out = x[0].to_array();
+        let mut view = out.view_mut();
+        if self.reverse {
+            view.invert_axis(Axis(self.axis));
+        }
+        view.accumulate_axis_inplace(Axis(self.axis), |&before, v| *v += before);
+        Ok(Value::from(out))
+    }
+    // dx = the running sum of gy from the other end: xⱼ is in every yᵢ with i ≥ j
+    fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
+        crate::grads![apply(CumSum { axis: self.axis, reverse: !self.reverse }, [gy])]
+    }
+}
+
 /// `eˣ / Σ eˣ` along one axis.
 #[derive(Debug, Clone, Copy)]
 pub struct Softmax(pub usize);
@@ -231,7 +260,23 @@ pub enum Norm {
     P(f64),
 }
 
-impl<'t, F: Float> Var<'t, F> {
+var_methods! {
+    /// The running sum along `axis`: element `i` is the sum of elements `0..=i` (PyTorch's
+    /// `cumsum`).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(ndarray::array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    /// assert_eq!(x.cumsum(1).to_array(), ndarray::array![[1.0, 3.0, 6.0], [4.0, 9.0, 15.0]].into_dyn());
+    /// // xⱼ is in every sum from j on: its gradient counts them
+    /// assert_eq!(x.cumsum(1).sum().backward()[x].to_array(), ndarray::array![[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]].into_dyn());
+    /// assert!(x.try_cumsum(2).is_err());
+    /// ```
+    pub fn cumsum / try_cumsum(self, axis: usize) -> Self {
+        try_apply(CumSum { axis, reverse: false }, [self])
+    }
+
     /// The sum of all elements: a scalar.
     ///
     /// ```
@@ -255,14 +300,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// assert_eq!(x.sum_axes(&[0], false).to_array(), ndarray::array![4.0, 6.0].into_dyn());
     /// assert_eq!(x.sum_axes(&[1], true).to_array(), ndarray::array![[3.0], [7.0]].into_dyn());
     /// ```
-    #[track_caller]
-    pub fn sum_axes(self, axes: &[usize], keepdims: bool) -> Self {
-        or_panic(self.try_sum_axes(axes, keepdims))
-    }
-
-    /// Like [`sum_axes`](Self::sum_axes), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_sum_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
+    pub fn sum_axes / try_sum_axes(self, axes: &[usize], keepdims: bool) -> Self {
         let axes = sorted_axes("sum", axes, self.ndim())?;
         try_apply(SumAxes { axes, keepdims }, [self])
     }
@@ -289,14 +327,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let x = tape.var(ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
     /// assert_eq!(x.mean_axes(&[0], false).to_array(), ndarray::array![2.0, 3.0].into_dyn());
     /// ```
-    #[track_caller]
-    pub fn mean_axes(self, axes: &[usize], keepdims: bool) -> Self {
-        or_panic(self.try_mean_axes(axes, keepdims))
-    }
-
-    /// Like [`mean_axes`](Self::mean_axes), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_mean_axes(self, axes: &[usize], keepdims: bool) -> Result<Self> {
+    pub fn mean_axes / try_mean_axes(self, axes: &[usize], keepdims: bool) -> Self {
         sorted_axes("mean_axes", axes, self.ndim())?;
         let shape = self.shape();
         let n: usize = axes.iter().map(|&a| shape.get(a).copied().unwrap_or(1)).product();
@@ -340,14 +371,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let x = tape.var(ndarray::array![[1.0, 5.0], [7.0, 2.0]]);
     /// assert_eq!(x.max_axis(1, false).to_array(), ndarray::array![5.0, 7.0].into_dyn());
     /// ```
-    #[track_caller]
-    pub fn max_axis(self, axis: usize, keepdims: bool) -> Self {
-        or_panic(self.try_max_axis(axis, keepdims))
-    }
-
-    /// Like [`max_axis`](Self::max_axis), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_max_axis(self, axis: usize, keepdims: bool) -> Result<Self> {
+    pub fn max_axis / try_max_axis(self, axis: usize, keepdims: bool) -> Self {
         try_apply(Extremum { axes: Shape::from_slice(&[axis]), keepdims, is_max: true }, [self])
     }
 
@@ -359,14 +383,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let x = tape.var(ndarray::array![[1.0, 5.0], [7.0, 2.0]]);
     /// assert_eq!(x.min_axis(0, true).to_array(), ndarray::array![[1.0, 2.0]].into_dyn());
     /// ```
-    #[track_caller]
-    pub fn min_axis(self, axis: usize, keepdims: bool) -> Self {
-        or_panic(self.try_min_axis(axis, keepdims))
-    }
-
-    /// Like [`min_axis`](Self::min_axis), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_min_axis(self, axis: usize, keepdims: bool) -> Result<Self> {
+    pub fn min_axis / try_min_axis(self, axis: usize, keepdims: bool) -> Self {
         try_apply(Extremum { axes: Shape::from_slice(&[axis]), keepdims, is_max: false }, [self])
     }
 
@@ -378,14 +395,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let x = tape.var(vec![1000.0, 1000.0]);
     /// assert!((x.logsumexp(0, false).scalar() - (1000.0 + 2f64.ln())).abs() < 1e-9);
     /// ```
-    #[track_caller]
-    pub fn logsumexp(self, axis: usize, keepdims: bool) -> Self {
-        or_panic(self.try_logsumexp(axis, keepdims))
-    }
-
-    /// Like [`logsumexp`](Self::logsumexp), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_logsumexp(self, axis: usize, keepdims: bool) -> Result<Self> {
+    pub fn logsumexp / try_logsumexp(self, axis: usize, keepdims: bool) -> Self {
         try_apply(LogSumExp { axis, keepdims }, [self])
     }
 
@@ -397,14 +407,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let x = tape.var(vec![1000.0, 1000.0]);
     /// assert_eq!(x.softmax(0).to_array().into_raw_vec_and_offset().0, vec![0.5, 0.5]);
     /// ```
-    #[track_caller]
-    pub fn softmax(self, axis: usize) -> Self {
-        or_panic(self.try_softmax(axis))
-    }
-
-    /// Like [`softmax`](Self::softmax), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_softmax(self, axis: usize) -> Result<Self> {
+    pub fn softmax / try_softmax(self, axis: usize) -> Self {
         try_apply(Softmax(axis), [self])
     }
 
@@ -416,14 +419,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let y = tape.var(vec![0.0, -1000.0]).log_softmax(0).to_array();
     /// assert_eq!(y[[1]], -1000.0);
     /// ```
-    #[track_caller]
-    pub fn log_softmax(self, axis: usize) -> Self {
-        or_panic(self.try_log_softmax(axis))
-    }
-
-    /// Like [`log_softmax`](Self::log_softmax), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_log_softmax(self, axis: usize) -> Result<Self> {
+    pub fn log_softmax / try_log_softmax(self, axis: usize) -> Self {
         try_apply(LogSoftmax(axis), [self])
     }
 
@@ -438,14 +434,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// assert_eq!(x.norm(Norm::Inf).scalar(), 4.0);
     /// assert!((x.norm(Norm::P(3.0)).scalar() - 91f64.cbrt()).abs() < 1e-12);
     /// ```
-    #[track_caller]
-    pub fn norm(self, p: Norm) -> Self {
-        or_panic(self.try_norm(p))
-    }
-
-    /// Like [`norm`](Self::norm), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_norm(self, p: Norm) -> Result<Self> {
+    pub fn norm / try_norm(self, p: Norm) -> Self {
         let axes: Shape = (0..self.ndim()).collect();
         self.try_norm_axes(p, &axes, false)
     }
@@ -458,14 +447,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// let x = tape.var(ndarray::array![[3.0, 4.0], [6.0, 8.0]]);
     /// assert_eq!(x.norm_axes(Norm::L2, &[1], false).to_array(), ndarray::array![5.0, 10.0].into_dyn());
     /// ```
-    #[track_caller]
-    pub fn norm_axes(self, p: Norm, axes: &[usize], keepdims: bool) -> Self {
-        or_panic(self.try_norm_axes(p, axes, keepdims))
-    }
-
-    /// Like [`norm_axes`](Self::norm_axes), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_norm_axes(self, p: Norm, axes: &[usize], keepdims: bool) -> Result<Self> {
+    pub fn norm_axes / try_norm_axes(self, p: Norm, axes: &[usize], keepdims: bool) -> Self {
         let axes = sorted_axes("norm", axes, self.ndim())?;
         let p = if p == Norm::P(f64::INFINITY) { Norm::Inf } else { p };
         Ok(match p {
@@ -505,14 +487,7 @@ impl<'t, F: Float> Var<'t, F> {
     /// assert_eq!(a.distance(b, Norm::L2).scalar(), 5.0);
     /// assert_eq!(a.distance(b, Norm::L1).scalar(), 7.0);
     /// ```
-    #[track_caller]
-    pub fn distance(self, other: Self, p: Norm) -> Self {
-        or_panic(self.try_distance(other, p))
-    }
-
-    /// Like [`distance`](Self::distance), returning the error instead of panicking.
-    #[track_caller]
-    pub fn try_distance(self, other: Self, p: Norm) -> Result<Self> {
+    pub fn distance / try_distance(self, other: Self, p: Norm) -> Self {
         let diff = try_apply(crate::ops::binary::Sub, [self, other])?;
         diff.try_norm(p)
     }
@@ -537,6 +512,7 @@ pub(crate) fn cases() -> Vec<crate::ops::cases::Case> {
                 [x[0]],
             )
         }),
+        crate::case!("cumsum", axes_and_keepdims(ANY), |x, p| x[0].cumsum(p.ints[1])),
         crate::case!("logsumexp", axes_and_keepdims(WIDE), |x, p| x[0].logsumexp(p.ints[1], p.ints[0] == 1)),
         crate::case!("softmax", axes_and_keepdims(WIDE), |x, p| x[0].softmax(p.ints[1])),
         crate::case!("log_softmax", axes_and_keepdims(WIDE), |x, p| x[0].log_softmax(p.ints[1])),

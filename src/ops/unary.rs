@@ -6,9 +6,9 @@ use crate::error::Result;
 use crate::float::Float;
 use crate::kernels::vector;
 use crate::ops::apply;
-use crate::ops::elementwise::{Scalar, scalar_grad, sign, step, zero};
+use crate::ops::elementwise::{Scalar, scalar_grad, scalar_rule, sign, step, zero};
 use crate::tape::Var;
-use crate::tape::op::{Context, Grads, Op, ScalarGrads};
+use crate::tape::op::{Context, FastBackward, Grads, Op};
 use crate::value::Value;
 
 /// Defines elementwise unary ops: the op struct, its forward, its backward (written with the
@@ -36,10 +36,10 @@ macro_rules! unary_ops {
                     let ($x, $y) = (cx.input(0), cx.output());
                     crate::grads![$dx]
                 }
+                // the same rule on plain numbers, for scalars
                 #[allow(unused_variables, clippy::clone_on_copy)]
-                fn backward_scalar(&self, x: &[F], y: F, gy: F) -> Option<ScalarGrads<F>> {
-                    let ($x, $y, $gy) = (Scalar(x[0]), Scalar(y), Scalar(gy));
-                    Some([scalar_grad($dx), None])
+                fn fast_backward(&self, fast: &mut FastBackward<'_, F>) -> bool {
+                    scalar_rule(fast, |[$x]: [Scalar<F>; 1], $y, $gy| [scalar_grad($dx)])
                 }
             }
 
@@ -130,6 +130,13 @@ unary_ops! {
     |x, y, gy| gy.times_step(x),
     at 0.7, test unary(NONZERO);
 
+    /// SiLU (swish), `x·sigmoid(x)`: smooth, and close to `relu` away from 0 (PyTorch's
+    /// `silu`).
+    Silu silu, |x| x * vector::sigmoid(x),
+    // dx = gy·(s + y·(1 − s)) with s = sigmoid(x)
+    |x, y, gy| gy * (x.sigmoid() + y * x.sigmoid().rsub(F::one())),
+    at 0.7, test unary(ANY);
+
     /// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^−|x|)` so it never overflows.
     Softplus softplus, |x| x.max(F::zero()) + (-x.abs()).exp().ln_1p(),
     // dx = gy·sigmoid(x)
@@ -167,8 +174,8 @@ impl<F: Float> Op<F> for TimesStep {
         let da = cx.grad_if(0, || g.times_step(cx.input(1)).sum_to(&cx.input_shape(0)));
         crate::grads![da, None]
     }
-    fn backward_scalar(&self, x: &[F], _y: F, g: F) -> Option<ScalarGrads<F>> {
-        Some([Some(g * step(x[1])), None])
+    fn fast_backward(&self, fast: &mut FastBackward<'_, F>) -> bool {
+        scalar_rule(fast, |[_, x], _y, g| [Some(g.0 * step(x.0)), None])
     }
 }
 
@@ -229,6 +236,8 @@ mod tests {
             ("sigmoid", -2.0, 0.11920292202211756), // 1/(1 + e²)
             ("relu", -1.5, 0.0),
             ("relu", 2.0, 2.0),
+            ("silu", 1.0, 0.7310585786300049),      // e/(1 + e)
+            ("silu", -2.0, -0.2384058440442351),    // −2/(1 + e²)
             ("softplus", 0.0, 0.6931471805599453),  // ln 2
             ("softplus", 1.0, 1.3132616875182228),  // ln(1 + e)
             ("softplus", -1.0, 0.3132616875182228), // ln(1 + 1/e) = softplus(1) − 1

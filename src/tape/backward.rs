@@ -9,6 +9,10 @@
 //! - [`Recorded`]: nodes on the tape. Rules run with recording on, so every step of the
 //!   backward pass is itself recorded and can be differentiated again (`create_graph`).
 //!
+//! The loop has one extension point: before running a node's rule, a plain pass offers the node
+//! to its op's [`fast_backward`](Op::fast_backward), which may deliver the gradients itself
+//! (`fast.rs` describes the forms they take). The loop knows no particular optimisation.
+//!
 //! Invariants: a node's gradient is complete when the scan reaches it (every use of a node comes
 //! after it in creation order); intermediate gradients are dropped as soon as their rule has
 //! consumed them, unless the caller asked to keep them; every gradient a rule returns has its
@@ -21,7 +25,8 @@ use smallvec::SmallVec;
 use crate::error::{Result, or_panic};
 use crate::float::Float;
 use crate::tape::ScopeGuard;
-use crate::tape::gradients::SparseRows;
+use crate::tape::SparseRows;
+use crate::tape::fast::FastBackward;
 use crate::tape::op::{Context, Grads, Op};
 use crate::tape::record::{ScopeMark, anomaly, first_non_finite};
 use crate::tape::{Inner, NodeId, Tape, Var};
@@ -48,44 +53,18 @@ pub(crate) trait GradientStore<'t, F: Float> {
     /// Reads the value of a gradient.
     fn with_value<R>(tape: &'t Tape<F>, g: &Self::Grad, f: impl FnOnce(&Value<F>) -> R) -> R;
 
-    /// The one place for fast paths: passes the gradient of each input of node `id` that needs
-    /// one to `add` without running the rule, and returns `true`; or returns `false` to run
-    /// the rule. `add` must not touch the tape, which `inner` borrows.
-    fn fast_path(
-        _inner: &Inner<F>,
-        _id: NodeId,
-        _gy: &Self::Grad,
-        _add: impl FnMut(NodeId, Self::Grad),
-    ) -> bool {
-        false
-    }
-
-    /// The row-sparse gradient node `id`'s op gives its one input, when that input is a leaf
-    /// that needs a gradient and is not kept ([`Op::sparse_backward`]); `None` runs the rule.
-    fn sparse_for_leaf(
-        _inner: &Inner<F>,
-        _id: NodeId,
-        _gy: &Self::Grad,
-        _keep: &[NodeId],
-    ) -> Option<(NodeId, SparseRows<F>)> {
-        None
-    }
-
-    /// Adds the gradient node `id`'s op gives its one input straight into that input's
-    /// gradient so far, when it has one ([`Op::add_backward_into`]), and returns `true`; or
-    /// returns `false` to run the rule.
-    fn add_in_place(
+    /// The extension point: offers node `id` to its op's
+    /// [`fast_backward`](Op::fast_backward) and returns whether it delivered the gradients
+    /// (into `grads` and `rows`); `false` runs the rule. Only plain values can take it.
+    fn fast_backward(
         _inner: &Inner<F>,
         _id: NodeId,
         _gy: &Self::Grad,
         _grads: &mut DenseGrads<Self::Grad>,
+        _rows: &mut SparseGrads<F>,
+        _keep: &[NodeId],
     ) -> bool {
         false
-    }
-
-    /// Adds row-sparse `rows` into the dense gradient `acc`.
-    fn add_rows(_tape: &'t Tape<F>, _acc: &mut Self::Grad, _rows: &SparseRows<F>) {
-        unreachable!("only stores that make row-sparse gradients add them")
     }
 }
 
@@ -97,7 +76,7 @@ pub(crate) type SparseGrads<F> = SecondaryMap<NodeId, SparseRows<F>>;
 
 /// The one backward pass: from `seed` at `output` back to every node that needs a gradient.
 /// Returns the gradients of the leaves that require one, and of the nodes in `keep` (dense),
-/// and the leaves' row-sparse gradients (see [`Op::sparse_backward`]).
+/// and the leaves' row-sparse gradients (see [`FastBackward::add_rows`]).
 pub(crate) fn backward<'t, F: Float, S: GradientStore<'t, F>>(
     tape: &'t Tape<F>,
     output: NodeId,
@@ -105,52 +84,34 @@ pub(crate) fn backward<'t, F: Float, S: GradientStore<'t, F>>(
     keep: &[NodeId],
 ) -> Result<(DenseGrads<S::Grad>, SparseGrads<F>)> {
     let mut grads = SecondaryMap::with_capacity(tape.inner.borrow().nodes.capacity());
-    let mut sparse: SparseGrads<F> = SecondaryMap::new();
+    let mut rows: SparseGrads<F> = SecondaryMap::new();
     let end = {
         let inner = tape.inner.borrow();
         let node = &inner.nodes[output];
         if !node.requires_grad {
-            return Ok((grads, sparse));
+            return Ok((grads, rows));
         }
         if node.op.is_some() { node.seq as usize + 1 } else { 0 }
     };
     grads.insert(output, seed);
     // Anomaly mode checks what rules return, so it runs every rule.
-    let fast_paths = !tape.anomaly_in_backward.get();
+    let fast = !tape.anomaly_in_backward.get();
     for i in (0..end).rev() {
         let inner = tape.inner.borrow();
         let id = inner.order[i];
         let gy = if keep.contains(&id) { grads.get(id).cloned() } else { grads.remove(id) };
         let Some(gy) = gy else { continue };
-        if fast_paths && S::add_in_place(&inner, id, &gy, &mut grads) {
-            continue;
-        }
-        let mut add = |p: NodeId, g: S::Grad| match grads.entry(p) {
-            Some(Entry::Occupied(mut acc)) => S::accumulate(tape, acc.get_mut(), g),
-            Some(Entry::Vacant(slot)) => drop(slot.insert(g)),
-            None => unreachable!("gradients are kept for live nodes only"),
-        };
-        if fast_paths && S::fast_path(&inner, id, &gy, &mut add) {
-            continue;
-        }
-        if fast_paths && let Some((leaf, rows)) = S::sparse_for_leaf(&inner, id, &gy, keep) {
-            match sparse.entry(leaf) {
-                Some(Entry::Occupied(mut acc)) => acc.get_mut().append(rows),
-                Some(Entry::Vacant(slot)) => drop(slot.insert(rows)),
-                None => unreachable!("gradients are kept for live nodes only"),
-            }
+        if fast && S::fast_backward(&inner, id, &gy, &mut grads, &mut rows, keep) {
             continue;
         }
         drop(inner);
-        rule::<F, S>(tape, id, gy, add)?;
+        rule::<F, S>(tape, id, gy, |p, g| match grads.entry(p) {
+            Some(Entry::Occupied(mut acc)) => S::accumulate(tape, acc.get_mut(), g),
+            Some(Entry::Vacant(slot)) => drop(slot.insert(g)),
+            None => unreachable!("gradients are kept for live nodes only"),
+        })?;
     }
-    // a leaf with both kinds of gradient (a table also used densely) gets one dense sum
-    let both: Vec<NodeId> = sparse.keys().filter(|&leaf| grads.contains_key(leaf)).collect();
-    for leaf in both {
-        let rows = sparse.remove(leaf).expect("listed");
-        S::add_rows(tape, grads.get_mut(leaf).expect("listed"), &rows);
-    }
-    Ok((grads, sparse))
+    Ok((grads, rows))
 }
 
 /// Runs the rule of node `id` and checks what it returns before passing it to `add`: one
@@ -257,76 +218,24 @@ impl<'t, F: Float> GradientStore<'t, F> for Values {
         take_temporaries(tape, scope.take_mark(), &gxs)
     }
 
-    // NOTE: scalars are added here, not through `Value::add_assign`: on the scalar chain the
-    // call and the drop of `g` cost 12 % (32 against 36 ns per op, AMD EPYC).
     fn accumulate(_tape: &'t Tape<F>, acc: &mut Value<F>, g: Value<F>) {
-        match (acc, g) {
-            (Value::Scalar(a), Value::Scalar(b)) => *a += b,
-            (acc, g) => acc.add_assign(&g),
-        }
+        acc.accumulate(g);
     }
 
     fn with_value<R>(_tape: &'t Tape<F>, g: &Value<F>, f: impl FnOnce(&Value<F>) -> R) -> R {
         f(g)
     }
 
-    /// NOTE: the scalar fast path. When `gy`, the output and every input are scalars and the op
-    /// has a scalar rule ([`Op::backward_scalar`], derived from the same rule text for every
-    /// elementwise op), the gradients are computed on plain numbers: no rule context, no
-    /// temporaries on the tape. On the chain of `benches/scalar_chain.rs` it takes forward +
-    /// backward from 173 to 34 ns per op (AMD EPYC, the same build with the hook off). Anomaly
-    /// mode turns it off, so that every gradient is checked.
-    fn sparse_for_leaf(
+    fn fast_backward(
         inner: &Inner<F>,
         id: NodeId,
         gy: &Value<F>,
+        grads: &mut DenseGrads<Value<F>>,
+        rows: &mut SparseGrads<F>,
         keep: &[NodeId],
-    ) -> Option<(NodeId, SparseRows<F>)> {
-        let node = &inner.nodes[id];
-        let (op, &[leaf]) = (node.op.as_deref()?, node.parents.as_slice()) else { return None };
-        let input = &inner.nodes[leaf];
-        let wanted = input.op.is_none() && input.requires_grad && !keep.contains(&leaf);
-        if !wanted {
-            return None;
-        }
-        op.sparse_backward(gy, input.value.shape()).map(|rows| (leaf, rows))
-    }
-
-    fn add_in_place(inner: &Inner<F>, id: NodeId, gy: &Value<F>, grads: &mut DenseGrads<Value<F>>) -> bool {
-        let node = &inner.nodes[id];
-        let (Value::Array(_), Some(op), &[input]) = (gy, node.op.as_deref(), node.parents.as_slice()) else {
-            return false;
-        };
-        match grads.get_mut(input) {
-            Some(acc) if inner.nodes[input].requires_grad => op.add_backward_into(gy, acc),
-            _ => false,
-        }
-    }
-
-    fn add_rows(_tape: &'t Tape<F>, acc: &mut Value<F>, rows: &SparseRows<F>) {
-        rows.add_to(acc);
-    }
-
-    fn fast_path(inner: &Inner<F>, id: NodeId, gy: &Value<F>, mut add: impl FnMut(NodeId, Value<F>)) -> bool {
-        let &Value::Scalar(gy) = gy else { return false };
-        let node = &inner.nodes[id];
-        let scalar = |p: NodeId| match inner.nodes[p].value {
-            Value::Scalar(x) => Some(x),
-            Value::Array(_) => None,
-        };
-        let (Value::Scalar(y), Some(op)) = (&node.value, &node.op) else { return false };
-        let grads = match *node.parents.as_slice() {
-            [p] => scalar(p).and_then(|x| op.backward_scalar(&[x], *y, gy)),
-            [p, q] => scalar(p).zip(scalar(q)).and_then(|(x, z)| op.backward_scalar(&[x, z], *y, gy)),
-            _ => None,
-        };
-        let Some(grads) = grads else { return false };
-        for (&p, g) in node.parents.iter().zip(grads) {
-            if let Some(g) = g.filter(|_| inner.nodes[p].requires_grad) {
-                add(p, Value::Scalar(g));
-            }
-        }
-        true
+    ) -> bool {
+        let op = inner.nodes[id].op.as_deref().expect("recorded nodes have an op");
+        op.fast_backward(&mut FastBackward::new(inner, id, gy, grads, rows, keep))
     }
 }
 

@@ -8,9 +8,13 @@
 //! - `var.rs`: the [`Var`] handle and what it reads and writes;
 //! - `op.rs`: the [`Op`](op::Op) protocol between the tape and the ops;
 //! - `backward.rs`: the one backward algorithm, generic over where gradients live;
+//! - `fast.rs`: its one extension point, [`FastBackward`](op::FastBackward), through which an
+//!   op may deliver its gradients itself;
 //! - `grad.rs`: its entry points, [`Tape::grad`] and [`Var::backward`];
 //! - `gradients.rs`: [`Gradients`], [`Param`] and [`GradOptions`];
-//! - `stats.rs`: [`TapeStats`], what the tape holds, by op.
+//! - `sparse.rs`: [`SparseRows`], the row-sparse form a leaf's gradient may take;
+//! - `stats.rs`: [`TapeStats`], what the tape holds, by op;
+//! - `dot.rs`: the tape as a Graphviz DOT picture.
 //!
 //! Invariants:
 //! - A node's inputs were created before it, so creation order is a topological order:
@@ -20,10 +24,13 @@
 //! - The tape knows the [`Op`](op::Op) protocol but no particular op.
 
 mod backward;
+mod dot;
+mod fast;
 mod grad;
 mod gradients;
 pub mod op;
 mod record;
+mod sparse;
 mod stats;
 mod var;
 
@@ -35,8 +42,10 @@ use crate::error::Error;
 use crate::float::Float;
 use crate::value::Value;
 
-pub use gradients::{GradOptions, Gradients, Param, SparseRows};
+pub use dot::DotOptions;
+pub use gradients::{GradOptions, Gradients, Param};
 pub(crate) use record::{Inner, Node};
+pub use sparse::SparseRows;
 pub use stats::{OpStats, TapeStats};
 pub use var::Var;
 

@@ -48,11 +48,11 @@
 //! gradcheck(|x| x[0].apply(Cube).sum(), &[x0], GradcheckOptions::default()).unwrap();
 //! ```
 
-use crate::tape::gradients::SparseRows;
 use smallvec::SmallVec;
 
 use crate::error::Result;
 use crate::float::Float;
+pub use crate::tape::fast::FastBackward;
 use crate::tape::{NodeId, Tape, Var};
 use crate::value::Shape;
 
@@ -77,45 +77,15 @@ pub trait Op<F: Float>: 'static {
     /// skipped with `None`.
     fn backward<'t>(&self, cx: &Context<'t, F>, gy: Var<'t, F>) -> Grads<'t, F>;
 
-    /// The same gradients as [`backward`](Self::backward) when every input (one or two), the
-    /// output and `gy` are scalars, computed on plain numbers (the second entry is `None` for
-    /// an op of one input); `None` (the default) means "use `backward`". The built-in
-    /// elementwise ops derive it from their one rule. Only plain backward uses it (see
-    /// `GradientStore::fast_path`).
-    #[doc(hidden)]
-    fn backward_scalar(&self, _inputs: &[F], _output: F, _gy: F) -> Option<ScalarGrads<F>> {
-        None
-    }
-
-    /// For an op of one input whose gradient touches only some rows of it (an embedding
-    /// lookup): that gradient as rows, given `gy` and the input's shape. A plain backward pass
-    /// uses it when the input is a leaf, so the gradient never takes the input's full size;
-    /// otherwise (a recorded pass, an intermediate input, anomaly mode) `backward` runs.
-    #[doc(hidden)]
-    fn sparse_backward(&self, _gy: &crate::Value<F>, _input_shape: &[usize]) -> Option<SparseRows<F>> {
-        None
-    }
-
-    /// For an op of one input whose gradient is `gy` placed at part of the input (a slice):
-    /// adds `gy` there into `acc`, the input's gradient so far (of the input's shape), and
-    /// returns `true`; `false` (the default) runs `backward`. A plain backward pass uses it
-    /// when the input already has a gradient, so that many slices of one value (an LSTM's
-    /// steps cut from its whole sequence's gates) add into one buffer instead of each making a
-    /// gradient of the full size.
-    #[doc(hidden)]
-    fn add_backward_into(&self, _gy: &crate::Value<F>, _acc: &mut crate::Value<F>) -> bool {
+    /// A faster way to the same gradients, on plain values: the backward loop's one extension
+    /// point (see [`FastBackward`] for the forms a gradient may take and an example). A plain
+    /// backward pass offers each node to its op here first; the op delivers every gradient its
+    /// inputs need through `fast` and returns `true`, or returns `false` (the default) to run
+    /// [`backward`](Self::backward). Recorded passes and anomaly mode always run `backward`.
+    fn fast_backward(&self, _fast: &mut FastBackward<'_, F>) -> bool {
         false
     }
-
-    #[doc(hidden)]
-    fn type_name(&self) -> &'static str {
-        std::any::type_name::<Self>()
-    }
 }
-
-/// Gradients of an op of one or two inputs on scalars, one per input.
-#[doc(hidden)]
-pub type ScalarGrads<F> = [Option<F>; 2];
 
 /// The gradients a backward rule returns: one per input, `None` for an input that gets none.
 pub type Grads<'t, F> = SmallVec<[Option<Var<'t, F>>; 2]>;
