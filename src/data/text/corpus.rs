@@ -11,8 +11,8 @@ use flate2::read::MultiGzDecoder;
 
 use super::tokenize_verses;
 use crate::data::DataError;
-use crate::data::csv::shorten;
 use crate::data::idx::{GZIP_MAGIC, Source};
+use crate::data::shorten;
 
 /// One line of a [`Corpus`]: a reference such as `"Genesis 1:1"` and its text.
 ///

@@ -9,7 +9,7 @@ use std::collections::hash_map::Entry;
 use std::path::Path;
 
 use crate::data::DataError;
-use crate::data::csv::shorten;
+use crate::data::shorten;
 
 /// The word that stands for every word outside a [`Vocab`].
 ///
