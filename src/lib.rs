@@ -25,11 +25,12 @@
 //! [`Var`], backward) and the [`op`] protocol; the [`ops`] families, which define all math on
 //! `Var`; [`gradcheck`] and [`gradgradcheck`]; [`functional`] (Hessian- and Jacobian-vector
 //! products, Hessians and Jacobians of whole functions); [`nn`] and [`optim`], with their
-//! [`state`] as named arrays; [`train`] (checkpoints that resume a run exactly) and
+//! [`state`] as named arrays; [`checkpoint`] (files that resume a run exactly) and
 //! [`parallel`] (data-parallel training on threads or MPI processes).
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod checkpoint;
 pub mod data;
 mod error;
 mod float;
@@ -42,7 +43,6 @@ pub mod optim;
 pub mod parallel;
 pub mod state;
 mod tape;
-pub mod train;
 mod value;
 
 pub use error::{Error, Result};

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
 use tapegrad::Tape;
+use tapegrad::checkpoint::Checkpoint;
 use tapegrad::data::DataLoader;
 use tapegrad::data::mnist::Mnist;
 use tapegrad::nn::{self, Activation, Init, Mlp, Module};
 use tapegrad::optim::{Adam, CosineLr, Optimizer, Schedule};
 use tapegrad::state::{Mismatch, StateDict, StateError};
-use tapegrad::train::Checkpoint;
 
 const SIZES: [usize; 3] = [784, 64, 10];
 const SCHEDULE: CosineLr = CosineLr { initial: 3e-3, min: 1e-4, epochs: 3 };

@@ -1,20 +1,27 @@
 //! Numeric CSV files and labelled classification data such as iris.
 //!
-//! Fields are separated by commas and trimmed of surrounding whitespace;
-//! blank lines are skipped and a leading byte-order mark is ignored. Quoting
-//! is not supported: every field must be a number (or, in headers, a name
-//! without commas).
+//! Records are split by the `csv` crate: fields are separated by commas and may be quoted, so
+//! `"5,1"` is one field holding a comma and `"say ""amen"""` one holding quotes; a quoted field
+//! may even run over several lines. A quote opens a quoted field only as its first character:
+//! in `1, "2"` the second field is ` "2"`, quotes and all. Fields are trimmed of surrounding
+//! whitespace, blank lines
+//! are skipped, lines may end in `\n`, `\r\n` or `\r`, and a leading byte-order mark is ignored.
+//!
+//! Errors name the line a record starts on and the field's 1-based column; a file's errors are
+//! wrapped with its path. Memory grows with the input and the numbers read from it, never
+//! with a count a header claims.
 
 use std::path::Path;
 
+use csv::{ByteRecord, ReaderBuilder};
 use ndarray::{Array1, Array2, Axis};
 
-use super::DataError;
 use super::loader::train_test_split;
+use super::{DataError, shorten};
 
 /// Reads a numeric CSV file into a `rows x columns` array.
 ///
-/// With `has_header`, the first non-blank line is skipped but fixes the
+/// With `has_header`, the first non-blank record is skipped but fixes the
 /// number of columns. Every value must be a finite number and every row must
 /// have the same number of fields; errors give the file, line and column.
 ///
@@ -28,14 +35,14 @@ use super::loader::train_test_split;
 /// ```
 pub fn read_csv(path: impl AsRef<Path>, has_header: bool) -> Result<Array2<f64>, DataError> {
     let path = path.as_ref();
-    parse_csv(&read_text(path)?, has_header).map_err(|e| e.in_file(path))
+    parse_table(&read_bytes(path)?, has_header).map_err(|e| e.in_file(path))
 }
 
 /// Parses numeric CSV text; see [`read_csv`].
 ///
 /// ```
 /// use tapegrad::data::{DataError, parse_csv};
-/// let a = parse_csv("x,y\n1,2\n3.5, -4\n", true)?;
+/// let a = parse_csv("x,\"y, in cm\"\n1,2\n3.5, -4\n", true)?;
 /// assert_eq!(a, ndarray::array![[1.0, 2.0], [3.5, -4.0]]);
 ///
 /// let err = parse_csv("1,2\n3,oops\n", false).unwrap_err();
@@ -43,20 +50,25 @@ pub fn read_csv(path: impl AsRef<Path>, has_header: bool) -> Result<Array2<f64>,
 /// # Ok::<(), DataError>(())
 /// ```
 pub fn parse_csv(text: &str, has_header: bool) -> Result<Array2<f64>, DataError> {
-    let mut lines = records(text);
+    parse_table(text.as_bytes(), has_header)
+}
+
+/// Parses a numeric table; see [`read_csv`].
+fn parse_table(text: &[u8], has_header: bool) -> Result<Array2<f64>, DataError> {
+    let mut records = Records::new(text);
     let mut columns = None;
-    if has_header && let Some((_, fields)) = lines.next() {
-        columns = Some(fields.len());
+    if has_header && let Some(header) = records.next()? {
+        columns = Some(header.len());
     }
     let mut data = Vec::new();
     let mut rows = 0;
-    for (line, fields) in lines {
-        let expected = *columns.get_or_insert(fields.len());
-        if fields.len() != expected {
-            return Err(DataError::ColumnCount { line, expected, found: fields.len() });
+    while let Some(record) = records.next()? {
+        let expected = *columns.get_or_insert(record.len());
+        if record.len() != expected {
+            return Err(DataError::ColumnCount { line: record.line, expected, found: record.len() });
         }
-        for (i, field) in fields.iter().enumerate() {
-            data.push(parse_f64(field, line, i + 1)?);
+        for column in 0..expected {
+            data.push(record.number(column)?);
         }
         rows += 1;
     }
@@ -78,9 +90,10 @@ pub struct LabelledDataset {
 impl LabelledDataset {
     /// Reads a labelled CSV file such as `data/iris.csv`.
     ///
-    /// The first line is a header `rows,features,name_0,name_1,...`; every
-    /// following line holds `features` numbers and then a class index into
-    /// the names. The number of data lines must equal `rows`.
+    /// The first non-blank record is a header `rows,features,name_0,name_1,...`
+    /// (a name holding a comma is quoted); every following record holds
+    /// `features` numbers and then a class index into the names. The number of
+    /// data records must equal `rows`.
     ///
     /// ```
     /// use tapegrad::data::LabelledDataset;
@@ -91,7 +104,7 @@ impl LabelledDataset {
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<LabelledDataset, DataError> {
         let path = path.as_ref();
-        LabelledDataset::parse(&read_text(path)?).map_err(|e| e.in_file(path))
+        parse_labelled(&read_bytes(path)?).map_err(|e| e.in_file(path))
     }
 
     /// Parses labelled CSV text; see [`LabelledDataset::load`].
@@ -107,73 +120,7 @@ impl LabelledDataset {
     /// # Ok::<(), DataError>(())
     /// ```
     pub fn parse(text: &str) -> Result<LabelledDataset, DataError> {
-        let mut lines = records(text);
-        let Some((header_line, header)) = lines.next() else {
-            return Err(DataError::Parse {
-                line: 1,
-                column: 1,
-                expected: "a header `rows,features,class names...`".into(),
-                found: String::new(),
-            });
-        };
-        // NOTE: no array or Vec holds more than isize::MAX elements, and this
-        // bound keeps `n_features + 1` (the columns of a data line) from wrapping.
-        let count = |i: usize, what: &str| {
-            let max = isize::MAX as usize;
-            let field = header.get(i).copied().unwrap_or_default();
-            field.parse::<usize>().ok().filter(|&n| n <= max).ok_or_else(|| DataError::Parse {
-                line: header_line,
-                column: i + 1,
-                expected: format!("{what} (an integer from 0 to {max})"),
-                found: shorten(field),
-            })
-        };
-        let rows = count(0, "the number of rows")?;
-        let n_features = count(1, "the number of features")?;
-        let columns = n_features + 1;
-        let class_names: Vec<String> = header.iter().skip(2).map(|s| s.to_string()).collect();
-        let missing =
-            if class_names.is_empty() { Some(0) } else { class_names.iter().position(|n| n.is_empty()) };
-        if let Some(i) = missing {
-            return Err(DataError::Parse {
-                line: header_line,
-                column: i + 3,
-                expected: "a class name".into(),
-                found: String::new(),
-            });
-        }
-        let num_classes = class_names.len();
-        let mut features = Vec::new();
-        let mut labels = Vec::new();
-        for (line, fields) in lines {
-            if fields.len() != columns {
-                return Err(DataError::ColumnCount { line, expected: columns, found: fields.len() });
-            }
-            for (i, field) in fields[..n_features].iter().enumerate() {
-                features.push(parse_f64(field, line, i + 1)?);
-            }
-            let field = fields[n_features];
-            let label =
-                field.parse::<usize>().ok().filter(|&l| l < num_classes).ok_or_else(|| DataError::Parse {
-                    line,
-                    column: columns,
-                    expected: format!("a class index in 0..{num_classes}"),
-                    found: shorten(field),
-                })?;
-            labels.push(label);
-        }
-        if labels.len() != rows {
-            return Err(DataError::CountMismatch {
-                what: "number of data rows (declared in the header)".into(),
-                expected: rows,
-                found: labels.len(),
-            });
-        }
-        Ok(LabelledDataset {
-            features: to_array(rows, n_features, features)?,
-            labels: labels.into(),
-            class_names,
-        })
+        parse_labelled(text.as_bytes())
     }
 
     /// Number of samples.
@@ -249,35 +196,177 @@ impl LabelledDataset {
     }
 }
 
-/// Reads a UTF-8 text file.
-fn read_text(path: &Path) -> Result<String, DataError> {
-    std::fs::read_to_string(path).map_err(|error| DataError::Io { path: path.to_path_buf(), error })
-}
-
-/// Non-blank lines with their 1-based numbers, split into trimmed fields.
-fn records(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, l.split(',').map(str::trim).collect()))
-}
-
-/// Parses one finite number.
-fn parse_f64(field: &str, line: usize, column: usize) -> Result<f64, DataError> {
-    field.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| DataError::Parse {
-        line,
-        column,
-        expected: "a finite number".into(),
-        found: shorten(field),
+/// Parses a labelled data set; see [`LabelledDataset::load`].
+fn parse_labelled(text: &[u8]) -> Result<LabelledDataset, DataError> {
+    let mut records = Records::new(text);
+    let Some(header) = records.next()? else {
+        return Err(DataError::Parse {
+            line: 1,
+            column: 1,
+            expected: "a header `rows,features,class names...`".into(),
+            found: String::new(),
+        });
+    };
+    // NOTE: no array or Vec holds more than isize::MAX elements, and this
+    // bound keeps `n_features + 1` (the columns of a data line) from wrapping.
+    let count = |column: usize, what: &str| {
+        let max = isize::MAX as usize;
+        let field = header.text(column)?;
+        field.parse::<usize>().ok().filter(|&n| n <= max).ok_or_else(|| DataError::Parse {
+            line: header.line,
+            column: column + 1,
+            expected: format!("{what} (an integer from 0 to {max})"),
+            found: shorten(field),
+        })
+    };
+    let rows = count(0, "the number of rows")?;
+    let n_features = count(1, "the number of features")?;
+    let columns = n_features + 1;
+    let class_names = (2..header.len().max(3))
+        .map(|column| {
+            let name = header.text(column)?;
+            if name.is_empty() {
+                return Err(DataError::Parse {
+                    line: header.line,
+                    column: column + 1,
+                    expected: "a class name".into(),
+                    found: String::new(),
+                });
+            }
+            Ok(name.to_owned())
+        })
+        .collect::<Result<Vec<String>, DataError>>()?;
+    let num_classes = class_names.len();
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    while let Some(record) = records.next()? {
+        if record.len() != columns {
+            return Err(DataError::ColumnCount { line: record.line, expected: columns, found: record.len() });
+        }
+        for column in 0..n_features {
+            features.push(record.number(column)?);
+        }
+        let field = record.text(n_features)?;
+        let label =
+            field.parse::<usize>().ok().filter(|&l| l < num_classes).ok_or_else(|| DataError::Parse {
+                line: record.line,
+                column: columns,
+                expected: format!("a class index in 0..{num_classes}"),
+                found: shorten(field),
+            })?;
+        labels.push(label);
+    }
+    if labels.len() != rows {
+        return Err(DataError::CountMismatch {
+            what: "number of data rows (declared in the header)".into(),
+            expected: rows,
+            found: labels.len(),
+        });
+    }
+    Ok(LabelledDataset {
+        features: to_array(rows, n_features, features)?,
+        labels: labels.into(),
+        class_names,
     })
 }
 
-/// The field, cut to at most 40 characters for error messages.
-pub(super) fn shorten(field: &str) -> String {
-    match field.char_indices().nth(40) {
-        Some((i, _)) => format!("{}...", &field[..i]),
-        None => field.to_owned(),
+/// Reads a whole file.
+fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|error| DataError::Io { path: path.to_path_buf(), error })
+}
+
+/// The UTF-8 encoding of U+FEFF, which some programs write at the start of a text file.
+const BYTE_ORDER_MARK: &[u8] = "\u{FEFF}".as_bytes();
+
+/// The non-blank records of CSV text, read one at a time into one reused buffer.
+struct Records<'a> {
+    text: &'a [u8],
+    reader: csv::Reader<&'a [u8]>,
+    fields: ByteRecord,
+    /// The line of `text[counted]`: 1 plus the line ends before it.
+    line: usize,
+    counted: usize,
+}
+
+/// One record of [`Records`]: the line it starts on and its fields.
+struct Record<'r> {
+    line: usize,
+    fields: &'r ByteRecord,
+}
+
+impl<'a> Records<'a> {
+    fn new(text: &'a [u8]) -> Records<'a> {
+        let text = text.strip_prefix(BYTE_ORDER_MARK).unwrap_or(text);
+        let reader = ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text);
+        Records { text, reader, fields: ByteRecord::new(), line: 1, counted: 0 }
+    }
+
+    /// The next record that is not blank (nothing but whitespace), or `None` at the end.
+    fn next(&mut self) -> Result<Option<Record<'_>>, DataError> {
+        loop {
+            let resumed = self.reader.position().byte() as usize;
+            // NOTE: reading from memory with `flexible` set, the reader has no error to
+            // report; one is passed on all the same rather than unwrapped.
+            let found = self.reader.read_byte_record(&mut self.fields).map_err(|error| {
+                DataError::InvalidArgument(format!("CSV reader failed after line {}: {error}", self.line))
+            })?;
+            if !found {
+                return Ok(None);
+            }
+            // NOTE: the reader resumes before the line ends it then skips (empty lines, or the
+            // `\n` of a `\r\n`), so the record starts after them.
+            let skipped = self.text.get(resumed..).unwrap_or_default();
+            let start = resumed + skipped.iter().take_while(|&&byte| byte == b'\n' || byte == b'\r').count();
+            let line = self.line_at(start);
+            let blank = self.fields.len() == 1
+                && std::str::from_utf8(&self.fields[0]).is_ok_and(|field| field.trim().is_empty());
+            if !blank {
+                return Ok(Some(Record { line, fields: &self.fields }));
+            }
+        }
+    }
+
+    /// The line of `text[at]`, where `at` never goes back from one call to the next. `\n`,
+    /// `\r\n` and a lone `\r` each end a line, as they end a record.
+    fn line_at(&mut self, at: usize) -> usize {
+        let end = at.min(self.text.len());
+        for index in self.counted..end {
+            let byte = self.text[index];
+            if byte == b'\n' || (byte == b'\r' && self.text.get(index + 1) != Some(&b'\n')) {
+                self.line += 1;
+            }
+        }
+        self.counted = self.counted.max(end);
+        self.line
+    }
+}
+
+impl Record<'_> {
+    /// The number of fields.
+    fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Field `index` (from 0), trimmed; empty if the record is shorter. Fails unless it is UTF-8.
+    fn text(&self, index: usize) -> Result<&str, DataError> {
+        let bytes = self.fields.get(index).unwrap_or_default();
+        std::str::from_utf8(bytes).map(str::trim).map_err(|_| DataError::Parse {
+            line: self.line,
+            column: index + 1,
+            expected: "UTF-8 text".into(),
+            found: shorten(&String::from_utf8_lossy(bytes)),
+        })
+    }
+
+    /// Field `index` (from 0) as a finite number.
+    fn number(&self, index: usize) -> Result<f64, DataError> {
+        let field = self.text(index)?;
+        field.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| DataError::Parse {
+            line: self.line,
+            column: index + 1,
+            expected: "a finite number".into(),
+            found: shorten(field),
+        })
     }
 }
 
@@ -410,12 +499,95 @@ mod tests {
         assert_ne!(iris.split(0.2, 8).unwrap().1, test);
     }
 
+    #[test]
+    fn a_quoted_field_may_hold_the_delimiter() {
+        let err = parse_csv("\"length, cm\",\"width, cm\"\n\"1,5\" , 2\n", true).unwrap_err();
+        assert_eq!(err.to_string(), "line 2, column 1: expected a finite number, found \"1,5\"");
+        let a = parse_csv("\"length, cm\",\"width, cm\"\n\"1.5\" ,\" 2\"\n", true).unwrap();
+        assert_eq!(a, ndarray::array![[1.5, 2.0]]);
+        // A quote after a space is text, not the start of a quoted field.
+        let err = parse_csv("1, \"2\"\n", false).unwrap_err();
+        assert_eq!(err.to_string(), "line 1, column 2: expected a finite number, found \"\\\"2\\\"\"");
+        let d = LabelledDataset::parse("1,1,\"setosa, bristly\",versicolor\n0.5,0\n").unwrap();
+        assert_eq!(d.class_names, ["setosa, bristly", "versicolor"]);
+        assert_eq!(d.labels.to_vec(), [0]);
+    }
+
+    #[test]
+    fn a_doubled_quote_inside_quotes_is_one_quote() {
+        let d = LabelledDataset::parse("0,2,\"the \"\"big\"\" one\",\"\"\"\"\n").unwrap();
+        assert_eq!(d.class_names, ["the \"big\" one", "\""]);
+        let err = parse_csv("1,\"2\"\"x\"\n", false).unwrap_err();
+        assert!(
+            matches!(&err, DataError::Parse { line: 1, column: 2, found, .. } if found == "2\"x"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_header_row_fixes_the_columns_and_is_not_data() {
+        let text = "name,\"weight, kg\",\"height\"\n\n1,2,3\n4,5,6\n";
+        assert_eq!(parse_csv(text, true).unwrap(), ndarray::array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+        let err = parse_csv(text, false).unwrap_err();
+        assert_eq!(err.to_string(), "line 1, column 1: expected a finite number, found \"name\"");
+        let err = parse_csv("a,b,c\n1,2\n", true).unwrap_err();
+        assert_eq!(err.to_string(), "line 2: expected 3 columns, found 2");
+        // The header is the first record that is not blank, and may itself be quoted over lines.
+        let a = parse_csv("\r\n \n\"two\nline\",b\n7,8\n", true).unwrap();
+        assert_eq!(a, ndarray::array![[7.0, 8.0]]);
+    }
+
+    #[test]
+    fn a_ragged_row_names_its_line() {
+        let cases = [
+            ("1,2\n3,4,5\n", DataError::ColumnCount { line: 2, expected: 2, found: 3 }),
+            ("1,2\r\n\r\n3\r\n", DataError::ColumnCount { line: 3, expected: 2, found: 1 }),
+            ("1,\"2\n\n\"\n3,4,\n", DataError::ColumnCount { line: 4, expected: 2, found: 3 }),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_csv(text, false).unwrap_err().to_string(), want.to_string(), "{text:?}");
+        }
+        let err = LabelledDataset::parse("2,2,a,b\n1,2,0\n\n3,1\n").unwrap_err();
+        assert_eq!(err.to_string(), "line 4: expected 3 columns, found 2");
+    }
+
+    #[test]
+    fn a_field_that_is_not_a_number_names_its_line_and_column() {
+        // Blank lines, `\r\n` ends and a quoted line break all count as lines of the text.
+        let text = "1,2\r\n\r\n\"3\n\",4\n5, x7\n";
+        let err = parse_csv(text, false).unwrap_err();
+        assert_eq!(err.to_string(), "line 5, column 2: expected a finite number, found \"x7\"");
+        let err = parse_csv("\u{FEFF}1,2,3\n4,5,inf\n", false).unwrap_err();
+        assert!(matches!(err, DataError::Parse { line: 2, column: 3, .. }), "{err}");
+        let err = LabelledDataset::parse("1,2,a\n\n\n0.5,\"1e\",0\n").unwrap_err();
+        assert_eq!(err.to_string(), "line 4, column 2: expected a finite number, found \"1e\"");
+        // A quote left open runs to the end; the error names where it opened.
+        let err = parse_csv("1,2\n3,\"4\n5,6\n", false).unwrap_err();
+        assert_eq!(err.to_string(), "line 2, column 2: expected a finite number, found \"4\\n5,6\"");
+        // A lone `\r` ends a line as well.
+        let err = parse_csv("1\r2\r3x\r", false).unwrap_err();
+        assert_eq!(err.to_string(), "line 3, column 1: expected a finite number, found \"3x\"");
+    }
+
+    #[test]
+    fn a_field_that_is_not_utf8_names_its_file_line_and_column() {
+        let path = std::env::temp_dir().join(format!("tapegrad-csv-utf8-{}.csv", std::process::id()));
+        std::fs::write(&path, b"1,2\n3,\xFF4\n").unwrap();
+        let err = read_csv(&path, false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{}: line 2, column 2: expected UTF-8 text, found \"\u{FFFD}4\"", path.display())
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
     proptest! {
         #[test]
         fn arbitrary_text_never_panics(text in "[0-9a-z.,\\-+ \\n\\r]{0,80}|\\PC{0,40}", header: bool) {
             if let Ok(a) = parse_csv(&text, header) {
                 prop_assert!(a.iter().all(|v| v.is_finite()));
-                let data_lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+                // Without quotes, every non-blank line is a record; a lone `\r` ends a line too.
+                let data_lines = text.split(['\n', '\r']).filter(|l| !l.trim().is_empty()).count();
                 prop_assert_eq!(a.nrows(), data_lines.saturating_sub(header as usize));
             }
             if let Ok(d) = LabelledDataset::parse(&text) {
@@ -425,8 +597,14 @@ mod tests {
         }
 
         #[test]
-        fn numeric_tables_round_trip(rows in prop::collection::vec(prop::collection::vec(-1e6f64..1e6, 3), 0..10)) {
-            let text: String = rows.iter().map(|r| format!("{},{},{}\n", r[0], r[1], r[2])).collect();
+        fn numeric_tables_round_trip(rows in prop::collection::vec(prop::collection::vec(-1e6f64..1e6, 3), 0..10),
+                                     quoted in prop::collection::vec(any::<bool>(), 3), crlf: bool) {
+            let field = |column: usize, v: f64| {
+                if quoted[column] { format!("\" {v}\"") } else { v.to_string() }
+            };
+            let end = if crlf { "\r\n" } else { "\n" };
+            let line = |r: &Vec<f64>| format!("{},{},{}{end}", field(0, r[0]), field(1, r[1]), field(2, r[2]));
+            let text: String = rows.iter().map(line).collect();
             let a = parse_csv(&text, false).unwrap();
             prop_assert_eq!(a.nrows(), rows.len());
             for (i, r) in rows.iter().enumerate() {

@@ -7,8 +7,8 @@
 //!   gzipped or raw.
 //! - [`mnist`]: the MNIST digits, either the full standard files or the
 //!   10,000-digit sample that ships with the repository.
-//! - [`csv`]: a small numeric CSV reader and a loader for labelled
-//!   classification data such as iris.
+//! - [`csv`]: a numeric CSV reader (quoted fields allowed) and a loader for
+//!   labelled classification data such as iris.
 //! - [`loader`]: [`DataLoader`], which shuffles reproducibly, batches,
 //!   normalises, flattens and one-hot encodes, plus [`train_test_split`].
 //! - [`text`]: word-level text: a tokenizer, a verse corpus (the King James
@@ -227,6 +227,14 @@ impl DataError {
             e @ (DataError::Io { .. } | DataError::InFile { .. }) => e,
             e => DataError::InFile { path: path.to_path_buf(), error: Box::new(e) },
         }
+    }
+}
+
+/// The field, cut to at most 40 characters for error messages.
+fn shorten(field: &str) -> String {
+    match field.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &field[..i]),
+        None => field.to_owned(),
     }
 }
 

@@ -24,98 +24,25 @@
 //! Shuffling is reproducible: epoch `e` of a loader with seed `s` always
 //! visits the samples in the same order, and different epochs use different
 //! orders.
+//!
+//! The loader keeps no order between epochs: each epoch's order is derived from the seed and
+//! the epoch alone. A [`Targets`] type ([`ClassIndices`], [`OneHot`] or [`Values`]) chooses how
+//! a batch presents its targets, and [`train_test_split`] partitions sample indices.
+
+mod split;
+mod targets;
 
 use std::marker::PhantomData;
 
-use ndarray::{Array, Array2, ArrayD, ArrayViewD, AsArray, Axis, Dimension, Ix2, IxDyn, RemoveAxis};
+use ndarray::{Array, ArrayD, ArrayViewD, AsArray, Axis, Dimension, Ix2, IxDyn, RemoveAxis};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use super::DataError;
+pub use self::split::train_test_split;
+pub use self::targets::{ClassIndices, Feature, OneHot, Targets, Values};
+use crate::data::DataError;
 use crate::float::Float;
-
-/// Element types a [`DataLoader`] can read features from.
-pub trait Feature: Copy {
-    /// The value as `f64` (exact for every implementing type but `f64`
-    /// itself, which is returned unchanged).
-    fn to_f64(self) -> f64;
-}
-
-macro_rules! feature {
-    ($($t:ty),*) => {$(
-        impl Feature for $t {
-            fn to_f64(self) -> f64 {
-                f64::from(self)
-            }
-        }
-    )*};
-}
-feature!(u8, i8, u16, i16, u32, i32, f32, f64);
-
-/// How a [`DataLoader`] presents targets; see [`ClassIndices`], [`OneHot`] and [`Values`].
-pub trait Targets {
-    /// The target batch type.
-    type Batch<F: Float>;
-    /// The targets of the samples `indices`: class labels (validated to be `< num_classes`)
-    /// or, for [`Values`], rows of `values`.
-    fn batch<F: Float>(
-        labels: &[usize],
-        values: &ArrayD<f64>,
-        indices: &[usize],
-        num_classes: usize,
-    ) -> Self::Batch<F>;
-}
-
-/// Labels as class indices: batches of `Vec<usize>` (the default), which the losses take as
-/// slices: `nn::softmax_cross_entropy(logits, &y)`.
-#[derive(Debug, Clone, Copy)]
-pub struct ClassIndices;
-
-/// Float targets (regression): batches of `ArrayD<F>`, the rows of the targets array given to
-/// [`DataLoader::regression`].
-#[derive(Debug, Clone, Copy)]
-pub struct Values;
-
-impl Targets for Values {
-    type Batch<F: Float> = ArrayD<F>;
-    fn batch<F: Float>(_: &[usize], values: &ArrayD<f64>, indices: &[usize], _: usize) -> ArrayD<F> {
-        let mut shape = values.shape().to_vec();
-        shape[0] = indices.len();
-        let mut y = ArrayD::from_elem(IxDyn(&shape), F::zero());
-        for (mut row, &i) in y.outer_iter_mut().zip(indices) {
-            row.iter_mut().zip(values.index_axis(Axis(0), i)).for_each(|(out, &v)| *out = F::of(v));
-        }
-        y
-    }
-}
-
-/// One-hot labels: batches of `Array2<F>` of shape `(batch, num_classes)`.
-#[derive(Debug, Clone, Copy)]
-pub struct OneHot;
-
-impl Targets for ClassIndices {
-    type Batch<F: Float> = Vec<usize>;
-    fn batch<F: Float>(labels: &[usize], _: &ArrayD<f64>, indices: &[usize], _: usize) -> Vec<usize> {
-        indices.iter().map(|&i| labels[i]).collect()
-    }
-}
-
-impl Targets for OneHot {
-    type Batch<F: Float> = Array2<F>;
-    fn batch<F: Float>(
-        labels: &[usize],
-        _: &ArrayD<f64>,
-        indices: &[usize],
-        num_classes: usize,
-    ) -> Array2<F> {
-        let mut y = Array2::from_elem((indices.len(), num_classes), F::zero());
-        for (row, &i) in indices.iter().enumerate() {
-            y[[row, labels[i]]] = F::one();
-        }
-        y
-    }
-}
 
 /// Iterates over shuffled mini-batches of a labelled data set.
 ///
@@ -506,37 +433,6 @@ impl<T: Feature, D: RemoveAxis, Y: Targets, F: Float> Iterator for Epoch<'_, '_,
 
 impl<T: Feature, D: RemoveAxis, Y: Targets, F: Float> ExactSizeIterator for Epoch<'_, '_, T, D, Y, F> {}
 
-/// Randomly partitions `0..n` into `(train, test)` index lists, with
-/// `round(n * test_fraction)` test indices. Both lists are in random order;
-/// the same seed always gives the same split.
-///
-/// Fails if `test_fraction` is not in `[0, 1]`.
-///
-/// ```
-/// use tapegrad::data::train_test_split;
-/// let (train, test) = train_test_split(150, 0.2, 42)?;
-/// assert_eq!((train.len(), test.len()), (120, 30));
-/// assert!(test.iter().all(|i| !train.contains(i)));
-/// assert_eq!(train_test_split(150, 0.2, 42)?.1, test);
-/// # Ok::<(), tapegrad::data::DataError>(())
-/// ```
-pub fn train_test_split(
-    n: usize,
-    test_fraction: f64,
-    seed: u64,
-) -> Result<(Vec<usize>, Vec<usize>), DataError> {
-    if !(0.0..=1.0).contains(&test_fraction) {
-        return Err(DataError::InvalidArgument(format!(
-            "test fraction must be in [0, 1], got {test_fraction}"
-        )));
-    }
-    let n_test = ((n as f64 * test_fraction).round() as usize).min(n);
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(seed));
-    let train = order.split_off(n_test);
-    Ok((train, order))
-}
-
 /// The SplitMix64 finaliser, used to derive independent per-epoch seeds.
 fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -547,12 +443,11 @@ fn splitmix64(x: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use ndarray::{Array3, array};
+    use ndarray::{Array1, Array2, Array3, array};
     use proptest::prelude::*;
 
     use super::*;
     use crate::data::Mnist;
-    use ndarray::Array1;
 
     #[test]
     fn every_sample_once_per_epoch_in_a_new_order() {
@@ -645,22 +540,9 @@ mod tests {
         assert!(matches!(DataLoader::new(&x, &[0u8, 1], 0), Err(DataError::InvalidArgument(_))));
         let err = DataLoader::new(&x, &[0u8, 7], 1).unwrap().one_hot(5).unwrap_err();
         assert!(matches!(err, DataError::InvalidLabel { index: 1, label: 7, num_classes: 5, .. }), "{err}");
-        assert!(train_test_split(10, 1.5, 0).is_err());
-        assert!(train_test_split(10, f64::NAN, 0).is_err());
-        assert_eq!(train_test_split(10, 0.0, 0).unwrap().1, Vec::<usize>::new());
-        assert_eq!(train_test_split(10, 1.0, 0).unwrap().0, Vec::<usize>::new());
     }
 
     proptest! {
-        #[test]
-        fn split_partitions(n in 0usize..300, frac in 0.0f64..=1.0, seed: u64) {
-            let (train, test) = train_test_split(n, frac, seed).unwrap();
-            prop_assert_eq!(test.len(), (n as f64 * frac).round() as usize);
-            let mut all: Vec<usize> = train.into_iter().chain(test).collect();
-            all.sort();
-            prop_assert_eq!(all, (0..n).collect::<Vec<_>>());
-        }
-
         #[test]
         fn batches_cover_the_data(n in 1usize..60, bs in 1usize..20, drop: bool, seed: u64, epoch: u64) {
             let x = Array1::from_iter(0..n as u32);

@@ -21,7 +21,7 @@ use crate::tape::Tape;
 /// use rand::SeedableRng;
 /// use tapegrad::nn::{self, Activation, Init, Mlp, Module};
 /// use tapegrad::optim::{Adam, Optimizer};
-/// use tapegrad::train::Checkpoint;
+/// use tapegrad::checkpoint::Checkpoint;
 /// use tapegrad::Tape;
 ///
 /// let tape = Tape::<f32>::new();
