@@ -14,15 +14,16 @@
 //! Run with `cargo run --release --example 04_gradient_descent [-- DIR]`; the PNGs go to `DIR`,
 //! else to `$TAPEGRAD_PLOTS`, else to `target/plots/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{Array1, array};
 use plotters::prelude::*;
 use tapegrad::{Tape, numerical_gradient};
 
-#[path = "common/font.rs"]
-mod font;
-use font::register_font;
+#[allow(dead_code)]
+#[path = "common/plots.rs"]
+mod plots;
+use plots::{Area, ContourStyle, draw_contours, draw_path, plot_dir, register_font};
 
 /// `x` to 10 significant digits, without trailing zeros or floating-point noise.
 pub fn show(x: f64) -> String {
@@ -84,14 +85,6 @@ pub fn curve(x: f64) -> f64 {
 /// Its derivative at `x` by central differences (`numerical_gradient`, `h = 1e-4`).
 pub fn numerical_slope(x: f64) -> f64 {
     numerical_gradient(|v: &Array1<f64>| curve(v[0]), &array![x])[0]
-}
-
-/// Where the plots go: the first argument, else `$TAPEGRAD_PLOTS`, else `target/plots/`.
-pub fn plot_dir() -> PathBuf {
-    std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("TAPEGRAD_PLOTS").ok())
-        .map_or_else(|| PathBuf::from("target/plots"), PathBuf::from)
 }
 
 /// The names of the pictures [`report`] draws.
@@ -276,7 +269,7 @@ struct Descent<'a> {
     name: &'a str,
     f: &'a dyn Fn(f64, f64) -> f64,
     levels: Vec<f64>,
-    window: ((f64, f64), (f64, f64)),
+    window: Area,
     minimum: (f64, f64),
     /// The points drawn (maybe a sample of the path).
     path: Vec<[f64; 2]>,
@@ -298,18 +291,9 @@ fn plot_descent(file: &Path, d: &Descent<'_>) -> Plot {
         .y_label_area_size(44)
         .build_cartesian_2d(x0..x1, y0..y1)?;
     chart.configure_mesh().disable_mesh().x_desc("x").y_desc("y").draw()?;
-    for (k, &level) in d.levels.iter().enumerate() {
-        let shade = 210 - (130 * k / d.levels.len()) as u8;
-        let color = RGBColor(shade, shade, 255);
-        let segments = contour(d.f, level, d.window, 160);
-        chart.draw_series(segments.into_iter().map(|s| PathElement::new(s.to_vec(), color)))?;
-    }
-    let points: Vec<(f64, f64)> = d.path.iter().map(|p| (p[0], p[1])).collect();
-    chart
-        .draw_series(LineSeries::new(points.clone(), RED.stroke_width(2)))?
-        .label("path")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-    chart.draw_series(points.into_iter().map(|p| Circle::new(p, 2, RED.filled())))?;
+    let style = ContourStyle { area: d.window, grid: 160, lightest: 210, darkening: 130 };
+    draw_contours(&mut chart, d.f, &d.levels, &style)?;
+    draw_path(&mut chart, &d.path, RED, "path")?;
     chart
         .draw_series(std::iter::once(Cross::new(d.minimum, 7, BLACK.stroke_width(2))))?
         .label(format!("minimum ({}, {})", d.minimum.0, d.minimum.1))
@@ -324,38 +308,8 @@ fn plot_descent(file: &Path, d: &Descent<'_>) -> Plot {
     Ok(())
 }
 
-/// The level set `f = level` as line segments, by marching squares on an `n × n` grid.
-fn contour(
-    f: &dyn Fn(f64, f64) -> f64,
-    level: f64,
-    (xr, yr): ((f64, f64), (f64, f64)),
-    n: usize,
-) -> Vec<[(f64, f64); 2]> {
-    let at = |i: usize, j: usize| {
-        let (x, y) = (xr.0 + (xr.1 - xr.0) * i as f64 / n as f64, yr.0 + (yr.1 - yr.0) * j as f64 / n as f64);
-        (x, y, f(x, y) - level)
-    };
-    let mut segments = Vec::new();
-    for i in 0..n {
-        for j in 0..n {
-            let corners = [at(i, j), at(i + 1, j), at(i + 1, j + 1), at(i, j + 1)];
-            let mut crossings = Vec::with_capacity(4);
-            for e in 0..4 {
-                let (a, b) = (corners[e], corners[(e + 1) % 4]);
-                if (a.2 < 0.0) != (b.2 < 0.0) {
-                    let t = a.2 / (a.2 - b.2);
-                    crossings.push((a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1)));
-                }
-            }
-            for pair in crossings.chunks_exact(2) {
-                segments.push([pair[0], pair[1]]);
-            }
-        }
-    }
-    segments
-}
-
 #[allow(dead_code)]
 fn main() {
-    print!("{}", report(&plot_dir()));
+    let about = "Gradient descent on x², x² + y² and Rosenbrock's function, drawn into DIR";
+    print!("{}", report(&plot_dir(about)));
 }

@@ -8,20 +8,16 @@
 //! Run with `cargo run --release --example 06_higher_order [-- DIR]`; the DOT files go to `DIR`,
 //! else to `$TAPEGRAD_PLOTS`, else to `target/plots/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tapegrad::{DotOptions, GradOptions, Tape};
 
+#[allow(dead_code)]
+#[path = "common/plots.rs"]
+mod plots;
+
 /// The highest order computed.
 pub const ORDER: usize = 6;
-
-/// Where the DOT files go: the first argument, else `$TAPEGRAD_PLOTS`, else `target/plots/`.
-pub fn output_dir() -> PathBuf {
-    std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("TAPEGRAD_PLOTS").ok())
-        .map_or_else(|| PathBuf::from("target/plots"), PathBuf::from)
-}
 
 /// Computes `dⁿ tanh/dxⁿ` at `x = 1` for `n = 0 … ORDER`, writes `tanh_n.dot` into `dir`, and
 /// returns the printed report.
@@ -51,5 +47,6 @@ pub fn report(dir: &Path) -> String {
 
 #[allow(dead_code)]
 fn main() {
-    print!("{}", report(&output_dir()));
+    let about = "Derivatives of tanh up to order 6, their graphs written as DOT files into DIR";
+    print!("{}", report(&plots::plot_dir(about)));
 }

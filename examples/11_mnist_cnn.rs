@@ -6,6 +6,7 @@
 //! cargo run --release --example mnist_cnn -- --optimizer sgd --lr 0.1 --epochs 20 --no-shift
 //! cargo run --release --example mnist_cnn -- --data-dir ~/mnist --epochs 5
 //! cargo run --release --example mnist_cnn -- --workers 1        # one worker (default: 2 threads)
+//! cargo run --release --example mnist_cnn -- --help              # every flag
 //! ```
 //!
 //! The network: convolution (30 filters 5×5) → ReLU → 2×2 max pooling → Linear 4320→100 →
@@ -18,103 +19,84 @@
 //! and the 30 first-layer filters before and after training (PNG), and ends with
 //! `test accuracy: 0.XXXX`.
 
+use std::error::Error;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
+use clap::Parser;
 use ndarray::{Array2, Array4, ArrayD, Axis, s};
+use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tapegrad::data::DataLoader;
 use tapegrad::nn::{self, Activation, Conv2d, Flatten, Init, Linear, MaxPool2d, Module, Sequential};
 use tapegrad::optim::{CosineLr, Schedule};
-use tapegrad::parallel::{self, Communicator, ParallelError};
+use tapegrad::parallel::{self, Communicator, ParallelError, WorkerComm};
 use tapegrad::{ConvOptions, Tape, Window};
 
-#[path = "common/training.rs"]
-mod training;
-pub use training::Epoch;
-use training::{
-    Digits, Flags, accuracy, optimizer, progress_bar, report, save_weights_and_curves, train_epoch,
-};
+#[path = "common/command_line.rs"]
+mod command_line;
+#[path = "common/mnist.rs"]
+mod mnist;
+#[path = "common/optimizer.rs"]
+mod optimizer;
+#[allow(dead_code)]
+#[path = "common/plots.rs"]
+mod plots;
 
-/// What to train, and how.
-#[derive(Debug, Clone)]
+use command_line::{at_least_one, progress_bar};
+use mnist::{Digits, report, save_weights_and_curves};
+pub use mnist::{Epoch, WorkerFlags};
+pub use optimizer::OptimizerName;
+use optimizer::optimizer;
+
+/// Trains the course's SimpleConvNet on the MNIST digits.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mnist_cnn")]
 pub struct Settings {
-    /// Where the IDX files are.
-    pub data_dir: PathBuf,
-    /// First-layer filters.
+    /// First-layer filters
+    #[arg(long, value_parser = at_least_one, default_value_t = 30)]
     pub filters: usize,
-    /// Width of the hidden linear layer.
+    /// Width of the hidden linear layer
+    #[arg(long, value_parser = at_least_one, default_value_t = 100)]
     pub hidden: usize,
-    /// `sgd`, `momentum`, `nesterov`, `adagrad`, `rmsprop`, `adam` or `adamw`.
-    pub optimizer: String,
-    /// The first epoch's learning rate; a cosine takes it to zero at the end.
+    /// The optimizer
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    pub optimizer: OptimizerName,
+    /// The first epoch's learning rate; a cosine takes it to zero at the end
+    #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
-    /// Samples per step.
+    /// Samples per step
+    #[arg(long, value_parser = at_least_one, default_value_t = 100)]
     pub batch: usize,
-    /// Passes over the training set.
+    /// Passes over the training set
+    #[arg(long, default_value_t = 15)]
     pub epochs: usize,
-    /// Shift each training digit by up to this many pixels (0: no shifting).
+    /// Shift each training digit by up to this many pixels at each step (0: no shifting)
+    #[arg(long, value_name = "N", default_value_t = 2, default_value_if("no_shift", "true", "0"))]
     pub shift: usize,
-    /// Seed of the initial weights, the shuffling and the shifts.
+    /// Do not shift the training digits (`--shift 0`)
+    #[arg(long, conflicts_with = "shift")]
+    pub no_shift: bool,
+    /// Seed of the initial weights, the shuffling and the shifts
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Show a progress bar.
-    pub progress: bool,
-    /// Where the weights and pictures are written.
+    #[command(flatten)]
+    pub workers: WorkerFlags,
+    /// Where the IDX files are
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist"))]
+    pub data_dir: PathBuf,
+    /// Where the weights and pictures are written
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/mnist_cnn"))]
     pub out_dir: PathBuf,
-    /// Threads that share each batch (data-parallel training). Two by default, on any machine,
-    /// so a run prints the same figures everywhere: measured faster than one on two cores.
-    pub workers: usize,
-    /// Share each batch between the processes of an MPI job instead (`mpirun -np W`; needs
-    /// the `mpi` feature).
-    pub mpi: bool,
+    /// Show a progress bar
+    #[arg(skip = true)]
+    pub progress: bool,
 }
 
 impl Default for Settings {
+    /// The settings of a command line without flags.
     fn default() -> Self {
-        Settings {
-            data_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist").into(),
-            filters: 30,
-            hidden: 100,
-            optimizer: "adam".into(),
-            lr: 2e-3,
-            batch: 100,
-            epochs: 15,
-            shift: 2,
-            seed: 1,
-            progress: true,
-            out_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/target/mnist_cnn").into(),
-            workers: 2,
-            mpi: false,
-        }
-    }
-}
-
-impl Settings {
-    /// Reads the command line: `--optimizer NAME`, `--lr X`, `--epochs N`, `--batch N`,
-    /// `--seed N`, `--filters N`, `--hidden N`, `--shift N`, `--no-shift`, `--workers N`, `--mpi`,
-    /// `--data-dir DIR`, `--out-dir DIR`.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let mut settings = Settings::default();
-        let mut flags = Flags::new(args, &[]);
-        while let Some(flag) = flags.next_flag() {
-            match flag.as_str() {
-                "--optimizer" => settings.optimizer = flags.value()?,
-                "--lr" => settings.lr = flags.number()?,
-                "--epochs" => settings.epochs = flags.number()? as usize,
-                "--batch" => settings.batch = flags.number()? as usize,
-                "--seed" => settings.seed = flags.number()? as u64,
-                "--filters" => settings.filters = flags.number()? as usize,
-                "--hidden" => settings.hidden = flags.number()? as usize,
-                "--shift" => settings.shift = flags.number()? as usize,
-                "--workers" => settings.workers = training::workers(&flags.number()?)?,
-                "--mpi" => settings.mpi = true,
-                "--no-shift" => settings.shift = 0,
-                "--data-dir" => settings.data_dir = flags.value()?.into(),
-                "--out-dir" => settings.out_dir = flags.value()?.into(),
-                _ => return Err(flags.unknown()),
-            }
-        }
-        optimizer(&settings.optimizer, Vec::new(), settings.lr)?;
-        Ok(settings)
+        Settings::parse_from(["mnist_cnn"])
     }
 }
 
@@ -135,77 +117,76 @@ pub fn simple_conv_net(tape: &Tape<f32>, settings: &Settings, rng: &mut impl ran
         .add("fc2", Linear::new(tape, settings.hidden, 10, Init::He, rng))
 }
 
-/// Trains as `settings` say, printing a line per epoch; returns every epoch's figures. With
-/// `workers` above 1, that many threads share each batch (data-parallel), ending with the
-/// weights one worker would reach up to rounding; with `mpi`, the processes of the MPI job do
-/// (and only rank 0 returns the epochs, the others an empty list).
-pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn std::error::Error>> {
-    let shape = |x: ndarray::Array3<f32>| {
-        let n = x.len_of(Axis(0));
-        x.into_shape_with_order((n, 1, 28, 28)).expect("28×28 images")
-    };
-    training::on_workers(settings, &settings.data_dir, settings.workers, settings.mpi, shape)
+/// The digits, each `[1, 28, 28]`.
+type Images = Array4<f32>;
+
+/// Trains as `settings` say, printing a line per epoch, and returns every epoch's figures: one
+/// call runs [`train_worker`] on each worker and hands back rank 0's (an MPI process of another
+/// rank gets an empty list).
+pub fn train(settings: &Settings) -> Result<Vec<Epoch>, Box<dyn Error>> {
+    let digits = Digits::load(&settings.data_dir, |images| {
+        let n = images.len_of(Axis(0));
+        images.into_shape_with_order((n, 1, 28, 28)).expect("28×28 images")
+    })?;
+    let epochs = parallel::launch(settings.workers.workers(), |comm| train_worker(comm, settings, &digits))?;
+    Ok(epochs.unwrap_or_default())
 }
 
-impl training::Job<Array4<f32>> for Settings {
-    fn run(&self, comm: &impl Communicator, data: &Data) -> Result<Vec<Epoch>, ParallelError> {
-        run(comm, self, data)
-    }
-}
-
-/// The digits, as the network takes them.
-type Data = Digits<Array4<f32>>;
-
-/// The training run of one worker of `comm`: rank 0 reports and saves.
-fn run(comm: &impl Communicator, settings: &Settings, data: &Data) -> Result<Vec<Epoch>, ParallelError> {
-    let failed =
-        |e: &dyn std::fmt::Display| ParallelError::Worker { rank: comm.rank(), message: e.to_string() };
+/// The training run of one worker of `comm`: rank 0 reports and saves. The loop is
+/// `mnist_mlp`'s, with the learning rate set at each epoch and the digits shifted.
+fn train_worker(
+    comm: WorkerComm<'_>,
+    settings: &Settings,
+    digits: &Digits<Images>,
+) -> Result<Vec<Epoch>, Box<dyn Error>> {
     let lead = comm.rank() == 0;
+    if lead {
+        digits.announce(&settings.data_dir, comm.size());
+    }
     let tape = Tape::<f32>::new();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(settings.seed);
-    let model = simple_conv_net(&tape, settings, &mut rng);
-    parallel::sync_replicas(comm, &tape, &model)?;
+    let model = simple_conv_net(&tape, settings, &mut StdRng::seed_from_u64(settings.seed));
+    // data parallel: every replica starts from rank 0's weights
+    parallel::sync_replicas(&comm, &tape, &model)?;
     let conv1 = model.parameters()[0].1;
     let filters_before = tape.get(conv1).to_array();
-    let mut opt = optimizer(&settings.optimizer, nn::params(&model), settings.lr).map_err(|e| failed(&e))?;
+    let params = nn::params(&model);
+    let mut opt = optimizer(settings.optimizer, params.clone(), settings.lr);
     let schedule = CosineLr { initial: settings.lr, min: 0.0, epochs: settings.epochs };
-    let loader =
-        DataLoader::new(&data.train_x, &data.train_labels, settings.batch).map_err(|e| failed(&e))?;
-    let loader = loader.seed(settings.seed);
-    // Evaluation records nothing (no_grad), keeps nothing (scope frees its nodes), and goes in
-    // batches so that the column buffers of the convolution stay small; each worker scores its
-    // share of the digits.
-    let evaluate = |x: &Array4<f32>, y: &[usize]| {
-        accuracy(comm, y.len(), |rows| {
-            let x = x.slice(s![rows.clone(), .., .., ..]);
-            let chunks = x.axis_chunks_iter(Axis(0), 500).zip(y[rows].chunks(500));
-            chunks
-                .map(|(x, y)| {
-                    tape.scope(|| {
-                        let _frozen = tape.no_grad();
-                        let scores = model.forward(tape.constant(x.to_owned())).to_array();
-                        nn::accuracy(&scores, y) * y.len() as f64
-                    })
-                })
-                .sum()
-        })
-    };
+    let loader = DataLoader::new(&digits.train_x, &digits.train_labels, settings.batch)?.seed(settings.seed);
 
     // every worker draws the same shifts for the whole batch, then takes its shard
-    let mut shifts = rand::rngs::StdRng::seed_from_u64(settings.seed ^ 0x5eed);
+    let mut shifts = StdRng::seed_from_u64(settings.seed ^ 0x5eed);
     let mut epochs = Vec::new();
     for epoch in 0..settings.epochs {
         opt.set_learning_rate(schedule.rate(epoch));
         let bar = progress_bar(settings.progress && lead, loader.len(), epoch);
-        let batches = loader.epoch::<f32>(epoch as u64);
-        let (loss, seconds) = train_epoch(comm, &tape, &model, opt.as_mut(), batches, &bar, |x| {
-            let x = x.into_dimensionality().expect("[N, 1, 28, 28]");
-            shift_randomly(x, settings.shift, &mut shifts).into_dyn()
-        })?;
+        let (start, mut loss_sum, mut samples) = (Instant::now(), 0.0, 0);
+        for (x, y) in loader.epoch::<f32>(epoch as u64) {
+            let x = shift_randomly(x, settings.shift, &mut shifts);
+            // data parallel: this worker's shard of the batch
+            let mine = parallel::shard(y.len(), comm.rank(), comm.size());
+            let x = x.slice(s![mine.clone(), .., .., ..]).to_owned();
+            let logits = model.forward(tape.constant(x));
+            let loss = nn::softmax_cross_entropy(logits, &y[mine.clone()]);
+            let mut grads = loss.backward();
+            // data parallel: the mean gradient over the whole batch, the same on every worker
+            parallel::all_reduce_gradients(&comm, &tape, &params, &mut grads, mine.len())?;
+            opt.step(&tape, &grads);
+            loss_sum += loss.scalar() as f64 * mine.len() as f64;
+            samples += mine.len();
+            tape.reset();
+            bar.set_message(format!("loss {:.4}", loss_sum / samples as f64));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        // data parallel: the sums over every worker's samples
+        let mut sums = [loss_sum, samples as f64];
+        comm.all_reduce_sum(&mut sums)?;
+        let seconds = start.elapsed().as_secs_f64();
         let stats = Epoch {
-            loss,
-            train_accuracy: evaluate(&data.train_x, &data.train_y)?,
-            test_accuracy: evaluate(&data.test_x, &data.test_y)?,
+            loss: sums[0] / sums[1].max(1.0),
+            train_accuracy: accuracy(&comm, &tape, &model, &digits.train_x, &digits.train_y)?,
+            test_accuracy: accuracy(&comm, &tape, &model, &digits.test_x, &digits.test_y)?,
             seconds,
         };
         if lead {
@@ -214,12 +195,40 @@ fn run(comm: &impl Communicator, settings: &Settings, data: &Data) -> Result<Vec
         epochs.push(stats);
     }
     if lead {
-        save_weights_and_curves(&settings.out_dir, &tape, &model, &epochs).map_err(|e| failed(&e))?;
+        save_weights_and_curves(&settings.out_dir, &tape, &model, &epochs)?;
         let pictures = settings.out_dir.join("filters.png");
-        plot_filters(&pictures, &filters_before, &tape.get(conv1).to_array()).map_err(|e| failed(&e))?;
+        plot_filters(&pictures, &filters_before, &tape.get(conv1).to_array())?;
         println!("first-layer filters before and after training drawn in {}", pictures.display());
     }
     Ok(epochs)
+}
+
+/// The share of the digits `x` that `model` labels as `y` does. Evaluation records nothing
+/// (`no_grad`), keeps nothing (`scope` frees its nodes), and goes 500 digits at a time so that
+/// the column buffers of the convolution stay small.
+fn accuracy(
+    comm: &impl Communicator,
+    tape: &Tape<f32>,
+    model: &Sequential<f32>,
+    x: &Images,
+    y: &[usize],
+) -> Result<f64, ParallelError> {
+    // data parallel: each worker scores its shard of the digits, and the counts are added up
+    let mine = parallel::shard(y.len(), comm.rank(), comm.size());
+    let x = x.slice(s![mine.clone(), .., .., ..]);
+    let chunks = x.axis_chunks_iter(Axis(0), 500).zip(y[mine].chunks(500));
+    let right: f64 = chunks
+        .map(|(x, y)| {
+            tape.scope(|| {
+                let _frozen = tape.no_grad();
+                let scores = model.forward(tape.constant(x.to_owned())).to_array();
+                nn::accuracy(&scores, y) * y.len() as f64
+            })
+        })
+        .sum();
+    let mut right = [right];
+    comm.all_reduce_sum(&mut right)?;
+    Ok(right[0] / y.len() as f64)
 }
 
 /// Each image moved by up to `max` pixels along each axis (a fresh draw per image), with zeros
@@ -252,7 +261,7 @@ fn plot_filters(
     after: &ArrayD<f32>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
-    training::register_font();
+    plots::register_font();
     let (count, kh, kw) = (before.shape()[0], before.shape()[2], before.shape()[3]);
     let columns = 6;
     let rows = count.div_ceil(columns);
@@ -286,13 +295,7 @@ fn plot_filters(
 
 #[allow(dead_code)]
 fn main() {
-    let settings = match Settings::from_args(std::env::args().skip(1)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("mnist_cnn: {e}");
-            std::process::exit(2);
-        }
-    };
+    let settings = Settings::parse();
     match train(&settings) {
         // under MPI, only rank 0 reports
         Ok(epochs) if epochs.is_empty() => {}

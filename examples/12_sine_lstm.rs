@@ -19,8 +19,9 @@ use tapegrad::nn::{self, Linear, Lstm, Module, State};
 use tapegrad::optim::{Adam, Optimizer};
 use tapegrad::{Tape, Value};
 
-#[path = "common/font.rs"]
-mod font;
+#[allow(dead_code)]
+#[path = "common/plots.rs"]
+mod plots;
 
 /// The series' period, in steps.
 pub const PERIOD: f64 = 50.0;
@@ -117,7 +118,7 @@ pub fn train(epochs: usize, seed: u64) -> Report {
 /// The test part: truth and one-step-ahead predictions.
 fn plot(path: &std::path::Path, report: &Report) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
-    font::register_font();
+    plots::register_font();
     let root = BitMapBackend::new(path, (900, 360)).into_drawing_area();
     root.fill(&WHITE)?;
     let n = report.truth.len() as f64;
@@ -128,16 +129,10 @@ fn plot(path: &std::path::Path, report: &Report) -> Result<(), Box<dyn std::erro
         .y_label_area_size(48)
         .build_cartesian_2d(0.0..n, -1.4..1.4)?;
     chart.configure_mesh().x_desc("step").draw()?;
-    let series = [("truth", BLUE, &report.truth), ("LSTM", RED, &report.predicted)];
-    for (name, color, values) in series {
-        chart
-            .draw_series(LineSeries::new(
-                values.iter().enumerate().map(|(t, &v)| (t as f64, v as f64)),
-                color.stroke_width(2),
-            ))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
+    let by_step =
+        |values: &[f32]| values.iter().enumerate().map(|(t, &v)| (t as f64, v as f64)).collect::<Vec<_>>();
+    plots::draw_line(&mut chart, by_step(&report.truth), BLUE, "truth")?;
+    plots::draw_line(&mut chart, by_step(&report.predicted), RED, "LSTM")?;
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
     root.present()?;
     Ok(())

@@ -4,6 +4,7 @@
 //! cargo run --release --example cbow                   # Adam, 5 epochs, about 20 s on 2 cores
 //! cargo run --release --example cbow -- --epochs 2 --seed 3
 //! cargo run --release --example cbow -- --corpus other.tsv.gz --pairs other_pairs.txt
+//! cargo run --release --example cbow -- --help           # every flag
 //! ```
 //!
 //! The corpus is `data/text/kjv.tsv.gz` (31,102 verses, 790,000 words); punctuation is dropped
@@ -40,6 +41,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use clap::Parser;
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView1, Axis};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngExt, SeedableRng};
@@ -47,95 +49,78 @@ use tapegrad::data::text::{Corpus, NegativeSampler, UNK_ID, Vocab, cbow_windows,
 use tapegrad::nn::{self, Embedding, Init, Module};
 use tapegrad::{Param, Tape, Var};
 
+#[path = "common/command_line.rs"]
+mod command_line;
+#[path = "common/optimizer.rs"]
+mod optimizer;
 #[allow(dead_code)]
-#[path = "common/training.rs"]
-mod training;
-use training::{Flags, optimizer, progress_bar};
+#[path = "common/plots.rs"]
+mod plots;
 
-/// What to train, and how.
-#[derive(Debug, Clone)]
+use command_line::{at_least_one, progress_bar};
+pub use optimizer::OptimizerName;
+use optimizer::optimizer;
+
+/// Learns word embeddings of the King James Bible with word2vec's CBOW and negative sampling.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cbow")]
 pub struct Settings {
-    /// The corpus, a gzipped or plain file of `reference<TAB>text` lines.
+    /// The corpus, a gzipped or plain file of `reference<TAB>text` lines
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/text/kjv.tsv.gz")
+    )]
     pub corpus: PathBuf,
-    /// The related pairs of the check.
+    /// The related pairs of the check
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/text/related_pairs.txt")
+    )]
     pub pairs: PathBuf,
-    /// Words seen fewer times are dropped.
+    /// Words seen fewer times are dropped
+    #[arg(long, default_value_t = 5)]
     pub min_count: usize,
-    /// Frequent words are thinned out above this frequency (0: keep every word).
+    /// Frequent words are thinned out above this frequency (0: keep every word)
+    #[arg(long, default_value_t = 1e-3)]
     pub subsample: f64,
-    /// Context words on each side of the middle word.
+    /// Context words on each side of the middle word
+    #[arg(long, default_value_t = 5)]
     pub window: usize,
-    /// The embeddings' dimension.
+    /// The embeddings' dimension
+    #[arg(long, value_parser = at_least_one, default_value_t = 100)]
     pub dim: usize,
-    /// Negative words per window.
+    /// Negative words per window
+    #[arg(long, value_parser = at_least_one, default_value_t = 5)]
     pub negatives: usize,
-    /// Windows per step.
+    /// Windows per step
+    #[arg(long, value_parser = at_least_one, default_value_t = 100)]
     pub batch: usize,
-    /// Passes over the corpus.
+    /// Passes over the corpus
+    #[arg(long, default_value_t = 5)]
     pub epochs: usize,
-    /// `adam`, `sgd`, or any other optimizer the MNIST examples take.
-    pub optimizer: String,
-    /// The first step's learning rate; it falls linearly to 10⁻⁴ of it at the end.
+    /// The optimizer
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    pub optimizer: OptimizerName,
+    /// The first step's learning rate; it falls linearly to 10⁻⁴ of it at the end
+    #[arg(long, default_value_t = 0.003)]
     pub lr: f64,
-    /// Seed of the initial weights, the thinning, the order and the negatives.
+    /// Seed of the initial weights, the thinning, the order and the negatives
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Show a progress bar.
-    pub progress: bool,
-    /// Where the embeddings, the vocabulary and the picture are written.
+    /// Where the embeddings, the vocabulary and the picture are written
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/cbow"))]
     pub out_dir: PathBuf,
+    /// Show a progress bar
+    #[arg(skip = true)]
+    pub progress: bool,
 }
 
 impl Default for Settings {
+    /// The settings of a command line without flags.
     fn default() -> Self {
-        Settings {
-            corpus: concat!(env!("CARGO_MANIFEST_DIR"), "/data/text/kjv.tsv.gz").into(),
-            pairs: concat!(env!("CARGO_MANIFEST_DIR"), "/data/text/related_pairs.txt").into(),
-            min_count: 5,
-            subsample: 1e-3,
-            window: 5,
-            dim: 100,
-            negatives: 5,
-            batch: 100,
-            epochs: 5,
-            optimizer: "adam".into(),
-            lr: 0.003,
-            seed: 1,
-            progress: true,
-            out_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/target/cbow").into(),
-        }
-    }
-}
-
-impl Settings {
-    /// Reads the command line: `--epochs N`, `--batch N`, `--lr X`, `--optimizer NAME`,
-    /// `--seed N`, `--dim N`, `--window N`, `--negatives N`, `--min-count N`, `--subsample X`,
-    /// `--corpus FILE`, `--pairs FILE`, `--out-dir DIR`.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let mut settings = Settings::default();
-        let mut flags = Flags::new(args, &[]);
-        while let Some(flag) = flags.next_flag() {
-            match flag.as_str() {
-                "--epochs" => settings.epochs = flags.number()? as usize,
-                "--batch" => settings.batch = flags.number()? as usize,
-                "--lr" => settings.lr = flags.number()?,
-                "--optimizer" => settings.optimizer = flags.value()?,
-                "--seed" => settings.seed = flags.number()? as u64,
-                "--dim" => settings.dim = flags.number()? as usize,
-                "--window" => settings.window = flags.number()? as usize,
-                "--negatives" => settings.negatives = flags.number()? as usize,
-                "--min-count" => settings.min_count = flags.number()? as usize,
-                "--subsample" => settings.subsample = flags.number()?,
-                "--corpus" => settings.corpus = flags.value()?.into(),
-                "--pairs" => settings.pairs = flags.value()?.into(),
-                "--out-dir" => settings.out_dir = flags.value()?.into(),
-                _ => return Err(flags.unknown()),
-            }
-        }
-        if settings.batch == 0 || settings.dim == 0 || settings.negatives == 0 {
-            return Err("--batch, --dim and --negatives must be at least 1".into());
-        }
-        optimizer(&settings.optimizer, Vec::new(), settings.lr)?;
-        Ok(settings)
+        Settings::parse_from(["cbow"])
     }
 }
 
@@ -382,7 +367,7 @@ pub fn train(settings: &Settings) -> Result<Report, Box<dyn std::error::Error>> 
     let tape = Tape::<f32>::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(settings.seed);
     let model = Cbow::new(&tape, vocab.len(), settings.dim, &mut rng);
-    let mut opt = optimizer(&settings.optimizer, nn::params(&model), settings.lr)?;
+    let mut opt = optimizer(settings.optimizer, nn::params(&model), settings.lr);
 
     // the number of steps is known only after each epoch's thinning; the schedule uses the
     // expected count, measured on the first epoch
@@ -449,7 +434,7 @@ fn pictured(vocab: &Vocab) -> Vec<usize> {
 /// The pictured words on the first two principal components of their unit embeddings.
 pub fn plot_pca(path: &Path, vocab: &Vocab, unit: &Array2<f32>) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
-    training::register_font();
+    plots::register_font();
     let ids = pictured(vocab);
     let x = unit.select(Axis(0), &ids);
     let components = principal_components(&x, 2, 100);
@@ -492,13 +477,7 @@ pub const QUERIES: [&str; 6] = ["god", "king", "water", "seven", "egypt", "gold"
 
 #[allow(dead_code)]
 fn main() {
-    let settings = match Settings::from_args(std::env::args().skip(1)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("cbow: {e}");
-            std::process::exit(2);
-        }
-    };
+    let settings = Settings::parse();
     let start = Instant::now();
     let report = match train(&settings) {
         Ok(report) => report,

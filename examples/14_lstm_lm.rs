@@ -23,7 +23,8 @@
 //! training text, `λ` chosen on the validation text) on the same split. Flags: `--epochs N`,
 //! `--lr X`, `--clip X`, `--batch N`, `--steps N`, `--embed N`, `--hidden N`, `--vocab N`,
 //! `--seed N`, `--chunks N` (at most N chunks per epoch), `--prompt TEXT`, `--words N`,
-//! `--data-dir DIR` (holding `kjv.tsv.gz`), `--out-dir DIR`, `--no-progress`.
+//! `--data-dir DIR` (holding `kjv.tsv.gz`), `--out-dir DIR`, `--no-progress`; `--help` says
+//! what each does.
 //!
 //! Prints the baselines, the training and validation perplexity after each epoch (a progress
 //! bar shows the running one), the test perplexity, and 30 words the model writes after the
@@ -33,6 +34,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::Parser;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -43,93 +45,70 @@ use tapegrad::nn::{self, Embedding, Init, Linear, Lstm, Module, State};
 use tapegrad::optim::{ClipOptions, Optimizer, Sgd, clip_grad_norm};
 use tapegrad::{Param, Tape, Value, Var};
 
+#[path = "common/command_line.rs"]
+mod command_line;
 #[allow(dead_code)]
-#[path = "common/training.rs"]
-mod training;
+#[path = "common/plots.rs"]
+mod plots;
 
-/// What to train, and how.
-#[derive(Debug, Clone)]
+use command_line::{at_least_one, progress_bar};
+use plots::{draw_line, register_font};
+
+/// Trains a word-level LSTM language model of the King James Bible, beside n-gram baselines.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "lstm_lm")]
 pub struct Settings {
-    /// The directory holding `kjv.tsv.gz`.
+    /// The directory holding `kjv.tsv.gz`
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/text"))]
     pub data_dir: PathBuf,
-    /// Vocabulary entries, `<unk>` included.
+    /// Vocabulary entries, `<unk>` included
+    #[arg(long, value_parser = at_least_one, default_value_t = 10_000)]
     pub vocab: usize,
-    /// Width of the word vectors.
+    /// Width of the word vectors
+    #[arg(long, value_parser = at_least_one, default_value_t = 100)]
     pub embed: usize,
-    /// LSTM units.
+    /// LSTM units
+    #[arg(long, value_parser = at_least_one, default_value_t = 100)]
     pub hidden: usize,
-    /// Parallel streams per chunk.
+    /// Parallel streams per chunk
+    #[arg(long, value_parser = at_least_one, default_value_t = 20)]
     pub batch: usize,
-    /// Time steps per chunk (the truncation of backpropagation through time).
+    /// Time steps per chunk (the truncation of backpropagation through time)
+    #[arg(long, value_parser = at_least_one, default_value_t = 35)]
     pub steps: usize,
-    /// SGD's first learning rate.
+    /// SGD's first learning rate
+    #[arg(long, default_value_t = 20.0)]
     pub lr: f64,
-    /// The largest joint norm of the gradients.
+    /// The largest joint norm of the gradients
+    #[arg(long, default_value_t = 0.25)]
     pub clip: f64,
-    /// Passes over the training text.
+    /// Passes over the training text
+    #[arg(long, default_value_t = 4)]
     pub epochs: usize,
-    /// Train on at most this many chunks per epoch (all of them when `None`).
+    /// Train on at most this many chunks per epoch [default: all of them]
+    #[arg(long, value_name = "N")]
     pub chunks: Option<usize>,
-    /// Seed of the weights and of the generated text.
+    /// Seed of the weights and of the generated text
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// The words the generated text starts from.
+    /// The words the generated text starts from
+    #[arg(long, value_name = "TEXT", default_value = "in the beginning")]
     pub prompt: String,
-    /// How many tokens to generate after the prompt.
+    /// How many tokens to generate after the prompt
+    #[arg(long, default_value_t = 30)]
     pub words: usize,
-    /// Show a progress bar.
+    /// Hide the progress bar
+    #[arg(long = "no-progress", action = clap::ArgAction::SetFalse)]
     pub progress: bool,
-    /// Where the curves are drawn (`lstm_lm.png`).
+    /// Where the curves are drawn (`lstm_lm.png`)
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/plots"))]
     pub out_dir: PathBuf,
 }
 
 impl Default for Settings {
+    /// The settings of a command line without flags.
     fn default() -> Self {
-        Settings {
-            data_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/data/text").into(),
-            vocab: 10_000,
-            embed: 100,
-            hidden: 100,
-            batch: 20,
-            steps: 35,
-            lr: 20.0,
-            clip: 0.25,
-            epochs: 4,
-            chunks: None,
-            seed: 1,
-            prompt: "in the beginning".into(),
-            words: 30,
-            progress: true,
-            out_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/target/plots").into(),
-        }
-    }
-}
-
-impl Settings {
-    /// Reads the command line; see the example's header for the flags.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let mut settings = Settings::default();
-        let mut flags = training::Flags::new(args, &[]);
-        while let Some(flag) = flags.next_flag() {
-            match flag.as_str() {
-                "--epochs" => settings.epochs = flags.number()? as usize,
-                "--lr" => settings.lr = flags.number()?,
-                "--clip" => settings.clip = flags.number()?,
-                "--batch" => settings.batch = flags.number()? as usize,
-                "--steps" => settings.steps = flags.number()? as usize,
-                "--embed" => settings.embed = flags.number()? as usize,
-                "--hidden" => settings.hidden = flags.number()? as usize,
-                "--vocab" => settings.vocab = flags.number()? as usize,
-                "--seed" => settings.seed = flags.number()? as u64,
-                "--chunks" => settings.chunks = Some(flags.number()? as usize),
-                "--prompt" => settings.prompt = flags.value()?,
-                "--words" => settings.words = flags.number()? as usize,
-                "--data-dir" => settings.data_dir = flags.value()?.into(),
-                "--out-dir" => settings.out_dir = flags.value()?.into(),
-                "--no-progress" => settings.progress = false,
-                _ => return Err(flags.unknown()),
-            }
-        }
-        Ok(settings)
+        Settings::parse_from(["lstm_lm"])
     }
 }
 
@@ -439,7 +418,7 @@ pub fn train(settings: &Settings) -> Result<Report, Box<dyn std::error::Error>> 
     for epoch in 0..settings.epochs {
         let batches = bptt_batches(&data.train, settings.batch, settings.steps)?;
         let chunks = settings.chunks.map_or(batches.len(), |c| c.min(batches.len()));
-        let bar = training::progress_bar(settings.progress, chunks, epoch);
+        let bar = progress_bar(settings.progress, chunks, epoch);
         let (start, mut carried) = (Instant::now(), None);
         let (mut total, mut run) = (0.0, 0.0);
         for (k, (inputs, targets)) in batches.take(chunks).enumerate() {
@@ -491,7 +470,7 @@ pub fn train(settings: &Settings) -> Result<Report, Box<dyn std::error::Error>> 
 /// baselines' validation perplexities, on a log scale.
 fn plot(path: &std::path::Path, report: &Report) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
-    training::register_font();
+    register_font();
     let root = BitMapBackend::new(path, (900, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     let n = report.epochs.len().max(1) as f64;
@@ -510,18 +489,10 @@ fn plot(path: &std::path::Path, report: &Report) -> Result<(), Box<dyn std::erro
     let train = report.running.iter().map(|&(x, p)| (x, clamp(p)));
     let valid: Vec<(f64, f64)> =
         report.epochs.iter().enumerate().map(|(e, s)| ((e + 1) as f64, clamp(s.valid_perplexity))).collect();
-    let lines = [
-        ("training (100-chunk means)", RED, train.collect::<Vec<_>>()),
-        ("validation", BLUE, valid.clone()),
-        ("bigram, validation", GREEN, vec![(0.0, b.bigram_valid), (n, b.bigram_valid)]),
-        ("unigram, validation", BLACK, vec![(0.0, b.unigram_valid), (n, b.unigram_valid)]),
-    ];
-    for (name, color, points) in lines {
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
+    draw_line(&mut chart, train, RED, "training (100-chunk means)")?;
+    draw_line(&mut chart, valid.clone(), BLUE, "validation")?;
+    draw_line(&mut chart, [(0.0, b.bigram_valid), (n, b.bigram_valid)], GREEN, "bigram, validation")?;
+    draw_line(&mut chart, [(0.0, b.unigram_valid), (n, b.unigram_valid)], BLACK, "unigram, validation")?;
     chart.draw_series(valid.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
     root.present()?;
@@ -530,13 +501,7 @@ fn plot(path: &std::path::Path, report: &Report) -> Result<(), Box<dyn std::erro
 
 #[allow(dead_code)]
 fn main() {
-    let settings = match Settings::from_args(std::env::args().skip(1)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("lstm_lm: {e}");
-            std::process::exit(2);
-        }
-    };
+    let settings = Settings::parse();
     let start = Instant::now();
     match train(&settings) {
         Ok(report) => {

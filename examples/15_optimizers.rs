@@ -15,16 +15,21 @@
 //! `cargo run --release --example 15_optimizers [-- DIR]`; the PNG (`optimizers.png`) goes to
 //! `DIR`, else to `$TAPEGRAD_PLOTS`, else to `target/plots/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use clap::ValueEnum;
 use ndarray::Array1;
 use plotters::prelude::*;
-use tapegrad::optim::{AdaGrad, Adam, Momentum, Optimizer, RmsProp, Sgd};
+use tapegrad::optim::{Optimizer, RmsProp};
 use tapegrad::{Param, Tape, Var, s};
 
-#[path = "common/font.rs"]
-mod font;
-use font::register_font;
+#[path = "common/optimizer.rs"]
+mod optimizer;
+#[allow(dead_code)]
+#[path = "common/plots.rs"]
+mod plots;
+use optimizer::{OptimizerName, optimizer};
+use plots::{Area, ContourStyle, draw_contours, draw_path, plot_dir, register_font};
 
 /// Where every optimizer starts.
 pub const START: [f64; 2] = [-7.0, 2.0];
@@ -50,21 +55,20 @@ pub fn objective<'t>(p: Var<'t, f64>) -> Var<'t, f64> {
     x.square() / 20.0 + y.square()
 }
 
-/// The optimizer `name` over `params`, with the textbook's settings.
+/// The optimizer `name` (a name of [`OPTIMIZERS`], in any case) over `params`, with the
+/// textbook's settings: those of the optimizer the other examples choose by name, but for
+/// RMSProp's ε, 1e-7 as in the textbook instead of PyTorch's 1e-8.
 ///
 /// Panics on a name not in [`OPTIMIZERS`].
-pub fn optimizer(name: &str, params: Vec<Param>, lr: f64) -> Box<dyn Optimizer<f64>> {
-    match name {
-        "SGD" => Box::new(Sgd::new(params, lr)),
-        "Momentum" => Box::new(Momentum::new(params, lr)),
-        "AdaGrad" => Box::new(AdaGrad::new(params, lr)),
-        "RMSProp" => {
+pub fn textbook_optimizer(name: &str, params: Vec<Param>, lr: f64) -> Box<dyn Optimizer<f64>> {
+    match OptimizerName::from_str(name, true) {
+        Ok(OptimizerName::Rmsprop) => {
             let mut rmsprop = RmsProp::new(params, lr);
             rmsprop.eps = 1e-7;
             Box::new(rmsprop)
         }
-        "Adam" => Box::new(Adam::new(params, lr)),
-        _ => panic!("no optimizer named {name:?}; expected one of {OPTIMIZERS:?}"),
+        Ok(other) => optimizer(other, params, lr),
+        Err(_) => panic!("no optimizer named {name:?}; expected one of {OPTIMIZERS:?}"),
     }
 }
 
@@ -95,7 +99,7 @@ impl Run {
 pub fn descend(name: &'static str, lr: f64) -> Run {
     let tape = Tape::<f64>::new();
     let p = tape.param(Array1::from(START.to_vec()));
-    let mut opt = optimizer(name, vec![p], lr);
+    let mut opt = textbook_optimizer(name, vec![p], lr);
     let mut path = vec![START];
     for _ in 0..STEPS {
         let grads = objective(tape.get(p)).backward();
@@ -110,14 +114,6 @@ pub fn descend(name: &'static str, lr: f64) -> Run {
 /// Every optimizer of [`OPTIMIZERS`], in order.
 pub fn runs() -> Vec<Run> {
     OPTIMIZERS.iter().map(|&(name, lr)| descend(name, lr)).collect()
-}
-
-/// Where the plot goes: the first argument, else `$TAPEGRAD_PLOTS`, else `target/plots/`.
-pub fn plot_dir() -> PathBuf {
-    std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("TAPEGRAD_PLOTS").ok())
-        .map_or_else(|| PathBuf::from("target/plots"), PathBuf::from)
 }
 
 /// Runs every optimizer, draws the paths into `dir` and returns the printed report.
@@ -143,7 +139,7 @@ pub fn report(dir: &Path) -> String {
 }
 
 /// The window drawn: the textbook's x ∈ [−10, 10], y ∈ [−5, 5].
-const WINDOW: ((f64, f64), (f64, f64)) = ((-10.0, 10.0), (-5.0, 5.0));
+const WINDOW: Area = ((-10.0, 10.0), (-5.0, 5.0));
 
 fn plot(file: &Path, runs: &[Run]) -> Result<(), Box<dyn std::error::Error>> {
     // 20 by 10 units drawn 2 by 1, so circles look round and the valley keeps its shape
@@ -158,21 +154,12 @@ fn plot(file: &Path, runs: &[Run]) -> Result<(), Box<dyn std::error::Error>> {
         .build_cartesian_2d(x0..x1, y0..y1)?;
     chart.configure_mesh().disable_mesh().x_desc("x").y_desc("y").draw()?;
     let levels: Vec<f64> = (1..=12).map(|k| 0.05 * 1.6f64.powi(k)).collect();
-    for (k, &level) in levels.iter().enumerate() {
-        let shade = 225 - (120 * k / levels.len()) as u8;
-        let colour = RGBColor(shade, shade, 255);
-        let segments = contour(&f, level, WINDOW, 200);
-        chart.draw_series(segments.into_iter().map(|s| PathElement::new(s.to_vec(), colour)))?;
-    }
+    let style = ContourStyle { area: WINDOW, grid: 200, lightest: 225, darkening: 120 };
+    draw_contours(&mut chart, &f, &levels, &style)?;
     let colours = [RED, RGBColor(0, 150, 0), BLUE, RGBColor(230, 140, 0), MAGENTA];
     for (run, colour) in runs.iter().zip(colours) {
-        let points: Vec<(f64, f64)> = run.path.iter().map(|p| (p[0], p[1])).collect();
         let [x, y] = run.last();
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
-            .label(format!("{} (lr {}): ({x:.2}, {y:.2})", run.name, run.lr))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 2, colour.filled())))?;
+        draw_path(&mut chart, &run.path, colour, format!("{} (lr {}): ({x:.2}, {y:.2})", run.name, run.lr))?;
     }
     chart.draw_series(std::iter::once(Cross::new((0.0, 0.0), 7, BLACK.stroke_width(2))))?;
     chart
@@ -185,38 +172,8 @@ fn plot(file: &Path, runs: &[Run]) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The level set `f = level` as line segments, by marching squares on an `n × n` grid.
-fn contour(
-    f: &dyn Fn(f64, f64) -> f64,
-    level: f64,
-    (xr, yr): ((f64, f64), (f64, f64)),
-    n: usize,
-) -> Vec<[(f64, f64); 2]> {
-    let at = |i: usize, j: usize| {
-        let (x, y) = (xr.0 + (xr.1 - xr.0) * i as f64 / n as f64, yr.0 + (yr.1 - yr.0) * j as f64 / n as f64);
-        (x, y, f(x, y) - level)
-    };
-    let mut segments = Vec::new();
-    for i in 0..n {
-        for j in 0..n {
-            let corners = [at(i, j), at(i + 1, j), at(i + 1, j + 1), at(i, j + 1)];
-            let mut crossings = Vec::with_capacity(4);
-            for e in 0..4 {
-                let (a, b) = (corners[e], corners[(e + 1) % 4]);
-                if (a.2 < 0.0) != (b.2 < 0.0) {
-                    let t = a.2 / (a.2 - b.2);
-                    crossings.push((a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1)));
-                }
-            }
-            for pair in crossings.chunks_exact(2) {
-                segments.push([pair[0], pair[1]]);
-            }
-        }
-    }
-    segments
-}
-
 #[allow(dead_code)]
 fn main() {
-    print!("{}", report(&plot_dir()));
+    let about = "SGD, Momentum, AdaGrad, RMSProp and Adam on x²/20 + y², their paths drawn into DIR";
+    print!("{}", report(&plot_dir(about)));
 }

@@ -5,7 +5,8 @@
 #[path = "../examples/13_cbow.rs"]
 mod cbow;
 
-use cbow::Settings;
+use cbow::{OptimizerName, Settings};
+use clap::Parser;
 
 #[test]
 fn related_words_end_up_far_closer_than_random_ones() {
@@ -70,21 +71,23 @@ fn power_iteration_finds_the_principal_directions() {
 
 #[test]
 fn flags_choose_the_training_and_the_files() {
-    let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-    let s = Settings::from_args(args("--epochs 3 --lr 0.01 --optimizer sgd --batch 50 --seed 4")).unwrap();
-    assert_eq!((s.epochs, s.lr, s.optimizer.as_str(), s.batch, s.seed), (3, 0.01, "sgd", 50, 4));
-    let s =
-        Settings::from_args(args("--dim 50 --window 2 --negatives 10 --min-count 3 --subsample 0")).unwrap();
+    let parse =
+        |flags: &str| Settings::try_parse_from(std::iter::once("cbow").chain(flags.split_whitespace()));
+    let s = parse("--epochs 3 --lr 0.01 --optimizer sgd --batch 50 --seed 4").unwrap();
+    assert_eq!((s.epochs, s.lr, s.optimizer, s.batch, s.seed), (3, 0.01, OptimizerName::Sgd, 50, 4));
+    let s = parse("--dim 50 --window 2 --negatives 10 --min-count 3 --subsample 0").unwrap();
     assert_eq!((s.dim, s.window, s.negatives, s.min_count, s.subsample), (50, 2, 10, 3, 0.0));
-    let s = Settings::from_args(args("--corpus a.tsv --pairs b.txt --out-dir c")).unwrap();
+    let s = parse("--corpus a.tsv --pairs b.txt --out-dir c").unwrap();
     assert_eq!(
         (s.corpus.to_str(), s.pairs.to_str(), s.out_dir.to_str()),
         (Some("a.tsv"), Some("b.txt"), Some("c"))
     );
-    assert_eq!(
-        Settings::from_args(args("--batch 0")).unwrap_err(),
-        "--batch, --dim and --negatives must be at least 1"
-    );
-    assert!(Settings::from_args(args("--optimizer lbfgs")).unwrap_err().starts_with("unknown optimizer"));
-    assert_eq!(Settings::from_args(args("--seed")).unwrap_err(), "--seed needs a value");
+    let error = |flags: &str| parse(flags).unwrap_err().to_string();
+    for flag in ["--batch", "--dim", "--negatives"] {
+        let e = error(&format!("{flag} 0"));
+        assert!(e.contains(&format!("invalid value '0' for '{flag} <")), "{e}");
+        assert!(e.contains("expected a whole number of at least 1"), "{e}");
+    }
+    assert!(error("--optimizer lbfgs").contains("invalid value 'lbfgs' for '--optimizer <OPTIMIZER>'"));
+    assert!(error("--seed").contains("a value is required for '--seed <SEED>'"));
 }

@@ -1,5 +1,8 @@
 //! The optimisation and higher-order examples' printed figures, pinned against closed forms and
 //! hand recurrences computed here in plain `f64`, and their pictures checked to decode.
+// Examples 04 and 06 each bring their own copy of `examples/common/plots.rs`, as they do when
+// built alone.
+#![allow(clippy::duplicate_mod)]
 
 use std::path::{Path, PathBuf};
 

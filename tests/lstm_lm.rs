@@ -6,6 +6,7 @@
 #[path = "../examples/14_lstm_lm.rs"]
 mod lstm_lm;
 
+use clap::Parser;
 use lstm_lm::Settings;
 
 #[test]
@@ -50,24 +51,20 @@ fn three_hundred_chunks_take_the_lstm_far_below_the_unigram_model() {
 
 #[test]
 fn flags_choose_the_model_the_training_and_the_text() {
-    let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-    let s = Settings::from_args(args("--epochs 2 --lr 10 --clip 0.5 --batch 32 --steps 20 --chunks 100"))
-        .unwrap();
+    let parse = |flags: &[&str]| Settings::try_parse_from(std::iter::once(&"lstm_lm").chain(flags));
+    let words = |flags: &'static str| flags.split_whitespace().collect::<Vec<_>>();
+    let s = parse(&words("--epochs 2 --lr 10 --clip 0.5 --batch 32 --steps 20 --chunks 100")).unwrap();
     assert_eq!((s.epochs, s.lr, s.clip, s.batch, s.steps, s.chunks), (2, 10.0, 0.5, 32, 20, Some(100)));
-    let s =
-        Settings::from_args(args("--embed 64 --hidden 128 --vocab 5000 --seed 7 --words 10 --no-progress"))
-            .unwrap();
+    let s = parse(&words("--embed 64 --hidden 128 --vocab 5000 --seed 7 --words 10 --no-progress")).unwrap();
     assert_eq!((s.embed, s.hidden, s.vocab, s.seed, s.words, s.progress), (64, 128, 5000, 7, 10, false));
-    let s = Settings::from_args(vec![
-        "--prompt".into(),
-        "and god said".into(),
-        "--data-dir".into(),
-        "/tmp/kjv".into(),
-    ])
-    .unwrap();
+    let s = parse(&["--prompt", "and god said", "--data-dir", "/tmp/kjv"]).unwrap();
     assert_eq!((s.prompt.as_str(), s.data_dir), ("and god said", std::path::PathBuf::from("/tmp/kjv")));
-    assert_eq!(Settings::from_args(args("--lr")).unwrap_err(), "--lr needs a value");
-    assert!(
-        Settings::from_args(args("--dropout 0.5")).unwrap_err().starts_with("unknown flag \"--dropout\"")
+    let s = Settings::default();
+    assert_eq!(
+        (s.epochs, s.lr, s.chunks, s.progress, s.prompt.as_str()),
+        (4, 20.0, None, true, "in the beginning")
     );
+    let error = |flags: &'static str| parse(&words(flags)).unwrap_err().to_string();
+    assert!(error("--lr").contains("a value is required for '--lr <LR>'"));
+    assert!(error("--dropout 0.5").contains("unexpected argument '--dropout'"));
 }

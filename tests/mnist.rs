@@ -4,7 +4,18 @@
 #[path = "../examples/10_mnist_mlp.rs"]
 mod mnist_mlp;
 
-use mnist_mlp::Settings;
+use clap::Parser;
+use mnist_mlp::{OptimizerName, Settings, WorkerFlags};
+
+/// The settings of `mnist_mlp` run with `flags`, or clap's error.
+fn parse(flags: &str) -> Result<Settings, clap::Error> {
+    Settings::try_parse_from(std::iter::once("mnist_mlp").chain(flags.split_whitespace()))
+}
+
+/// The first line of clap's error for `flags`.
+fn error(flags: &str) -> String {
+    parse(flags).unwrap_err().to_string().lines().next().unwrap_or_default().to_string()
+}
 
 #[test]
 fn default_settings_reach_95_percent_on_the_held_out_digits() {
@@ -23,7 +34,7 @@ fn default_settings_reach_95_percent_on_the_held_out_digits() {
     // the saved weights load back into a fresh model of the same shape
     let tape = tapegrad::Tape::<f32>::new();
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
-    let model = tapegrad::nn::Mlp::new(&tape, &settings.sizes, settings.activation, settings.init, &mut rng);
+    let model = mnist_mlp::mlp(&tape, &settings, &mut rng);
     tapegrad::nn::load(out.join("weights.safetensors"), &tape, &model).unwrap();
     // and the curves are a real picture of the promised size
     let decoder =
@@ -35,22 +46,45 @@ fn default_settings_reach_95_percent_on_the_held_out_digits() {
 
 #[test]
 fn flags_choose_the_textbook_network_and_the_optimizer() {
-    let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-    let s = Settings::from_args(args("--two-layer-net --epochs 3")).unwrap();
+    let s = parse("--two-layer-net --epochs 3").unwrap();
     assert_eq!(
-        (s.sizes.as_slice(), s.batch, s.lr, s.optimizer.as_str(), s.epochs),
-        (&[784, 50, 10][..], 100, 0.1, "sgd", 3)
+        (s.hidden.as_slice(), s.batch, s.lr, s.optimizer, s.epochs),
+        (&[50][..], 100, 0.1, OptimizerName::Sgd, 3)
     );
-    let s = Settings::from_args(args("--optimizer rmsprop --hidden 64,32 --data-dir /tmp/mnist")).unwrap();
-    assert_eq!((s.sizes.as_slice(), s.optimizer.as_str()), (&[784, 64, 32, 10][..], "rmsprop"));
+    let s = Settings::default();
+    assert_eq!(
+        (s.hidden.as_slice(), s.batch, s.lr, s.optimizer, s.epochs, s.two_layer_net),
+        (&[256, 128][..], 64, 1e-3, OptimizerName::Adam, 15, false)
+    );
+    let s = parse("--optimizer rmsprop --hidden 64,32 --data-dir /tmp/mnist").unwrap();
+    assert_eq!((s.hidden.as_slice(), s.optimizer), (&[64, 32][..], OptimizerName::Rmsprop));
     assert_eq!(s.data_dir, std::path::PathBuf::from("/tmp/mnist"));
-    let e = Settings::from_args(args("--optimizer lbfgs")).unwrap_err();
-    assert!(e.starts_with("unknown optimizer \"lbfgs\""), "{e}");
-    assert_eq!(Settings::from_args(args("--epochs")).unwrap_err(), "--epochs needs a value");
-    assert_eq!(Settings::default().workers, 2, "two workers by default, on any machine");
-    assert_eq!(Settings::from_args(args("--workers 1")).unwrap().workers, 1);
-    let e = Settings::from_args(args("--workers 0")).unwrap_err();
-    assert_eq!(e, "--workers: 0 is not a number of workers; expected 1, 2, …");
+    // the textbook's network from the flags, with its sigmoid and its small weights
+    let tape = tapegrad::Tape::<f32>::new();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    let net = mnist_mlp::mlp(&tape, &parse("--two-layer-net").unwrap(), &mut rng);
+    let shapes: Vec<_> = tapegrad::nn::Module::parameters(&net)
+        .into_iter()
+        .map(|(name, p)| (name, tape.get(p).shape().to_vec()))
+        .collect();
+    assert_eq!(shapes[0], ("fc1.weight".to_string(), vec![784, 50]));
+    assert_eq!(shapes[2], ("fc2.weight".to_string(), vec![50, 10]));
+    let first = tape.get(tapegrad::nn::Module::parameters(&net)[0].1).to_array();
+    let spread = (first.iter().map(|w| (w * w) as f64).sum::<f64>() / first.len() as f64).sqrt();
+    assert!((spread - 0.01).abs() < 0.001, "weights N(0, 0.01²), found a spread of {spread}");
+
+    assert!(error("--optimizer lbfgs").contains("invalid value 'lbfgs' for '--optimizer <OPTIMIZER>'"));
+    assert!(error("--epochs").contains("a value is required for '--epochs <EPOCHS>'"));
+    assert!(error("--hidden 25x").contains("invalid value '25x' for '--hidden <WIDTHS>'"));
+    assert!(error("--bogus").contains("unexpected argument '--bogus'"));
+    assert_eq!(Settings::default().workers, WorkerFlags { workers: 2, mpi: false }, "two by default");
+    assert_eq!(parse("--workers 1").unwrap().workers.workers, 1);
+    assert_eq!(parse("--mpi").unwrap().workers.workers(), tapegrad::parallel::Workers::Mpi);
+    assert_eq!(
+        error("--workers 0"),
+        "error: invalid value '0' for '--workers <N>': expected a whole number of at least 1"
+    );
+    assert!(error("--mpi --workers 3").contains("cannot be used with"));
 }
 
 /// Two workers sharing each batch train the same network as one: after two epochs of
@@ -62,9 +96,9 @@ fn two_workers_train_the_same_network_as_one() {
         progress: false,
         out_dir: out.clone(),
         epochs: 2,
-        optimizer: "momentum".into(),
+        optimizer: OptimizerName::Momentum,
         lr: 0.02,
-        workers,
+        workers: WorkerFlags { workers, mpi: false },
         ..Settings::default()
     };
     let (one, two) = (mnist_mlp::train(&settings(1)).unwrap(), mnist_mlp::train(&settings(2)).unwrap());

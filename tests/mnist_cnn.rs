@@ -4,7 +4,13 @@
 #[path = "../examples/11_mnist_cnn.rs"]
 mod mnist_cnn;
 
-use mnist_cnn::Settings;
+use clap::Parser;
+use mnist_cnn::{OptimizerName, Settings};
+
+/// The settings of `mnist_cnn` run with `flags`, or clap's error.
+fn parse(flags: &str) -> Result<Settings, clap::Error> {
+    Settings::try_parse_from(std::iter::once("mnist_cnn").chain(flags.split_whitespace()))
+}
 
 #[test]
 fn simple_conv_net_passes_97_5_percent_on_the_held_out_digits() {
@@ -38,15 +44,17 @@ fn simple_conv_net_passes_97_5_percent_on_the_held_out_digits() {
 
 #[test]
 fn flags_choose_the_optimizer_the_shifts_and_the_data() {
-    let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-    let s = Settings::from_args(args("--optimizer sgd --lr 0.1 --epochs 3 --batch 50 --no-shift")).unwrap();
-    assert_eq!((s.optimizer.as_str(), s.lr, s.epochs, s.batch, s.shift), ("sgd", 0.1, 3, 50, 0));
-    let s = Settings::from_args(args("--filters 16 --hidden 64 --shift 1 --data-dir /tmp/mnist")).unwrap();
+    let s = parse("--optimizer sgd --lr 0.1 --epochs 3 --batch 50 --no-shift").unwrap();
+    assert_eq!((s.optimizer, s.lr, s.epochs, s.batch, s.shift), (OptimizerName::Sgd, 0.1, 3, 50, 0));
+    let s = parse("--filters 16 --hidden 64 --shift 1 --data-dir /tmp/mnist").unwrap();
     assert_eq!((s.filters, s.hidden, s.shift), (16, 64, 1));
     assert_eq!(s.data_dir, std::path::PathBuf::from("/tmp/mnist"));
-    let e = Settings::from_args(args("--optimizer lbfgs")).unwrap_err();
-    assert!(e.starts_with("unknown optimizer \"lbfgs\""), "{e}");
-    assert_eq!(Settings::from_args(args("--seed")).unwrap_err(), "--seed needs a value");
-    assert_eq!(Settings::default().workers, 2, "two workers by default, on any machine");
-    assert_eq!(Settings::from_args(args("--workers 1")).unwrap().workers, 1);
+    let s = Settings::default();
+    assert_eq!((s.filters, s.hidden, s.optimizer, s.lr, s.shift), (30, 100, OptimizerName::Adam, 2e-3, 2));
+    let error = |flags: &str| parse(flags).unwrap_err().to_string();
+    assert!(error("--optimizer lbfgs").contains("invalid value 'lbfgs' for '--optimizer <OPTIMIZER>'"));
+    assert!(error("--seed").contains("a value is required for '--seed <SEED>'"));
+    assert!(error("--shift 1 --no-shift").contains("cannot be used with"));
+    assert_eq!(Settings::default().workers.workers, 2, "two workers by default, on any machine");
+    assert_eq!(parse("--workers 1").unwrap().workers.workers, 1);
 }

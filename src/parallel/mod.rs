@@ -6,7 +6,9 @@
 //! [`all_reduce_sum`](Communicator::all_reduce_sum), [`broadcast`](Communicator::broadcast)
 //! and [`barrier`](Communicator::barrier). [`run_threads`] runs W workers as threads of one
 //! process, each with its own tape and model replica ([`ThreadComm`], no system dependency);
-//! with the `mpi` feature, `MpiComm` runs them as MPI processes.
+//! with the `mpi` feature, `MpiComm` runs them as MPI processes. [`launch`] starts a run in one
+//! call on whichever [`Workers`] a command line chose (one thread, W threads, or this process
+//! of an MPI job) and returns rank 0's result, as PyTorch's `torch.multiprocessing.spawn`.
 //!
 //! A step, on each worker:
 //!
@@ -58,12 +60,14 @@ use crate::state::{Entry, StateError};
 use crate::tape::{Gradients, Param, Tape};
 use crate::value::Value;
 
+mod launch;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod threads;
 
 #[cfg(feature = "mpi")]
 pub use self::mpi::MpiComm;
+pub use launch::{WorkerComm, Workers, launch};
 pub use threads::{ThreadComm, run_threads};
 
 /// What the workers of a data-parallel run share.
@@ -195,6 +199,9 @@ pub enum ParallelError {
     /// A model's state could not be read.
     #[error(transparent)]
     State(#[from] StateError),
+    /// [`launch`] could not start the workers: none asked for, or MPI in a build without it.
+    #[error("parallel::launch: {0}")]
+    Launch(String),
 }
 
 /// The rows of a batch of `n` that worker `rank` of `size` takes: contiguous, in rank order,
