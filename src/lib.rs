@@ -21,8 +21,11 @@
 //! assert!((grads[tax].scalar().unwrap() - 200.0).abs() < 1e-12);
 //! ```
 //!
-//! Layers, from the ground up: [`Float`] and [`Error`]; [`Value`]; the [`tape`](Tape) (nodes,
-//! [`Var`], backward) and the [`op`] protocol; the [`ops`] families, which define all math on
+//! Layers, from the ground up: [`Float`] and [`Error`]; the kernels, where all that exists for
+//! speed lives (the products, recycled buffers, vectorised math, fused row, window and
+//! convolution loops; not public, but for [`general_mat_mul`] and [`release_cached_buffers`]);
+//! [`Value`]; the [`tape`](Tape) (nodes, [`Var`], backward, with one extension point,
+//! [`FastBackward`]) and the [`op`] protocol; the [`ops`] families, which define all math on
 //! `Var`; [`gradcheck`] and [`gradgradcheck`]; [`functional`] (Hessian- and Jacobian-vector
 //! products, Hessians and Jacobians of whole functions); [`nn`] and [`optim`], with their
 //! [`state`] as named arrays; [`checkpoint`] (files that resume a run exactly) and
@@ -72,6 +75,11 @@ pub use ndarray::s;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeExample;
+
+/// The Korean README's example, likewise.
+#[cfg(doctest)]
+#[doc = include_str!("../README.ko.md")]
+struct ReadmeKoExample;
 
 /// The architecture notes' examples, compiled and run as doc tests.
 #[cfg(doctest)]

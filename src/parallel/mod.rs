@@ -237,10 +237,9 @@ pub fn all_reduce_gradients<F: Float>(
     if comm.size() == 1 {
         return Ok(()); // the gradients are already the mean over the whole batch
     }
-    // NOTE: one collective per parameter, on the gradient's own storage. Gathering them into
-    // one buffer first and back afterwards moved every value twice more: SimpleConvNet with
-    // two workers on one thread each ran 1.56x as fast as one worker, against 1.60-1.63x now
-    // (`RAYON_NUM_THREADS=1 cargo bench --bench data_parallel`, AMD EPYC with AVX2).
+    // NOTE: one collective per parameter, on the gradient's own storage: gathering them into
+    // one buffer first and back afterwards moves every value twice more, measurably slower
+    // (`RAYON_NUM_THREADS=1 cargo bench --bench data_parallel`; docs/PERFORMANCE.md).
     let weight = samples as f64;
     for &p in params {
         match grads.param_mut(p) {

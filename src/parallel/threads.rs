@@ -284,10 +284,9 @@ impl Communicator for ThreadComm<'_> {
     /// Each worker publishes its values as they are (in `F`, not widened: a third of the
     /// bytes), computes the means of its own share of the positions, and copies every share.
     ///
-    /// NOTE: measured on SimpleConvNet (`RAYON_NUM_THREADS=1 cargo bench --bench
-    /// data_parallel`): moving the gradients as `f64` through `all_reduce_sum` (widened,
-    /// published, summed, copied back, divided) cost 2.7 ms a step on top of the 7.1 ms of
-    /// the two workers' own work.
+    /// NOTE: moving the gradients as `f64` through `all_reduce_sum` instead (widened,
+    /// published, summed, copied back, divided) adds a large share to a training step
+    /// (`RAYON_NUM_THREADS=1 cargo bench --bench data_parallel`; docs/PERFORMANCE.md).
     fn all_reduce_mean<F: Float>(&self, data: &mut [F], weight: f64) -> Result<(), ParallelError> {
         const OP: &str = "all_reduce_mean";
         let (n, size) = (data.len(), self.shared.size);
