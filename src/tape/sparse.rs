@@ -19,7 +19,7 @@ use crate::value::Value;
 
 /// A gradient that touches only some rows (the first axis) of its value: `rows[k]` gets
 /// `values` row `k`; a row may appear more than once, and its entries add up. Made by an
-/// embedding lookup; see [`Gradients::sparse_param`].
+/// embedding lookup; see [`Gradients::sparse_param`](crate::Gradients::sparse_param).
 ///
 /// ```
 /// use ndarray::array;
