@@ -15,8 +15,8 @@ use ndarray::{ArrayD, ArrayView1, ArrayViewD, Axis, Zip};
 use rayon::prelude::*;
 
 use crate::float::Float;
-use crate::kernels::PARALLEL_ELEMENTS;
 use crate::kernels::vector::{exp, lanes, with_widest_vectors};
+use crate::kernels::{PARALLEL_ELEMENTS, buffers};
 
 /// A row's softmax normaliser: the shift (its maximum, or 0 when that is not finite) and the
 /// sum of the shifted exponentials.
@@ -53,8 +53,28 @@ impl<F: Float> Normaliser<F> {
     }
 }
 
+/// The rows of `x` along `axis` as one contiguous slice and the rows' length, when `axis` is
+/// the last and `x` is in standard layout (a batch of logits): the kernels then run row by row
+/// without an indexed walk.
+fn contiguous_rows<'a, F>(x: &'a ArrayViewD<'_, F>, axis: usize) -> Option<(&'a [F], usize)> {
+    let width = *x.shape().get(axis)?;
+    if axis + 1 != x.ndim() || width == 0 {
+        return None;
+    }
+    Some((x.as_slice()?, width))
+}
+
 /// The normaliser of every row of `x` along `axis`, with that axis kept (length 1).
 pub(crate) fn normalisers<F: Float>(x: &ArrayViewD<'_, F>, axis: usize) -> ArrayD<Normaliser<F>> {
+    if let Some((data, width)) = contiguous_rows(x, axis) {
+        let mut kept = x.raw_dim();
+        kept[axis] = 1;
+        let rows = with_widest_vectors(
+            #[inline(always)]
+            || data.chunks_exact(width).map(Normaliser::of).collect(),
+        );
+        return ArrayD::from_shape_vec(kept, rows).expect("one normaliser per row");
+    }
     with_widest_vectors(
         #[inline(always)]
         || Zip::from(x.lanes(Axis(axis))).map_collect(|row| Normaliser::of_lane(row)),
@@ -69,16 +89,37 @@ pub(crate) fn log_sum_exp<F: Float>(x: &ArrayViewD<'_, F>, axis: usize) -> Array
 
 /// `eˣ / Σ eˣ` along `axis`.
 pub(crate) fn softmax<F: Float>(x: &ArrayViewD<'_, F>, axis: usize) -> ArrayD<F> {
-    let n = normalisers(x, axis);
-    let n = n.broadcast(x.raw_dim()).expect("one normaliser per row");
-    Zip::from(x).and(&n).map_collect(|&v, n| exp(v - n.shift) / n.sum)
+    each_element(x, axis, |v, n| exp(v - n.shift) / n.sum)
 }
 
 /// `x − ln Σ eˣ` along `axis`.
 pub(crate) fn log_softmax<F: Float>(x: &ArrayViewD<'_, F>, axis: usize) -> ArrayD<F> {
+    each_element(x, axis, |v, n| v - n.shift - n.sum.ln())
+}
+
+/// `f(v, normaliser of v's row)` for every element `v` of `x`, rows along `axis`.
+#[inline(always)]
+fn each_element<F: Float>(
+    x: &ArrayViewD<'_, F>,
+    axis: usize,
+    f: impl Fn(F, Normaliser<F>) -> F,
+) -> ArrayD<F> {
+    if let Some((data, width)) = contiguous_rows(x, axis) {
+        let mut out = buffers::to_overwrite(data.len());
+        with_widest_vectors(
+            #[inline(always)]
+            || {
+                for (row, out) in data.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+                    let n = Normaliser::of(row);
+                    out.iter_mut().zip(row).for_each(|(o, &v)| *o = f(v, n));
+                }
+            },
+        );
+        return ArrayD::from_shape_vec(x.raw_dim(), out).expect("one value per element");
+    }
     let n = normalisers(x, axis);
     let n = n.broadcast(x.raw_dim()).expect("one normaliser per row");
-    Zip::from(x).and(&n).map_collect(|&v, n| v - n.shift - n.sum.ln())
+    Zip::from(x).and(&n).map_collect(|&v, &n| f(v, n))
 }
 
 /// Each row's cross-entropy against its label, `ln Σ eˣ − x[label]`, and its normaliser, for
