@@ -13,7 +13,6 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 use crate::float::Float;
 use crate::tape::Var;
 use crate::tape::op::FastBackward;
-use crate::value::Value;
 
 /// A number with the method set that elementwise gradient rules use.
 #[derive(Debug, Clone, Copy)]
@@ -110,20 +109,14 @@ impl<'a, F: Float> RuleResult<Var<'a, F>> for Var<'a, F> {
     }
 }
 
-/// Delivers the gradients `rule` computes from the inputs, the output and `gy` when all of them
-/// are scalars (and returns `true`); returns `false` otherwise, so the tensor rule runs.
+/// Delivers the gradients a table rule computes on [`Scalar`]s when every value of the node is a
+/// scalar (and returns `true`); returns `false` otherwise, so the tensor rule runs.
 #[inline]
 pub(crate) fn scalar_rule<F: Float, const N: usize>(
     fast: &mut FastBackward<'_, F>,
     rule: impl FnOnce([Scalar<F>; N], Scalar<F>, Scalar<F>) -> [Option<F>; N],
 ) -> bool {
-    let Some((xs, y, gy)) = fast.scalars::<N>() else { return false };
-    for (i, g) in rule(xs.map(Scalar), Scalar(y), Scalar(gy)).into_iter().enumerate() {
-        if let Some(g) = g {
-            fast.add(i, Value::Scalar(g));
-        }
-    }
-    true
+    fast.scalar_rule(|xs, y, gy| rule(xs.map(Scalar), Scalar(y), Scalar(gy)))
 }
 
 /// The gradient of a rule evaluated on scalars.

@@ -234,8 +234,9 @@ impl<'t, F: Float> GradientStore<'t, F> for Values {
         rows: &mut SparseGrads<F>,
         keep: &[NodeId],
     ) -> bool {
-        let op = inner.nodes[id].op.as_deref().expect("recorded nodes have an op");
-        op.fast_backward(&mut FastBackward::new(inner, id, gy, grads, rows, keep))
+        let node = &inner.nodes[id];
+        let op = node.op.as_deref().expect("recorded nodes have an op");
+        op.fast_backward(&mut FastBackward::new(inner, node, gy, grads, rows, keep))
     }
 }
 

@@ -8,8 +8,9 @@
 //! implement [`Op::fast_backward`](crate::Op::fast_backward): given the values, it delivers
 //! its inputs' gradients itself, through this handle, in one of three forms:
 //!
-//! - [`add`](FastBackward::add): a dense gradient, added to what the input has so far (the
-//!   elementwise ops on scalars, computed on plain numbers);
+//! - [`add`](FastBackward::add): a dense gradient, added to what the input has so far
+//!   ([`scalar_rule`](FastBackward::scalar_rule) does so for the elementwise ops on scalars,
+//!   computed on plain numbers);
 //! - [`add_rows`](FastBackward::add_rows): a row-sparse gradient ([`SparseRows`]) for a leaf
 //!   (the embedding lookup), kept as rows for the optimizers;
 //! - [`gradient_so_far`](FastBackward::gradient_so_far): the input's gradient so far, to add
@@ -49,9 +50,7 @@ use crate::value::Value;
 ///     }
 ///     // the same on plain numbers, when everything is a scalar
 ///     fn fast_backward(&self, fast: &mut FastBackward<'_, F>) -> bool {
-///         let Some(([x], _y, gy)) = fast.scalars() else { return false };
-///         fast.add(0, Value::Scalar(gy * x * x * F::of(3.0)));
-///         true
+///         fast.scalar_rule(|[x], _y, gy| [Some(gy * x * x * F::of(3.0))])
 ///     }
 /// }
 ///
@@ -71,13 +70,13 @@ pub struct FastBackward<'a, F: Float> {
 impl<'a, F: Float> FastBackward<'a, F> {
     pub(crate) fn new(
         inner: &'a Inner<F>,
-        id: NodeId,
+        node: &'a Node<F>,
         gy: &'a Value<F>,
         grads: &'a mut SecondaryMap<NodeId, Value<F>>,
         rows: &'a mut SecondaryMap<NodeId, SparseRows<F>>,
         keep: &'a [NodeId],
     ) -> Self {
-        FastBackward { inner, node: &inner.nodes[id], gy, grads, rows, keep }
+        FastBackward { inner, node, gy, grads, rows, keep }
     }
 
     /// The gradient of the final output with respect to this node's output.
@@ -105,39 +104,47 @@ impl<'a, F: Float> FastBackward<'a, F> {
         self.inner.nodes[self.node.parents[i]].requires_grad
     }
 
-    /// The `N` inputs, the output and `gy` as numbers, when the node has `N` inputs and every
-    /// one of these values is a scalar; `None` otherwise.
+    /// The gradients on plain numbers, when the node has `N` inputs and they, the output and
+    /// `gy` are all scalars: `rule(inputs, output, gy)` gives each input's gradient (`None` for
+    /// none), those the inputs need are added, and the result is `true`. Otherwise it returns
+    /// `false` and calls nothing. A chain of scalar ops differentiates this way without a rule's
+    /// context, scope and temporaries.
     #[inline]
-    pub fn scalars<const N: usize>(&self) -> Option<([F; N], F, F)> {
-        let (&Value::Scalar(gy), &Value::Scalar(y)) = (self.gy, &self.node.value) else { return None };
+    pub fn scalar_rule<const N: usize>(&mut self, rule: impl FnOnce([F; N], F, F) -> [Option<F>; N]) -> bool {
+        let (&Value::Scalar(gy), &Value::Scalar(y)) = (self.gy, &self.node.value) else { return false };
         if self.node.parents.len() != N {
-            return None;
+            return false;
         }
-        let mut xs = [F::zero(); N];
-        for (x, &p) in xs.iter_mut().zip(&self.node.parents) {
-            let Value::Scalar(v) = self.inner.nodes[p].value else { return None };
-            *x = v;
+        let (mut xs, mut needs) = ([F::zero(); N], [false; N]);
+        for (k, &p) in self.node.parents.iter().enumerate() {
+            let input = &self.inner.nodes[p];
+            let Value::Scalar(x) = input.value else { return false };
+            (xs[k], needs[k]) = (x, input.requires_grad);
         }
-        Some((xs, y, gy))
+        for ((g, need), &p) in rule(xs, y, gy).into_iter().zip(needs).zip(&self.node.parents) {
+            if let Some(g) = g.filter(|_| need) {
+                add_gradient(self.grads, p, Value::Scalar(g));
+            }
+        }
+        true
     }
 
     /// Adds `g`, a gradient of the `i`-th input's shape, to that input's gradient.
     ///
     /// Panics, naming the op, if `g` does not have the input's shape.
+    #[inline]
     pub fn add(&mut self, i: usize, g: Value<F>) {
         let parent = self.node.parents[i];
         let input = &self.inner.nodes[parent];
         if !input.requires_grad {
             return;
         }
-        if !matches!((&g, &input.value), (Value::Scalar(_), Value::Scalar(_))) {
-            assert!(
-                g.shape() == input.value.shape(),
-                "fast_backward of {} gave a gradient of shape {:?} for an input of shape {:?}",
-                self.op_name(),
-                g.shape(),
-                input.value.shape()
-            );
+        let fits = match (&g, &input.value) {
+            (Value::Scalar(_), Value::Scalar(_)) => true,
+            (g, x) => g.shape() == x.shape(),
+        };
+        if !fits {
+            self.wrong_shape("a gradient", g.shape(), input.value.shape());
         }
         add_gradient(self.grads, parent, g);
     }
@@ -188,9 +195,19 @@ impl<'a, F: Float> FastBackward<'a, F> {
     fn op_name(&self) -> &'static str {
         self.node.op.as_deref().map_or("a node", |op| op.name())
     }
+
+    #[cold]
+    #[inline(never)]
+    fn wrong_shape(&self, what: &str, got: &[usize], expected: &[usize]) -> ! {
+        panic!(
+            "fast_backward of {} gave {what} of shape {got:?} for an input of shape {expected:?}",
+            self.op_name()
+        )
+    }
 }
 
 /// Adds the gradient `g` into node `id`'s gradient in `grads`.
+#[inline]
 fn add_gradient<F: Float>(grads: &mut SecondaryMap<NodeId, Value<F>>, id: NodeId, g: Value<F>) {
     match grads.entry(id) {
         Some(Entry::Occupied(mut acc)) => acc.get_mut().accumulate(g),
