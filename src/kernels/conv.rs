@@ -224,15 +224,16 @@ impl Geometry {
             for ky in 0..kh {
                 for kx in 0..kw {
                     let row = &mut columns[((c * kh + ky) * kw + kx) * positions..][..positions];
+                    // the outputs whose tap kx reads the image, and the column the first reads
                     let inside = cols.outputs(kx);
+                    let first = cols.pixel(inside.start, kx).filter(|_| !inside.is_empty());
                     for (oy, out) in row.chunks_exact_mut(self.ow).enumerate() {
-                        let Some(iy) = rows.pixel(oy, ky) else {
+                        let (Some(iy), Some(first)) = (rows.pixel(oy, ky), first) else {
                             out.fill(F::zero());
                             continue;
                         };
                         out[..inside.start].fill(F::zero());
                         out[inside.end..].fill(F::zero());
-                        let Some(first) = cols.pixel(inside.start, kx) else { continue };
                         let source = &plane[iy * self.w + first..];
                         let out = &mut out[inside.clone()];
                         if step == 1 {
