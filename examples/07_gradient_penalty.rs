@@ -2,8 +2,9 @@
 //!
 //! A small network `f(x) = w₂ᵀ tanh(w₁x + b₁) + b₂` is fitted to noisy samples of `sin x`. Besides
 //! the squared error, the loss charges the squared slope `(∂f/∂x)²` at each sample, which keeps
-//! the fitted curve flat where the data do not demand otherwise (Drucker and LeCun's "double
-//! backpropagation"). The slope is a gradient, taken with `create_graph` so that the loss, and
+//! the fitted curve flat where the data do not demand otherwise: a simpler relative of Drucker and
+//! LeCun's "double backpropagation", which penalises the loss's gradient with respect to the input
+//! (guide, chapter 9). The slope is a gradient, taken with `create_graph` so that the loss, and
 //! with it the parameters' update, can be differentiated through it: one backward pass inside
 //! the loss, one more through the whole.
 //!
