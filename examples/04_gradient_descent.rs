@@ -3,7 +3,8 @@
 //! graph.
 //!
 //! Prints the iterates of
-//! - `y = x²` from `x₁ = 2` with step `h = 0.1` (`x₂ = 1.6`, `x₃ = 1.28`, …) and with `h = 0.2`;
+//! - `y = x²` from `x₁ = 2` with learning rate `η = 0.1` (`x₂ = 1.6`, `x₃ = 1.28`, …) and with
+//!   `η = 0.2` (the course's `lr`; `h` is kept for the step of numerical differentiation);
 //! - `f(x, y) = x² + y²` from `(−3, 4)` with learning rate 0.1;
 //! - the Rosenbrock function `100(y − x²)² + (1 − x)²` from `(0, 2)` with learning rate 0.001
 //!   for 10,000 steps, which crawls along the curved valley towards the minimum at `(1, 1)`;
@@ -31,15 +32,16 @@ pub fn show(x: f64) -> String {
     if rounded != 0.0 && rounded.abs() < 1e-3 { format!("{rounded:e}") } else { format!("{rounded}") }
 }
 
-/// `xₖ₊₁ = xₖ − h·dy/dx` for `y = x²` from `x₁ = x`: the iterates `x₁ … x_steps`.
-pub fn descend_square(x: f64, h: f64, steps: usize) -> Vec<f64> {
+/// `xₖ₊₁ = xₖ − η·dy/dx` for `y = x²` from `x₁ = x` with learning rate `η = lr`: the iterates
+/// `x₁ … x_steps`.
+pub fn descend_square(x: f64, lr: f64, steps: usize) -> Vec<f64> {
     let tape = Tape::<f64>::new();
     let x = tape.get(tape.param(x));
     let mut iterates = vec![x.scalar()];
     for _ in 1..steps {
         let y = x * x;
         let dy = y.backward()[x].scalar().expect("a scalar");
-        x.update(|mut v| v.mapv_inplace(|x| x - h * dy));
+        x.update(|mut v| v.mapv_inplace(|x| x - lr * dy));
         tape.reset();
         iterates.push(x.scalar());
     }
@@ -100,14 +102,14 @@ pub const PLOTS: [&str; 5] = [
 pub fn report(dir: &Path) -> String {
     let mut out = String::new();
     let mut square = Vec::new();
-    for h in [0.1, 0.2] {
-        let xs = descend_square(2.0, h, 50);
-        out += &format!("y = x², x₁ = 2, h = {h}\n");
+    for lr in [0.1, 0.2] {
+        let xs = descend_square(2.0, lr, 50);
+        out += &format!("y = x², x₁ = 2, learning rate η = {lr}\n");
         for (k, x) in xs.iter().enumerate() {
             out += &format!("x{} = {}\n", k + 1, show(*x));
         }
         out += "\n";
-        square.push((h, xs));
+        square.push((lr, xs));
     }
 
     let sphere_path = descend_2d(sphere, [-3.0, 4.0], 0.1, 100);
@@ -251,11 +253,11 @@ fn plot_square_descent(path: &Path, runs: &[(f64, Vec<f64>)]) -> Plot {
         .build_cartesian_2d(-2.5..2.5, -0.2..4.5)?;
     chart.configure_mesh().x_desc("x").y_desc("y").draw()?;
     chart.draw_series(LineSeries::new((-250..=250).map(|i| i as f64 * 0.01).map(|x| (x, x * x)), BLACK))?;
-    for ((h, xs), color) in runs.iter().zip([RED, BLUE]) {
+    for ((lr, xs), color) in runs.iter().zip([RED, BLUE]) {
         let points: Vec<(f64, f64)> = xs.iter().map(|&x| (x, x * x)).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.mix(0.6)))?
-            .label(format!("h = {h}"))
+            .label(format!("learning rate η = {lr}"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
     }

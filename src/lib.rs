@@ -102,6 +102,7 @@ mod guide {
     }
     pages! {
         EnIntroduction = "../docs/guide/src/introduction.md",
+        EnRustYouNeed = "../docs/guide/src/rust-you-need.md",
         En01Arrays = "../docs/guide/src/01-arrays.md",
         En02Perceptrons = "../docs/guide/src/02-perceptrons.md",
         En03LossesAndDescent = "../docs/guide/src/03-losses-and-descent.md",
@@ -115,6 +116,7 @@ mod guide {
         En11Performance = "../docs/guide/src/11-performance.md",
         EnNumpyPytorch = "../docs/guide/src/numpy-pytorch.md",
         KoIntroduction = "../docs/ko/guide/src/introduction.md",
+        KoRustYouNeed = "../docs/ko/guide/src/rust-you-need.md",
         Ko01Arrays = "../docs/ko/guide/src/01-arrays.md",
         Ko02Perceptrons = "../docs/ko/guide/src/02-perceptrons.md",
         Ko03LossesAndDescent = "../docs/ko/guide/src/03-losses-and-descent.md",
@@ -127,5 +129,6 @@ mod guide {
         Ko10YourOwnOp = "../docs/ko/guide/src/10-your-own-op.md",
         Ko11Performance = "../docs/ko/guide/src/11-performance.md",
         KoNumpyPytorch = "../docs/ko/guide/src/numpy-pytorch.md",
+        KoGlossary = "../docs/ko/guide/src/glossary.md",
     }
 }

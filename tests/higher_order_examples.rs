@@ -69,9 +69,11 @@ fn gradient_descent_prints_the_iterates_and_draws_the_plots() {
     let dir = plot_dir("04");
     let report = gradient_descent::report(&dir);
 
-    // y = x²: x ← x − h·2x = (1 − 2h)x, so xₖ = 2(1 − 2h)ᵏ⁻¹
-    for (h, ratio) in [(0.1, 0.8), (0.2, 0.6)] {
-        let lines = section(&report, &format!("y = x², x₁ = 2, h = {h}"));
+    // y = x²: x ← x − η·2x = (1 − 2η)x, so xₖ = 2(1 − 2η)ᵏ⁻¹; the learning rate is η, not the
+    // finite-difference step h
+    assert!(!report.contains("h = 0.1"), "the learning rate is printed as h:\n{report}");
+    for (lr, ratio) in [(0.1, 0.8), (0.2, 0.6)] {
+        let lines = section(&report, &format!("y = x², x₁ = 2, learning rate η = {lr}"));
         assert_eq!(lines.len(), 50);
         for (k, line) in (1..).zip(&lines) {
             let (name, value) = line.split_once(" = ").expect("xk = value");
@@ -79,7 +81,7 @@ fn gradient_descent_prints_the_iterates_and_draws_the_plots() {
             assert_close(number(value), 2.0 * f64::powi(ratio, k - 1), 1e-9);
         }
     }
-    let table = section(&report, "y = x², x₁ = 2, h = 0.1");
+    let table = section(&report, "y = x², x₁ = 2, learning rate η = 0.1");
     assert_eq!(&table[..3], ["x1 = 2", "x2 = 1.6", "x3 = 1.28"]);
     assert!(table[49].starts_with("x50 = 3.57") || table[49].starts_with("x50 = 3.56"), "{}", table[49]);
 
