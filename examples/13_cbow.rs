@@ -1,7 +1,7 @@
 //! Word embeddings of the King James Bible: word2vec's CBOW with negative sampling.
 //!
 //! ```sh
-//! cargo run --release --example cbow                   # Adam, 5 epochs, about 20 s on 2 cores
+//! cargo run --release --example cbow                   # Adam, 5 epochs
 //! cargo run --release --example cbow -- --epochs 2 --seed 3
 //! cargo run --release --example cbow -- --corpus other.tsv.gz --pairs other_pairs.txt
 //! cargo run --release --example cbow -- --help           # every flag
