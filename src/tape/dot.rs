@@ -206,3 +206,34 @@ pub(crate) fn number(x: f64) -> String {
     let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
     s.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Tape;
+
+    #[test]
+    fn an_input_used_twice_gets_an_edge_per_use_and_a_constant_none() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(3.0).named("x");
+        let c = tape.constant(2.0).named("c");
+        let y = (x * x * c).named("y");
+        let dot = tape.to_dot_backward(y);
+        // d(x·x)/dx = x + x: each use carries 2·3 = 6 back, the leaf's gradient is their sum
+        assert!(dot.contains("x\\n3\\ngrad 12"), "{dot}");
+        assert_eq!(dot.matches("[label=\"6\", fontcolor=red]").count(), 2, "{dot}");
+        // x·x's result gets c = 2, on both its edges; the constant's edge has no label
+        assert_eq!(dot.matches("[label=\"2\", fontcolor=red]").count(), 2, "{dot}");
+        assert!(dot.contains("[label=\"c\\n2\", shape=ellipse, style=filled, fillcolor=lightgray]"));
+        assert_eq!(dot.matches(" -> ").count(), 6);
+        assert_eq!(dot.matches("fontcolor=red").count(), 5);
+        assert_eq!(super::number(-0.0), "0");
+    }
+
+    #[test]
+    #[should_panic(expected = "backward: the output has shape [2]")]
+    fn a_non_scalar_output_is_refused_as_backward_refuses_it() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(vec![1.0, 2.0]);
+        tape.to_dot_backward(x * 2.0);
+    }
+}
