@@ -7,6 +7,7 @@ use std::fmt::Write;
 use slotmap::Key;
 
 use crate::float::Float;
+use crate::tape::grad::Edge;
 use crate::tape::{Gradients, NodeId, Tape, Var};
 use crate::value::Value;
 
@@ -115,7 +116,7 @@ impl<F: Float> Tape<F> {
                 let gy = grads.by_id(id).map(|g| red(&describe(g))).unwrap_or_default();
                 write_op(&mut out, id, &op.label(), &gy);
                 // this node's edges in the order of its inputs; an input used twice has two
-                let mut mine: Vec<&(NodeId, NodeId, Value<F>)> = edges.iter().filter(|e| e.1 == id).collect();
+                let mut mine: Vec<&Edge<F>> = edges.iter().filter(|e| e.1 == id).collect();
                 for &p in &node.parents {
                     let label = match mine.iter().position(|e| e.0 == p) {
                         Some(i) => red(&describe(&mine.remove(i).2)),

@@ -44,6 +44,10 @@ impl<F: Float> Drop for Pass<'_, F> {
     }
 }
 
+/// What flows along one edge of the graph in a backward pass: `(input, node, gradient)`, the
+/// gradient that `node`'s rule gives `input`.
+pub(crate) type Edge<F> = (NodeId, NodeId, Value<F>);
+
 impl<F: Float> Tape<F> {
     /// Backward reads every value on its way, so it cannot run while `Var::update` has one out.
     fn check_not_updating(&self, op: &'static str) -> Result<()> {
@@ -80,13 +84,13 @@ impl<F: Float> Tape<F> {
 
     /// A plain backward pass from the scalar `output` that also reports what flows along each
     /// edge of the graph: the gradients of `nodes` (kept, intermediate ones too) and, for each
-    /// recorded node among them, its rule's gradient for each input that needs one, as
-    /// `(input, node, gradient)` in the order of the node's inputs.
+    /// recorded node among them, its rule's gradient for each input that needs one, in the
+    /// order of the node's inputs.
     pub(crate) fn backward_edges(
         &self,
         output: Var<'_, F>,
         nodes: &[NodeId],
-    ) -> Result<(Gradients<F>, Vec<(NodeId, NodeId, Value<F>)>)> {
+    ) -> Result<(Gradients<F>, Vec<Edge<F>>)> {
         let shape =
             Shape::from_slice(self.lookup(&self.inner.borrow(), output, "backward", 0)?.value.shape());
         if !shape.is_empty() {
