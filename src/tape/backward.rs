@@ -116,7 +116,7 @@ pub(crate) fn backward<'t, F: Float, S: GradientStore<'t, F>>(
 
 /// Runs the rule of node `id` and checks what it returns before passing it to `add`: one
 /// gradient per input, each of its input's shape, and (in anomaly mode) finite when `gy` is.
-fn rule<'t, F: Float, S: GradientStore<'t, F>>(
+pub(crate) fn rule<'t, F: Float, S: GradientStore<'t, F>>(
     tape: &'t Tape<F>,
     id: NodeId,
     gy: S::Grad,

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result, or_panic};
 use crate::float::Float;
-use crate::tape::backward::{Recorded, Values, backward};
+use crate::tape::backward::{Recorded, Values, backward, rule};
 use crate::tape::{GradOptions, Gradients, NodeId, Tape, Var};
 use crate::value::{Shape, Value};
 
@@ -44,6 +44,10 @@ impl<F: Float> Drop for Pass<'_, F> {
     }
 }
 
+/// What flows along one edge of the graph in a backward pass: `(input, node, gradient)`, the
+/// gradient that `node`'s rule gives `input`.
+pub(crate) type Edge<F> = (NodeId, NodeId, Value<F>);
+
 impl<F: Float> Tape<F> {
     /// Backward reads every value on its way, so it cannot run while `Var::update` has one out.
     fn check_not_updating(&self, op: &'static str) -> Result<()> {
@@ -76,6 +80,34 @@ impl<F: Float> Tape<F> {
         let _pass = Pass::begin(self, false);
         let (grads, sparse) = backward::<F, Values>(self, output.id(), seed, keep)?;
         Ok(Gradients::new(grads, sparse, self.id()))
+    }
+
+    /// A plain backward pass from the scalar `output` that also reports what flows along each
+    /// edge of the graph: the gradients of `nodes` (kept, intermediate ones too) and, for each
+    /// recorded node among them, its rule's gradient for each input that needs one, in the
+    /// order of the node's inputs.
+    pub(crate) fn backward_edges(
+        &self,
+        output: Var<'_, F>,
+        nodes: &[NodeId],
+    ) -> Result<(Gradients<F>, Vec<Edge<F>>)> {
+        let shape =
+            Shape::from_slice(self.lookup(&self.inner.borrow(), output, "backward", 0)?.value.shape());
+        if !shape.is_empty() {
+            return Err(Error::NotScalar { shape: shape.to_vec() });
+        }
+        self.check_not_updating("backward")?;
+        let _pass = Pass::begin(self, false);
+        let (grads, sparse) = backward::<F, Values>(self, output.id(), Value::Scalar(F::one()), nodes)?;
+        let grads = Gradients::new(grads, sparse, self.id());
+        let mut edges = Vec::new();
+        for &id in nodes {
+            let recorded = self.inner.borrow().nodes[id].op.is_some();
+            if let (true, Some(gy)) = (recorded, grads.by_id(id)) {
+                rule::<F, Values>(self, id, gy.clone(), |p, g| edges.push((p, id, g)))?;
+            }
+        }
+        Ok((grads, edges))
     }
 
     /// Gradients of `output` with respect to `wrt` as `Var`s on this tape. With
