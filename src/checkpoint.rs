@@ -66,7 +66,8 @@ impl<F: Float> Checkpoint<F> {
         })
     }
 
-    /// Adds the note `key` = `value`.
+    /// Adds the note `key` = `value`. The key `tapegrad.numbers` is reserved:
+    /// [`save`](Self::save) refuses a checkpoint that uses it.
     pub fn note(mut self, key: &str, value: impl ToString) -> Self {
         self.notes.insert(key.to_string(), value.to_string());
         self
