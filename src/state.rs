@@ -402,7 +402,7 @@ fn repeated_keys<'k>(what: &str, keys: impl Iterator<Item = &'k str>) -> Result<
 }
 
 /// At most [`LISTED`] items, quoted, then how many more there are.
-fn listed(items: &[impl fmt::Debug]) -> String {
+pub(crate) fn listed(items: &[impl fmt::Debug]) -> String {
     let shown: Vec<String> = items.iter().take(LISTED).map(|i| format!("{i:?}")).collect();
     match items.len().saturating_sub(LISTED) {
         0 => shown.join(", "),

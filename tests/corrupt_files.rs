@@ -729,3 +729,22 @@ fn a_note_under_the_reserved_key_is_refused() {
     );
     assert!(!path.exists(), "nothing written");
 }
+
+#[test]
+fn a_checkpoint_with_entries_outside_model_and_optimizer_is_refused() {
+    let _serial = serial();
+    let path = temp_path("stray.safetensors");
+    let mut state = StateDict::<f32>::new();
+    state.insert("model.weight", Entry::Tensor(array![1.0f32].into_dyn()));
+    state.insert("modelweight", Entry::Tensor(array![2.0f32].into_dyn()));
+    state.save(&path, &BTreeMap::new()).unwrap();
+    let err = Checkpoint::<f32>::load(&path).unwrap_err();
+    assert!(
+        err.to_string().ends_with(
+            "entries \"modelweight\" are under neither `model.` nor `optimizer.`: expected a checkpoint \
+             written by Checkpoint::save"
+        ),
+        "{err}"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
