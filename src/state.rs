@@ -275,19 +275,22 @@ impl<F: Float> StateDict<F> {
                 Dtype::U64 if shape.is_empty() => Entry::Count(u64::from_le_bytes(eight(data))),
                 Dtype::F32 | Dtype::F64 if dtype == dtype_of::<F>() && !is_number => {
                     let values = data.chunks_exact(std::mem::size_of::<F>()).map(from_le_bytes).collect();
-                    let array = ArrayD::from_shape_vec(IxDyn(&shape), values)
-                        .map_err(|e| format(format!("tensor {name:?} of shape {shape:?}: {e}")))?;
+                    let array = ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| {
+                        format(format!("tensor {} of shape {}: {e}", quoted(&name), axes(&shape)))
+                    })?;
                     Entry::Tensor(array)
                 }
                 _ if is_number => {
                     return Err(format(format!(
-                        "{NUMBERS_KEY:?} lists {name:?} as a number, but it is {} {shape:?}: expected an \
+                        "{NUMBERS_KEY:?} lists {} as a number, but it is {} {}: expected an \
                          f64 scalar",
-                        dtype.to_string().to_lowercase()
+                        quoted(&name),
+                        dtype.to_string().to_lowercase(),
+                        axes(&shape)
                     )));
                 }
                 _ => {
-                    let found = format!("{} {shape:?}", dtype.to_string().to_lowercase());
+                    let found = format!("{} {}", dtype.to_string().to_lowercase(), axes(&shape));
                     let expected = format!("{} tensor, a u64 count or an f64 number", F::NAME);
                     foreign.push(Mismatch::Differs { name, expected, found });
                     continue;
@@ -297,7 +300,8 @@ impl<F: Float> StateDict<F> {
         }
         if let Some(name) = numbers.iter().find(|n| state.number(n).is_none()) {
             return Err(format(format!(
-                "{NUMBERS_KEY:?} lists {name:?} as a number, but the file has no tensor of that name"
+                "{NUMBERS_KEY:?} lists {} as a number, but the file has no tensor of that name",
+                quoted(name)
             )));
         }
         Ok((state, metadata, foreign))
@@ -368,9 +372,9 @@ impl Header {
                 return Err(format!(
                     "tensor {:?} ({} {:?}) has data_offsets [{begin}, {end}]: expected [{end_of_last}, {}], \
                      right after the tensor before it and {bytes} bytes long",
-                    t.name,
+                    quoted(&t.name),
                     t.dtype,
-                    t.shape,
+                    axes(&t.shape),
                     end_of_last.saturating_add(bytes)
                 ));
             }
@@ -383,6 +387,27 @@ impl Header {
             ));
         }
         Ok(Header { metadata, tensors, data_start: 8 + json.len() })
+    }
+}
+
+/// `name` quoted, cut to its first 100 characters: a file's names may be of any length.
+fn quoted(name: &str) -> String {
+    clip(format!("{name:?}"))
+}
+
+/// A shape as `[2, 3]`, with at most 16 axes shown: a file's shapes may have any number.
+fn axes(shape: &[usize]) -> String {
+    match shape.len() {
+        0..=16 => format!("{shape:?}"),
+        n => format!("{:?} and {} more axes", &shape[..16], n - 16),
+    }
+}
+
+/// `text` cut to its first 100 characters, with `...` where it was cut.
+fn clip(text: String) -> String {
+    match text.char_indices().nth(100) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text,
     }
 }
 
@@ -403,7 +428,7 @@ fn repeated_keys<'k>(what: &str, keys: impl Iterator<Item = &'k str>) -> Result<
 
 /// At most [`LISTED`] items, quoted, then how many more there are.
 pub(crate) fn listed(items: &[impl fmt::Debug]) -> String {
-    let shown: Vec<String> = items.iter().take(LISTED).map(|i| format!("{i:?}")).collect();
+    let shown: Vec<String> = items.iter().take(LISTED).map(|i| clip(format!("{i:?}"))).collect();
     match items.len().saturating_sub(LISTED) {
         0 => shown.join(", "),
         more => format!("{} and {more} more", shown.join(", ")),
@@ -414,8 +439,14 @@ pub(crate) fn listed(items: &[impl fmt::Debug]) -> String {
 /// overflows or passes what an array can hold (`isize::MAX` bytes, counting the axes of
 /// length 0 as 1, as `ndarray` does).
 fn tensor_bytes(t: &TensorInfo) -> Result<usize, String> {
-    let too_large =
-        || format!("tensor {:?} has shape {:?}: too large for an array of {}", t.name, t.shape, t.dtype);
+    let too_large = || {
+        format!(
+            "tensor {} has shape {}: too large for an array of {}",
+            quoted(&t.name),
+            axes(&t.shape),
+            t.dtype
+        )
+    };
     let nonzero = t.shape.iter().filter(|&&d| d != 0).try_fold(1usize, |n, &d| n.checked_mul(d));
     let bits = t.dtype.bitsize();
     let nonzero_bytes = nonzero.and_then(|n| n.checked_mul(bits)).map(|b| b.div_ceil(8));
@@ -425,7 +456,12 @@ fn tensor_bytes(t: &TensorInfo) -> Result<usize, String> {
     let elements = if t.shape.contains(&0) { 0 } else { nonzero.unwrap_or(0) };
     let bits = elements.checked_mul(bits).ok_or_else(too_large)?;
     if bits % 8 != 0 {
-        return Err(format!("tensor {:?} of {} {:?} does not fill whole bytes", t.name, t.dtype, t.shape));
+        return Err(format!(
+            "tensor {} of {} {} does not fill whole bytes",
+            quoted(&t.name),
+            t.dtype,
+            axes(&t.shape)
+        ));
     }
     Ok(bits / 8)
 }
@@ -641,7 +677,7 @@ fn count(mismatches: &[Mismatch]) -> String {
 /// The first [`LISTED`] mismatches, then how many more there are: a file of a million
 /// unexpected tensors gives a message of a few lines, not megabytes.
 fn list(mismatches: &[Mismatch]) -> String {
-    let shown: Vec<String> = mismatches.iter().take(LISTED).map(ToString::to_string).collect();
+    let shown: Vec<String> = mismatches.iter().take(LISTED).map(|m| clip(m.to_string())).collect();
     match mismatches.len().saturating_sub(LISTED) {
         0 => shown.join("; "),
         more => format!("{}; and {more} more", shown.join("; ")),

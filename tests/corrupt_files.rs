@@ -748,3 +748,27 @@ fn a_checkpoint_with_entries_outside_model_and_optimizer_is_refused() {
     );
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn errors_about_long_names_and_shapes_stay_short() {
+    let _serial = serial();
+    let path = temp_path("long.safetensors");
+    let long_name = "n".repeat(1 << 20);
+    let many_axes = format!("[{}]", vec!["1"; 100_000].join(","));
+    for (name, shape) in [(long_name.as_str(), "[2]"), ("w", many_axes.as_str())] {
+        std::fs::write(&path, one_empty_tensor(name, shape)).unwrap();
+        let tape = Tape::<f32>::new();
+        let err = nn::load(&path, &tape, &model(&tape, 1.0)).unwrap_err().to_string();
+        assert!(err.len() < 1_000, "a message of {} bytes", err.len());
+        assert!(err.contains("has data_offsets [0, 0]: expected [0, "), "{err}");
+    }
+    // Read, but not what the model expects: the mismatch list is short too.
+    let mut state = StateDict::<f32>::new();
+    state.insert(long_name.clone(), Entry::Count(1));
+    state.save(&path, &BTreeMap::new()).unwrap();
+    let tape = Tape::<f32>::new();
+    let err = nn::load(&path, &tape, &model(&tape, 1.0)).unwrap_err().to_string();
+    assert!(err.len() < 1_000, "a message of {} bytes", err.len());
+    assert!(err.contains("\"nnnn"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+}
