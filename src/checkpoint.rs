@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::float::Float;
 use crate::nn::{self, Module};
 use crate::optim::Optimizer;
-use crate::state::{Notes, StateDict, StateError};
+use crate::state::{Notes, StateDict, StateError, listed};
 use crate::tape::Tape;
 
 /// A model's parameters and buffers, its optimizer's state (moments, step counts, learning
@@ -66,7 +66,8 @@ impl<F: Float> Checkpoint<F> {
         })
     }
 
-    /// Adds the note `key` = `value`.
+    /// Adds the note `key` = `value`. The key `tapegrad.numbers` is reserved:
+    /// [`save`](Self::save) refuses a checkpoint that uses it.
     pub fn note(mut self, key: &str, value: impl ToString) -> Self {
         self.notes.insert(key.to_string(), value.to_string());
         self
@@ -79,9 +80,26 @@ impl<F: Float> Checkpoint<F> {
         all.save(path, &self.notes)
     }
 
-    /// Reads a checkpoint written by [`save`](Self::save).
+    /// Reads a checkpoint written by [`save`](Self::save). Every entry must be under
+    /// `model.` or `optimizer.`: a file with others is refused rather than read in part.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, StateError> {
+        let path = path.as_ref();
         let (all, notes) = StateDict::load(path)?;
+        let stray: Vec<&str> = all
+            .names()
+            .into_iter()
+            .filter(|name| !name.starts_with("model.") && !name.starts_with("optimizer."))
+            .collect();
+        if !stray.is_empty() {
+            return Err(StateError::Format {
+                path: path.to_path_buf(),
+                message: format!(
+                    "entries {} are under neither `model.` nor `optimizer.`: expected a checkpoint \
+                     written by Checkpoint::save",
+                    listed(&stray)
+                ),
+            });
+        }
         Ok(Checkpoint { model: all.under("model"), optimizer: all.under("optimizer"), notes })
     }
 

@@ -192,6 +192,20 @@ pub enum DataError {
         /// What it should have held at the least.
         expected: String,
     },
+    /// A file holds more than a loader's limit allows: see
+    /// [`text::TextLimits`]. Nothing past the limit was read.
+    #[error(
+        "{what} goes past the limit of {limit} bytes: expected at most that much; raise it with \
+         {setting} if the file is trusted"
+    )]
+    LimitExceeded {
+        /// What was being read, and how it is counted.
+        what: String,
+        /// The limit in bytes.
+        limit: u64,
+        /// The setting that raises the limit.
+        setting: String,
+    },
     /// The input is too short for what was asked of it.
     #[error("{what}: expected at least {needed}, found {found}")]
     TooShort {

@@ -185,7 +185,8 @@ impl<F: Float> Optimizer<F> for Adam<F> {
             if steps.len() <= i {
                 steps.resize(i + 1, 0);
             }
-            steps[i] += 1;
+            // saturating: see `MAX_STEPS`
+            steps[i] = steps[i].saturating_add(1);
             (F::one() - b1.powi(steps[i]), F::one() - b2.powi(steps[i]))
         };
         let update = |w: &mut F, g: F, m: &mut F, v: &mut F, (c1, c2): (F, F)| {

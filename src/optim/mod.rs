@@ -89,6 +89,11 @@ pub trait Optimizer<F: Float> {
     ) -> std::result::Result<(), StateError>;
 }
 
+/// The most steps an optimizer counts per parameter (Adam's bias correction raises `β` to
+/// this power): a saved count above it is refused, and a count that reaches it stays there
+/// (by then `1 − β^t` is 1 to within rounding for any `β` an optimizer uses).
+const MAX_STEPS: u64 = i32::MAX as u64;
+
 /// What an optimizer keeps, borrowed to be changed: its settings, and its per-parameter
 /// buffers and step counts; [`load_state`] fills it from a [`StateDict`].
 struct Fields<'a, F> {
@@ -138,15 +143,32 @@ fn load_state<F: Float>(
         let Some((i, slot)) = name.strip_prefix("state.").and_then(|rest| rest.split_once('.')) else {
             continue;
         };
-        let want = match (i.parse::<usize>().ok().and_then(|i| params.get(i)), slot) {
-            (Some(_), "step") if has_steps => "a count".to_string(),
+        // Only the index as `state_dict` writes it: `state.00.step` or `state.+0.step` would
+        // pass as parameter 0 here and then be dropped, since the copy below looks its entries
+        // up under their canonical names.
+        let index = i.parse::<usize>().ok().filter(|n| n.to_string() == i);
+        let want = match (index.and_then(|i| params.get(i)), slot) {
+            (Some(_), "step") if has_steps => {
+                if let Entry::Count(n) = entry
+                    && !(1..=MAX_STEPS).contains(n)
+                {
+                    mismatches.push(Mismatch::Differs {
+                        name: name.to_string(),
+                        expected: format!("a count from 1 to {MAX_STEPS}"),
+                        found: format!("a count of {n}"),
+                    });
+                    continue;
+                }
+                "a count".to_string()
+            }
             (Some(&p), slot) if slot_names.contains(&slot) => {
                 format!("{} {:?}", F::NAME, tape.get(p).shape().as_slice())
             }
             _ => {
                 let found = entry.describe();
                 let why = format!(
-                    "{found}; the optimizer has {} parameters and keeps {slot_names:?}",
+                    "{found}; the optimizer has {} parameters and keeps {slot_names:?} under \
+                     `state.{{i}}.` with i written plainly (0, 1, … 10, no leading zeros)",
                     params.len()
                 );
                 mismatches.push(Mismatch::Unexpected { name: name.to_string(), found: why });
@@ -174,7 +196,7 @@ fn load_state<F: Float>(
     if let Some(steps) = fields.steps {
         *steps = (0..params.len())
             .map(|i| {
-                state.count(&format!("state.{i}.step")).map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX))
+                state.count(&format!("state.{i}.step")).map_or(0, |n| i32::try_from(n).expect("checked"))
             })
             .collect();
     }

@@ -1,10 +1,12 @@
-//! What the memory tests share: a counting allocator that tracks, per thread, the heap bytes
-//! held and the most held since a mark, and the process's resident set size. Each test file
+//! What the memory tests share: a counting allocator that tracks, per thread and for the whole
+//! process, the heap bytes held and the most held since a mark, and the process's resident set
+//! size. Each test file
 //! installs the allocator itself (`#[global_allocator]`) and uses the part it needs.
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicIsize, Ordering};
 
 /// Counts the heap bytes the current thread holds, and the most it has held since
 /// [`mark_peak`]. Per thread, so that tests running in parallel do not disturb each other.
@@ -16,7 +18,13 @@ thread_local! {
     static PEAK: Cell<isize> = const { Cell::new(0) };
 }
 
+/// The heap bytes all threads hold, and the most they held since [`mark_process_peak`].
+static PROCESS_HELD: AtomicIsize = AtomicIsize::new(0);
+static PROCESS_PEAK: AtomicIsize = AtomicIsize::new(0);
+
 fn track(change: isize) {
+    let now = PROCESS_HELD.fetch_add(change, Ordering::Relaxed) + change;
+    PROCESS_PEAK.fetch_max(now, Ordering::Relaxed);
     let _ = HELD.try_with(|held| {
         held.set(held.get() + change);
         let _ = PEAK.try_with(|peak| peak.set(peak.get().max(held.get())));
@@ -60,4 +68,22 @@ pub fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The heap bytes all threads of the process hold.
+pub fn process_held() -> isize {
+    PROCESS_HELD.load(Ordering::Relaxed)
+}
+
+/// Starts measuring the process-wide peak afresh, from what all threads hold now; returns
+/// that. Meant for a test binary whose tests run one at a time.
+pub fn mark_process_peak() -> isize {
+    let now = process_held();
+    PROCESS_PEAK.store(now, Ordering::Relaxed);
+    now
+}
+
+/// The most heap all threads together held since [`mark_process_peak`].
+pub fn process_peak() -> isize {
+    PROCESS_PEAK.load(Ordering::Relaxed)
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 
-use super::tokenize_verses;
+use super::{LimitedLines, TextLimits, tokenize_verses};
 use crate::data::DataError;
 use crate::data::idx::{GZIP_MAGIC, Source};
 use crate::data::shorten;
@@ -77,8 +77,10 @@ impl Corpus {
     /// verses as [`DataError::Empty`]; content errors are wrapped in
     /// [`DataError::InFile`] naming the path.
     ///
-    /// The file is read line by line, so memory grows with the verses kept,
-    /// never with a length the file merely claims.
+    /// The file is read line by line within the default [`TextLimits`]
+    /// (256 MiB of decompressed text, counting 64 bytes per verse): past it
+    /// the load stops with [`DataError::LimitExceeded`] naming the file and
+    /// the limit. Use [`Corpus::load_with`] to raise it for a larger corpus.
     ///
     /// ```
     /// use tapegrad::data::text::Corpus;
@@ -89,6 +91,31 @@ impl Corpus {
     /// # Ok::<(), tapegrad::data::DataError>(())
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Corpus, DataError> {
+        Corpus::load_with(path, TextLimits::default())
+    }
+
+    /// Reads a corpus file like [`Corpus::load`], within `limits`: memory
+    /// stays within about three times [`TextLimits::max_bytes`], whatever
+    /// the file holds or expands to.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use tapegrad::data::DataError;
+    /// use tapegrad::data::text::{Corpus, TextLimits};
+    /// // 100 MB of verses in a gzip stream of about 100 KB.
+    /// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    /// for _ in 0..1000 {
+    ///     gz.write_all(&b"a\tb\n".repeat(25_000)).unwrap();
+    /// }
+    /// let path = std::env::temp_dir().join(format!("corpus-bomb-doc-{}.gz", std::process::id()));
+    /// std::fs::write(&path, gz.finish().unwrap()).unwrap();
+    /// let limits = TextLimits::default().with_max_bytes(1 << 20);
+    /// let err = Corpus::load_with(&path, limits).unwrap_err();
+    /// assert!(matches!(err.root(), DataError::LimitExceeded { limit: 1_048_576, .. }));
+    /// assert!(err.to_string().starts_with(&path.display().to_string()));
+    /// # std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn load_with(path: impl AsRef<Path>, limits: TextLimits) -> Result<Corpus, DataError> {
         let path = path.as_ref();
         let io_error = |error| DataError::Io { path: path.to_path_buf(), error };
         let file = File::open(path).map_err(io_error)?;
@@ -101,9 +128,9 @@ impl Corpus {
             .and_then(|_| {
                 let input = magic.as_slice().chain(&mut source);
                 if magic == GZIP_MAGIC {
-                    read_verses(BufReader::new(MultiGzDecoder::new(input)))
+                    read_verses(BufReader::new(MultiGzDecoder::new(input)), limits)
                 } else {
-                    read_verses(BufReader::new(input))
+                    read_verses(BufReader::new(input), limits)
                 }
             });
         match source.error.take() {
@@ -130,7 +157,9 @@ impl Corpus {
     /// # Ok::<(), DataError>(())
     /// ```
     pub fn parse(text: &str) -> Result<Corpus, DataError> {
-        read_verses(text.as_bytes()).map(|verses| Corpus { verses })
+        // The text is in memory already: nothing to limit.
+        read_verses(text.as_bytes(), TextLimits::default().with_max_bytes(u64::MAX))
+            .map(|verses| Corpus { verses })
     }
 
     /// The number of verses.
@@ -204,14 +233,15 @@ impl Corpus {
     }
 }
 
-/// Reads verses line by line. I/O errors are reported as corrupt gzip data,
-/// the only kind [`Corpus::load`] does not replace by the file's own error.
-fn read_verses(mut input: impl BufRead) -> Result<Vec<Verse>, DataError> {
+/// Reads verses line by line within `limits`. I/O errors are reported as
+/// corrupt gzip data, the only kind [`Corpus::load`] does not replace by the
+/// file's own error.
+fn read_verses(input: impl BufRead, limits: TextLimits) -> Result<Vec<Verse>, DataError> {
+    let mut input = LimitedLines::new(input, limits, "corpus text");
     let mut verses = Vec::new();
     let mut bytes = Vec::new();
     for line in 1.. {
-        bytes.clear();
-        if input.read_until(b'\n', &mut bytes).map_err(DataError::Gzip)? == 0 {
+        if !input.next_line(&mut bytes)? {
             break;
         }
         let text = std::str::from_utf8(&bytes).map_err(|_| DataError::Line {
@@ -235,6 +265,7 @@ fn read_verses(mut input: impl BufRead) -> Result<Vec<Verse>, DataError> {
                 found: shorten(text),
             });
         };
+        input.keep()?;
         verses.push(Verse { reference: reference.to_owned(), text: words.to_owned() });
     }
     if verses.is_empty() {
@@ -331,5 +362,36 @@ mod tests {
             let err = corpus.split(train, valid).unwrap_err();
             assert!(err.to_string().contains("expected each in [0, 1] and train + valid <= 1"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_limit_counts_decompressed_bytes_and_verses() {
+        let path = temp_path("limit.tsv");
+        let text = "a\tone\n\nb\ttwo\n"; // 13 bytes, 2 verses
+        let fits = 13 + 2 * TextLimits::BYTES_PER_LINE;
+        let limits = TextLimits::default().with_max_bytes(fits);
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        for bytes in [text.as_bytes(), gz.as_slice()] {
+            std::fs::write(&path, bytes).unwrap();
+            assert_eq!(Corpus::load_with(&path, limits).unwrap().len(), 2);
+            let err = Corpus::load_with(&path, limits.with_max_bytes(fits - 1)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{}: corpus text (decompressed bytes plus 64 per line kept) goes past the limit of {} \
+                     bytes: expected at most that much; raise it with TextLimits::with_max_bytes if the \
+                     file is trusted",
+                    path.display(),
+                    fits - 1
+                )
+            );
+        }
+        // One line longer than the limit is not read whole.
+        std::fs::write(&path, format!("a\t{}\n", "b".repeat(10_000))).unwrap();
+        let err = Corpus::load_with(&path, TextLimits::default().with_max_bytes(100)).unwrap_err();
+        assert!(matches!(err.root(), DataError::LimitExceeded { limit: 100, .. }), "{err}");
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -6,9 +6,13 @@
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
+use super::{LimitedLines, TextLimits};
 use crate::data::DataError;
+use crate::data::idx::Source;
 use crate::data::shorten;
 
 /// The word that stands for every word outside a [`Vocab`].
@@ -228,6 +232,9 @@ impl Vocab {
 
     /// Reads a vocabulary written by [`Vocab::save`]; see [`Vocab::parse`].
     ///
+    /// The file is read line by line within the default [`TextLimits`];
+    /// [`Vocab::load_with`] sets others.
+    ///
     /// ```
     /// use tapegrad::data::text::Vocab;
     /// let path = std::env::temp_dir().join(format!("vocab-load-doc-{}.tsv", std::process::id()));
@@ -237,17 +244,42 @@ impl Vocab {
     /// # std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Vocab, DataError> {
+        Vocab::load_with(path, TextLimits::default())
+    }
+
+    /// Reads a vocabulary file like [`Vocab::load`], stopping with
+    /// [`DataError::LimitExceeded`] once the file holds more than `limits`
+    /// allow (its bytes plus [`TextLimits::BYTES_PER_LINE`] per word).
+    ///
+    /// ```
+    /// use tapegrad::data::DataError;
+    /// use tapegrad::data::text::{TextLimits, Vocab};
+    /// let path = std::env::temp_dir().join(format!("vocab-limit-doc-{}.tsv", std::process::id()));
+    /// std::fs::write(&path, "<unk>\t0\namen\t3\n").unwrap();
+    /// assert_eq!(Vocab::load_with(&path, TextLimits::default())?.len(), 2);
+    /// let err = Vocab::load_with(&path, TextLimits::default().with_max_bytes(100)).unwrap_err();
+    /// assert!(matches!(err.root(), DataError::LimitExceeded { limit: 100, .. }), "{err}");
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), DataError>(())
+    /// ```
+    pub fn load_with(path: impl AsRef<Path>, limits: TextLimits) -> Result<Vocab, DataError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| DataError::Io { path: path.to_path_buf(), error })?;
-        Vocab::parse(&text).map_err(|e| e.in_file(path))
+        let io_error = |error| DataError::Io { path: path.to_path_buf(), error };
+        let file = File::open(path).map_err(io_error)?;
+        let mut source = Source { inner: file, error: None };
+        let result = read_vocab(BufReader::new(&mut source), limits);
+        match source.error.take() {
+            Some(error) => Err(io_error(error)),
+            None => result.map_err(|e| e.in_file(path)),
+        }
     }
 
     /// Parses vocabulary text: `<unk><TAB>count` on line 1, then one
     /// `word<TAB>count` line per word, each word non-empty and listed once.
-    /// Counts are whole numbers and need not be sorted. `\r\n` line ends are
-    /// accepted; blank lines are not, since they would shift the ids. Errors
-    /// name the line.
+    /// Counts are whole numbers and need not be sorted, but together they may
+    /// not pass [`Vocab::MAX_TOTAL_COUNT`]. `\r\n` line ends are accepted;
+    /// blank lines are not, since they would shift the ids. Errors name the
+    /// line.
     ///
     /// ```
     /// use tapegrad::data::text::Vocab;
@@ -256,55 +288,94 @@ impl Vocab {
     ///
     /// let err = Vocab::parse("<unk>\t5\nthe\t9\nthe\t7\n").unwrap_err();
     /// assert_eq!(err.to_string(), "line 3: expected a word not listed before (\"the\" is on line 2), found \"the\\t7\"");
+    /// let err = Vocab::parse("<unk>\t0\nthe\t18446744073709551615\n").unwrap_err();
+    /// assert!(err.to_string().starts_with("line 2, column 2: expected a count that keeps the total"), "{err}");
     /// # Ok::<(), tapegrad::data::DataError>(())
     /// ```
     pub fn parse(text: &str) -> Result<Vocab, DataError> {
-        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-        let mut words = Vec::new();
-        let mut counts = Vec::new();
-        let mut ids = HashMap::new();
-        for (index, line) in text.lines().enumerate() {
-            let number = index + 1;
-            let bad_line =
-                |expected: String| DataError::Line { line: number, expected, found: shorten(line) };
-            let Some((word, count)) = line.split_once('\t') else {
-                return Err(bad_line("`word<TAB>count`".into()));
-            };
-            let count = count.parse::<usize>().map_err(|_| DataError::Parse {
-                line: number,
-                column: 2,
-                expected: "a count (a whole number)".into(),
-                found: shorten(count),
-            })?;
-            if word.is_empty() {
-                return Err(bad_line("a word before the tab".into()));
-            }
-            if (index == 0) != (word == UNK) {
-                let expected = if index == 0 { "`<unk><TAB>count` first" } else { "a word other than <unk>" };
-                return Err(bad_line(format!("{expected} (<unk> is always line 1)")));
-            }
-            match ids.entry(word.to_owned()) {
-                Entry::Occupied(first) => {
-                    let first_line = first.get() + 1;
-                    return Err(bad_line(format!(
-                        "a word not listed before ({word:?} is on line {first_line})"
-                    )));
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert(index);
-                }
-            }
-            words.push(word.to_owned());
-            counts.push(count);
-        }
-        if words.len() < 2 {
-            return Err(DataError::Empty {
-                what: "vocabulary text".into(),
-                expected: "`<unk><TAB>count` on line 1 and at least one `word<TAB>count` after it".into(),
-            });
-        }
-        Ok(Vocab { words, counts, ids })
+        // The text is in memory already: nothing to limit.
+        read_vocab(text.as_bytes(), TextLimits::default().with_max_bytes(u64::MAX))
     }
+
+    /// The most the counts of a vocabulary may add up to: 2^53, the largest
+    /// whole number up to which every count and their total are exact as the
+    /// `f64`s [`NegativeSampler`](super::NegativeSampler) weighs them with. A
+    /// text would need some 9 × 10^15 tokens to reach it.
+    ///
+    /// ```
+    /// use tapegrad::data::text::Vocab;
+    /// assert!(Vocab::parse(&format!("<unk>\t0\na\t{}\n", Vocab::MAX_TOTAL_COUNT)).is_ok());
+    /// assert!(Vocab::parse(&format!("<unk>\t1\na\t{}\n", Vocab::MAX_TOTAL_COUNT)).is_err());
+    /// ```
+    pub const MAX_TOTAL_COUNT: usize = 1 << 53;
+}
+
+/// Reads vocabulary lines within `limits`; see [`Vocab::parse`]. I/O errors
+/// are reported as [`DataError::Gzip`], which [`Vocab::load_with`] replaces by
+/// the file's own error.
+fn read_vocab(input: impl BufRead, limits: TextLimits) -> Result<Vocab, DataError> {
+    let mut input = LimitedLines::new(input, limits, "vocabulary text");
+    let mut words = Vec::new();
+    let mut counts = Vec::new();
+    let mut ids = HashMap::new();
+    let mut total = 0usize;
+    let mut bytes = Vec::new();
+    for index in 0.. {
+        if !input.next_line(&mut bytes)? {
+            break;
+        }
+        let number = index + 1;
+        let line = std::str::from_utf8(&bytes).map_err(|_| DataError::Line {
+            line: number,
+            expected: "UTF-8 text".into(),
+            found: shorten(String::from_utf8_lossy(&bytes).trim_end_matches(['\n', '\r'])),
+        })?;
+        let line = if index == 0 { line.strip_prefix('\u{FEFF}').unwrap_or(line) } else { line };
+        let line = line.strip_suffix('\n').map_or(line, |l| l.strip_suffix('\r').unwrap_or(l));
+        let bad_line = |expected: String| DataError::Line { line: number, expected, found: shorten(line) };
+        let Some((word, count)) = line.split_once('\t') else {
+            return Err(bad_line("`word<TAB>count`".into()));
+        };
+        let bad_count = |expected: &str| DataError::Parse {
+            line: number,
+            column: 2,
+            expected: expected.into(),
+            found: shorten(count),
+        };
+        let count = count.parse::<usize>().map_err(|_| bad_count("a count (a whole number)"))?;
+        total = total.checked_add(count).filter(|&t| t <= Vocab::MAX_TOTAL_COUNT).ok_or_else(|| {
+            bad_count(&format!(
+                "a count that keeps the total of the counts at most 2^53 = {} (the counts before it add up to {total})",
+                Vocab::MAX_TOTAL_COUNT
+            ))
+        })?;
+        if word.is_empty() {
+            return Err(bad_line("a word before the tab".into()));
+        }
+        if (index == 0) != (word == UNK) {
+            let expected = if index == 0 { "`<unk><TAB>count` first" } else { "a word other than <unk>" };
+            return Err(bad_line(format!("{expected} (<unk> is always line 1)")));
+        }
+        match ids.entry(word.to_owned()) {
+            Entry::Occupied(first) => {
+                let first_line = first.get() + 1;
+                return Err(bad_line(format!("a word not listed before ({word:?} is on line {first_line})")));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
+        }
+        input.keep()?;
+        words.push(word.to_owned());
+        counts.push(count);
+    }
+    if words.len() < 2 {
+        return Err(DataError::Empty {
+            what: "vocabulary text".into(),
+            expected: "`<unk><TAB>count` on line 1 and at least one `word<TAB>count` after it".into(),
+        });
+    }
+    Ok(Vocab { words, counts, ids })
 }
 
 /// The words of a token list other than `<unk>`, with their counts.
@@ -487,5 +558,40 @@ mod tests {
             assert_eq!(Vocab::parse(text).unwrap_err().to_string(), err.root().to_string());
         }
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn counts_must_add_up_to_at_most_two_to_the_53() {
+        // 2^64 − 1 for one word: once accepted, and it hung the negative sampler.
+        let err = Vocab::parse("<unk>\t0\nthe\t18446744073709551615\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 2, column 2: expected a count that keeps the total of the counts at most 2^53 = \
+             9007199254740992 (the counts before it add up to 0), found \"18446744073709551615\""
+        );
+        // A total that overflows usize, from counts that are each in range.
+        let half = usize::MAX / 2 + 1;
+        assert!(Vocab::parse(&format!("<unk>\t{half}\na\t{half}\n")).is_err());
+        let top = Vocab::MAX_TOTAL_COUNT;
+        let vocab = Vocab::parse(&format!("<unk>\t1\na\t{}\n", top - 1)).unwrap();
+        assert_eq!(vocab.counts(), [1, top - 1]);
+        assert!(Vocab::parse(&format!("<unk>\t2\na\t{}\n", top - 1)).is_err());
+    }
+
+    #[test]
+    fn vocab_files_are_read_within_the_limit() {
+        let path = temp_path("limit-vocab.tsv");
+        std::fs::write(&path, "<unk>\t0\namen\t3\n").unwrap(); // 15 bytes, 2 entries
+        let fits = 15 + 2 * TextLimits::BYTES_PER_LINE;
+        assert_eq!(Vocab::load_with(&path, TextLimits::default().with_max_bytes(fits)).unwrap().len(), 2);
+        let err = Vocab::load_with(&path, TextLimits::default().with_max_bytes(fits - 1)).unwrap_err();
+        assert!(err.to_string().starts_with(&format!("{}: vocabulary text", path.display())), "{err}");
+        assert!(matches!(err.root(), DataError::LimitExceeded { .. }), "{err}");
+        // Invalid UTF-8 names the line; a directory is the file's own error.
+        std::fs::write(&path, b"<unk>\t0\nam\xFFen\t3\n").unwrap();
+        let err = Vocab::load(&path).unwrap_err();
+        assert!(err.to_string().contains("line 2: expected UTF-8 text"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(Vocab::load(std::env::temp_dir()), Err(DataError::Io { .. })));
     }
 }
