@@ -128,6 +128,39 @@ fn anomaly_mode_names_the_op_and_the_line_that_made_a_nan_or_an_infinity() {
     assert_eq!(g[x].to_array(), array![f64::INFINITY, 0.25].into_dyn());
 }
 
+/// The fallible arithmetic (`try_add`, `try_sub`, `try_mul`, `try_div`) names the caller's
+/// line as where the anomalous node was made, as the operators do, not a line of the library.
+#[test]
+fn anomaly_mode_names_the_callers_line_for_fallible_arithmetic() {
+    let tape = Tape::<f64>::new();
+    tape.set_detect_anomaly(true);
+    let (x, zero, big) = (tape.var(vec![1.0, -2.0]), tape.var(vec![0.0, 0.0]), tape.var(vec![1e308, 1e308]));
+    let (line, div) = (line!(), x.try_div(zero).unwrap_err().to_string());
+    let (line_add, add) = (line!(), big.try_add(big).unwrap_err().to_string());
+    let (line_sub, sub) = (line!(), big.try_sub(-big).unwrap_err().to_string());
+    let (line_mul, mul) = (line!(), big.try_mul(big).unwrap_err().to_string());
+    let (line_op, op) =
+        (line!(), tape.try_apply(tapegrad::ops::binary::Div, &[x, zero]).unwrap_err().to_string());
+    for (line, err, name) in [
+        (line, div, "div"),
+        (line_add, add, "add"),
+        (line_sub, sub, "sub"),
+        (line_mul, mul, "mul"),
+        (line_op, op, "div"),
+    ] {
+        assert!(err.starts_with(&format!("{name}: produced inf from finite inputs of shape")), "{err}");
+        assert!(
+            err.ends_with(&format!("(node created at tests/tape.rs:{line}:{})", err_column(&err))),
+            "{err}"
+        );
+    }
+}
+
+/// The column in an anomaly's "file:line:column)".
+fn err_column(err: &str) -> &str {
+    err.trim_end_matches(')').rsplit(':').next().unwrap()
+}
+
 #[test]
 fn statistics_count_nodes_and_bytes_by_op() {
     let tape = Tape::<f64>::new();

@@ -359,7 +359,7 @@ pub fn all_reduce_gradients<F: Float>(
                 let mut values = vec![F::zero(); shape.iter().product()];
                 comm.all_reduce_mean(&mut values, weight)?;
                 let array = ndarray::ArrayD::from_shape_vec(shape, values).expect("the parameter's length");
-                grads.set_param(p, Value::from(array));
+                grads.set_param(tape, p, Value::from(array));
             }
         }
     }
