@@ -257,7 +257,7 @@ pub(crate) fn invalid_weight(rank: usize, weight: f64, about: Option<(usize, f64
     let message = match about {
         Some((other, weight)) => format!("worker {other} passed the weight {weight}; {expected}"),
         None if !valid_weight(weight) => format!("worker {rank} passed the weight {weight}; {expected}"),
-        None => format!("another worker passed a weight that is not a finite number ≥ 0; {expected}"),
+        None => format!("another worker passed a negative, NaN or infinite weight; {expected}"),
     };
     ParallelError::Argument { op: "all_reduce_mean", message }
 }
@@ -420,4 +420,63 @@ pub fn sync_replicas<F: Float>(
     }
     nn::load_state_dict(tape, module, &synced)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A communicator with only the required collectives: `all_reduce_mean` is the trait's.
+    struct SumOnly<'a>(ThreadComm<'a>);
+
+    impl Communicator for SumOnly<'_> {
+        fn rank(&self) -> usize {
+            self.0.rank()
+        }
+        fn size(&self) -> usize {
+            self.0.size()
+        }
+        fn all_reduce_sum<F: Float>(&self, data: &mut [F]) -> Result<(), ParallelError> {
+            self.0.all_reduce_sum(data)
+        }
+        fn broadcast<F: Float>(&self, data: &mut [F], root: usize) -> Result<(), ParallelError> {
+            self.0.broadcast(data, root)
+        }
+        fn barrier(&self) -> Result<(), ParallelError> {
+            self.0.barrier()
+        }
+    }
+
+    #[test]
+    fn the_default_mean_gives_zeros_without_weight_and_refuses_a_bad_weight_everywhere() {
+        let out = run_threads(2, |comm| {
+            let comm = SumOnly(comm);
+            let mut none = [[f64::NAN, 1.0][comm.rank()], 2.0];
+            comm.all_reduce_mean(&mut none, 0.0)?;
+            // rank 0 has no samples: its NaN adds nothing
+            let mut one = [[f32::NAN, 4.0][comm.rank()], [f32::INFINITY, -2.0][comm.rank()]];
+            comm.all_reduce_mean(&mut one, [0.0, 3.0][comm.rank()])?;
+            let bad = comm.all_reduce_mean(&mut [1.0f64], [1.0, -1.0][comm.rank()]);
+            Ok((none, one, bad.unwrap_err().to_string()))
+        })
+        .unwrap();
+        let expected = "expected a finite number ≥ 0 (the worker's number of samples)";
+        assert_eq!(
+            out,
+            [
+                (
+                    [0.0, 0.0],
+                    [4.0, -2.0],
+                    format!(
+                        "all_reduce_mean: another worker passed a negative, NaN or infinite weight; {expected}"
+                    )
+                ),
+                (
+                    [0.0, 0.0],
+                    [4.0, -2.0],
+                    format!("all_reduce_mean: worker 1 passed the weight -1; {expected}")
+                ),
+            ]
+        );
+    }
 }
