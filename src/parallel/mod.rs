@@ -132,8 +132,9 @@ pub trait Communicator {
     fn barrier(&self) -> Result<(), ParallelError>;
 }
 
-/// The communicator of a run with one worker: every collective leaves its data as it is. A
-/// training loop written for a [`Communicator`] runs unchanged on one worker with it.
+/// The communicator of a run with one worker: every collective leaves its data as it is (but
+/// for the rules of [`all_reduce_mean`](Communicator::all_reduce_mean) on weights). A training
+/// loop written for a [`Communicator`] runs unchanged on one worker with it.
 ///
 /// ```
 /// use tapegrad::parallel::{Communicator, Single};
@@ -154,7 +155,15 @@ impl Communicator for Single {
     fn all_reduce_sum<F: Float>(&self, _data: &mut [F]) -> Result<(), ParallelError> {
         Ok(())
     }
-    fn all_reduce_mean<F: Float>(&self, _data: &mut [F], _weight: f64) -> Result<(), ParallelError> {
+    /// The data as they are, as the trait's rules give for one worker: zeros for a weight of
+    /// 0, [`ParallelError::Argument`] for a weight that is negative, NaN or infinite.
+    fn all_reduce_mean<F: Float>(&self, data: &mut [F], weight: f64) -> Result<(), ParallelError> {
+        if !valid_weight(weight) {
+            return Err(invalid_weight(0, weight, None));
+        }
+        if weight == 0.0 {
+            data.fill(F::zero());
+        }
         Ok(())
     }
     fn broadcast<F: Float>(&self, _data: &mut [F], root: usize) -> Result<(), ParallelError> {
@@ -460,6 +469,14 @@ mod tests {
             Ok((none, one, bad.unwrap_err().to_string()))
         })
         .unwrap();
+        // one worker: the same rules
+        let mut one = [f64::NAN, 3.0];
+        Single.all_reduce_mean(&mut one, 2.0).unwrap();
+        assert_eq!(one[1], 3.0);
+        Single.all_reduce_mean(&mut one, 0.0).unwrap();
+        assert_eq!(one, [0.0, 0.0]);
+        let e = Single.all_reduce_mean(&mut one, f64::INFINITY).unwrap_err().to_string();
+        assert!(e.starts_with("all_reduce_mean: worker 0 passed the weight inf;"), "{e}");
         let expected = "expected a finite number ≥ 0 (the worker's number of samples)";
         assert_eq!(
             out,
