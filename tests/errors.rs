@@ -205,3 +205,54 @@ fn builder_misuse_is_reported_at_the_callers_line() {
     assert_eq!(line, line!() - 2);
     assert!(message.starts_with("Momentum: parameter Param"), "{message}");
 }
+
+/// Misuse is refused where it happens, not later inside another function: a gradient of the
+/// wrong shape at `Gradients::set_param` (not in the optimizer's step), a sample index out of
+/// range at `LabelledDataset::select`, a rank out of range at `parallel::shard`.
+#[test]
+fn misuse_is_refused_where_it_happens() {
+    use tapegrad::Value;
+    use tapegrad::data::LabelledDataset;
+
+    let tape = Tape::<f64>::new();
+    let w = tape.param(vec![1.0, 2.0]);
+    let mut grads = (tape.get(w) * 3.0).sum().backward();
+    let (message, line) = panic_site(|| {
+        grads.set_param(&tape, w, Value::from(vec![1.0, 2.0, 3.0]));
+    });
+    assert_eq!(line, line!() - 2);
+    let (head, tail) = message.split_once("Param#").expect("names the parameter");
+    assert_eq!(head, "Gradients::set_param: got shapes [2] and [3], expected a gradient of ");
+    assert!(tail.ends_with("'s shape [2]"), "{message}");
+    // the gradient is unchanged, and the right shape is accepted
+    assert_eq!(grads[w].to_array().into_raw_vec_and_offset().0, [3.0, 3.0]);
+    grads.set_param(&tape, w, Value::from(vec![-1.0, 0.5]));
+    assert_eq!(grads[w].to_array().into_raw_vec_and_offset().0, [-1.0, 0.5]);
+    let other = Tape::<f64>::new();
+    let (message, _) = panic_site(|| {
+        grads.set_param(&other, w, Value::from(vec![0.0, 0.0]));
+    });
+    assert!(message.starts_with("Gradients::set_param: Param#"), "{message}");
+    assert!(message.contains("belongs to a different Tape"), "{message}");
+
+    let data = LabelledDataset::parse("3,1,a,b\n10,0\n20,1\n30,0\n").unwrap();
+    let (message, line) = panic_site(|| {
+        data.select(&[2, 7]);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(
+        message,
+        "invalid argument: LabelledDataset::select: index 7 (at position 1) is out of range for 3 samples; \
+         expected an index in 0..3"
+    );
+
+    let (message, line) = panic_site(|| {
+        tapegrad::parallel::shard(10, 3, 2);
+    });
+    assert_eq!(line, line!() - 2);
+    assert_eq!(message, "shard: rank 3 of 2 workers; expected a rank in 0..2");
+    let (message, _) = panic_site(|| {
+        tapegrad::parallel::shard(10, 0, 0);
+    });
+    assert_eq!(message, "shard: rank 0 of 0 workers; expected at least 1 worker");
+}

@@ -63,6 +63,26 @@ fn main() {
     assert_eq!(b, [11.0; 3]);
     comm.barrier().unwrap();
 
+    // a global batch of no samples: zeros, not 0/0; a process of weight 0 adds nothing, not even NaN
+    let mut none = [[f64::NAN, 1.0][rank], 2.0];
+    comm.all_reduce_mean(&mut none, 0.0).unwrap();
+    assert_eq!(none, [0.0, 0.0]);
+    let mut one = [[f32::NAN, 4.0][rank], [f32::INFINITY, -2.0][rank]];
+    comm.all_reduce_mean(&mut one, [0.0, 3.0][rank]).unwrap();
+    assert_eq!(one, [4.0, -2.0]);
+    // an invalid weight is an error on every process, and so is a root that is not a rank
+    let e = comm.all_reduce_mean(&mut [1.0f64], [1.0, f64::NAN][rank]).unwrap_err().to_string();
+    let expected = "expected a finite number ≥ 0 (the worker's number of samples)";
+    let expected = if rank == 1 {
+        format!("all_reduce_mean: worker 1 passed the weight NaN; {expected}")
+    } else {
+        format!("all_reduce_mean: another worker passed a negative, NaN or infinite weight; {expected}")
+    };
+    assert_eq!(e, expected);
+    let e = comm.broadcast(&mut [0.0f32], 2).unwrap_err().to_string();
+    assert_eq!(e, "broadcast: root 2; expected a rank in 0..2 (one per worker)");
+    comm.barrier().unwrap();
+
     same_as_threads::<f32>(&comm, "mlp", mlp, 64, 1e-5);
     same_as_threads::<f64>(&comm, "mlp", mlp, 65, 1e-12);
     same_as_threads::<f32>(&comm, "simple_conv_net", simple_conv_net, 32, 1e-5);

@@ -640,18 +640,18 @@ fn clip_grad_norm_scales_only_the_listed_parameters() {
     );
 }
 
-/// A negative, NaN or infinite `max_norm`, or a parameter listed twice, is an error that
-/// changes nothing.
+/// A negative or NaN `max_norm`, or a parameter listed twice, is an error that changes
+/// nothing.
 #[test]
 fn clip_grad_norm_refuses_a_bad_max_norm_or_a_repeated_parameter() {
     let tape = Tape::<f64>::new();
     let (a, b) = (tape.param(1.0), tape.param(1.0));
     let mut grads = (tape.get(a) * 3.0 + tape.get(b) * 4.0).backward();
-    for (max_norm, shown) in [(-1.0, "-1"), (f64::NAN, "NaN"), (f64::INFINITY, "inf")] {
+    for (max_norm, shown) in [(-1.0, "-1"), (f64::NAN, "NaN"), (f64::NEG_INFINITY, "-inf")] {
         let e = clip_grad_norm(&[a, b], &mut grads, max_norm, ClipOptions::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!("clip_grad_norm: max_norm = {shown}; expected a finite number ≥ 0")
+            format!("clip_grad_norm: max_norm = {shown}; expected a number ≥ 0 (or infinity: no clipping)")
         );
     }
     let e = clip_grad_norm(&[a, b, a], &mut grads, 1.0, ClipOptions::default()).unwrap_err();
@@ -663,6 +663,25 @@ fn clip_grad_norm_refuses_a_bad_max_norm_or_a_repeated_parameter() {
         )
     );
     assert_eq!((grads[a].scalar(), grads[b].scalar()), (Some(3.0), Some(4.0)));
+}
+
+/// An infinite `max_norm` is accepted, as in PyTorch: nothing is scaled, whatever the norm, and
+/// the norm is returned (still an error for a non-finite norm with `error_if_nonfinite`).
+#[test]
+fn clip_grad_norm_with_an_infinite_max_norm_only_measures() {
+    let tape = Tape::<f64>::new();
+    let (a, b) = (tape.param(1.0), tape.param(1.0));
+    let mut grads = (tape.get(a) * 3e150 + tape.get(b) * 4e150).backward();
+    let norm = clip_grad_norm(&[a, b], &mut grads, f64::INFINITY, ClipOptions::default()).unwrap();
+    assert!((norm / 5e150 - 1.0).abs() < 1e-15, "{norm}");
+    assert_eq!((grads[a].scalar(), grads[b].scalar()), (Some(3e150), Some(4e150)));
+    // an infinite norm: left as it is, not made NaN by ∞/∞
+    let mut grads = (tape.get(a) * f64::INFINITY + tape.get(b) * 4.0).backward();
+    let norm = clip_grad_norm(&[a, b], &mut grads, f64::INFINITY, ClipOptions::default()).unwrap();
+    assert_eq!(norm, f64::INFINITY);
+    assert_eq!((grads[a].scalar(), grads[b].scalar()), (Some(f64::INFINITY), Some(4.0)));
+    let strict = ClipOptions { error_if_nonfinite: true };
+    assert!(clip_grad_norm(&[a, b], &mut grads, f64::INFINITY, strict).is_err());
 }
 
 /// A NaN or infinite norm: an error changing nothing with `error_if_nonfinite`; without it,

@@ -142,3 +142,131 @@ fn replicas_with_other_names_or_shapes_are_refused_at_the_start() {
     .unwrap();
     assert_eq!(synced[0], synced[1], "rank 0's weights everywhere");
 }
+
+/// Steps of a linear model with momentum on this worker of `comm`, one per global batch size
+/// in `sizes` (consecutive rows of a fixed data set), each worker taking its shard: the weight
+/// and the bias afterwards. With `Single`, the plain loop.
+fn linear_steps(comm: &impl Communicator, sizes: &[usize]) -> Result<Vec<f64>, ParallelError> {
+    use ndarray::s;
+    use tapegrad::nn::{Linear, Module};
+    use tapegrad::optim::{Momentum, Optimizer};
+    let x = ndarray::array![[1.0, 2.0], [3.0, -1.0], [0.5, 0.5], [-2.0, 1.0], [1.5, -0.5], [0.25, 2.0]];
+    let y = ndarray::array![[1.0], [2.0], [0.0], [-1.0], [0.5], [3.0]];
+    let tape = Tape::<f64>::new();
+    let model = Linear::from_arrays(&tape, ndarray::array![[0.5], [-0.25]], ndarray::array![0.1]);
+    let mut opt = Momentum::new(nn::params(&model), 0.1);
+    let mut start = 0;
+    for &batch in sizes {
+        let mine = parallel::shard(batch, comm.rank(), comm.size());
+        let rows = start + mine.start..start + mine.end;
+        start += batch;
+        let xs = tape.constant(x.slice(s![rows.clone(), ..]).to_owned());
+        let ys = tape.constant(y.slice(s![rows, ..]).to_owned());
+        let loss = nn::mean_squared_error(model.forward(xs), ys);
+        let mut grads = loss.backward();
+        parallel::all_reduce_gradients(comm, &tape, &nn::params(&model), &mut grads, mine.len())?;
+        opt.step(&tape, &grads);
+        tape.reset();
+    }
+    let (w, b) = (tape.get(model.weight).to_array(), tape.get(model.bias).to_array());
+    Ok(w.iter().chain(b.iter()).copied().collect())
+}
+
+/// A global batch of 0 samples gives zero gradients on every worker, as the plain loop does
+/// from an empty batch (momentum still moves the weights, the same on both); a batch of 1 on
+/// 2 workers leaves one worker an empty shard, which adds nothing to the mean.
+#[test]
+fn an_empty_global_batch_or_shard_steps_as_the_plain_loop_does() {
+    let sizes = [4, 0, 1, 0];
+    let plain = linear_steps(&parallel::Single, &sizes).unwrap();
+    assert!(plain.iter().all(|p| p.is_finite()), "{plain:?}");
+    let moved = linear_steps(&parallel::Single, &sizes[..1]).unwrap();
+    assert_ne!(plain, moved, "the steps after the first move the weights (momentum, one sample)");
+    for workers in [2, 3] {
+        let replicas = parallel::run_threads(workers, |comm| linear_steps(&comm, &sizes)).unwrap();
+        for replica in &replicas {
+            assert_eq!(replica, &replicas[0], "{workers} workers: the replicas are identical");
+        }
+        for (p, q) in replicas[0].iter().zip(&plain) {
+            assert!(
+                (p - q).abs() <= 1e-12 * q.abs().max(1.0),
+                "{workers} workers: {:?} vs {plain:?}",
+                replicas[0]
+            );
+        }
+    }
+}
+
+#[test]
+fn all_reduce_mean_with_no_weight_is_zero_and_a_bad_weight_is_refused_everywhere() {
+    // weights 0 everywhere: zeros, even from values that are not finite
+    let out = parallel::run_threads(2, |comm| {
+        let mut x = [f64::NAN, 3.0, f64::INFINITY];
+        comm.all_reduce_mean(&mut x, 0.0)?;
+        Ok(x)
+    })
+    .unwrap();
+    assert_eq!(out, vec![[0.0; 3]; 2]);
+    // one worker of weight 0: the other's values, whatever the first held
+    let out = parallel::run_threads(2, |comm| {
+        let (mut x, weight) = if comm.rank() == 0 { ([f32::NAN, 1.0], 0.0) } else { ([2.0, -4.0], 3.0) };
+        comm.all_reduce_mean(&mut x, weight)?;
+        Ok(x)
+    })
+    .unwrap();
+    assert_eq!(out, vec![[2.0, -4.0]; 2]);
+    // a negative, NaN or infinite weight: every worker returns the error, naming the worker
+    for (bad, shown) in [(-1.0, "-1"), (f64::NAN, "NaN"), (f64::INFINITY, "inf")] {
+        let errors = parallel::run_threads(2, |comm| {
+            let mut x = [1.0f64];
+            let weight = if comm.rank() == 1 { bad } else { 1.0 };
+            Ok(comm.all_reduce_mean(&mut x, weight).map_err(|e| e.to_string()).err())
+        })
+        .unwrap();
+        let expected = format!(
+            "all_reduce_mean: worker 1 passed the weight {shown}; expected a finite number ≥ 0 (the \
+             worker's number of samples)"
+        );
+        assert_eq!(errors, [Some(expected.clone()), Some(expected)]);
+    }
+}
+
+#[test]
+fn run_threads_shard_and_broadcast_refuse_arguments_out_of_range() {
+    let e = parallel::run_threads(0, |_| Ok(())).unwrap_err();
+    assert!(matches!(e, ParallelError::Argument { op: "run_threads", .. }), "{e:?}");
+    assert_eq!(e.to_string(), "run_threads: workers = 0; expected at least 1 worker");
+
+    assert_eq!(
+        parallel::try_shard(10, 0, 0).unwrap_err().to_string(),
+        "shard: rank 0 of 0 workers; expected at least 1 worker"
+    );
+    assert_eq!(
+        parallel::try_shard(10, 3, 2).unwrap_err().to_string(),
+        "shard: rank 3 of 2 workers; expected a rank in 0..2"
+    );
+    assert_eq!(
+        parallel::try_shard(usize::MAX, usize::MAX - 1, usize::MAX).unwrap(),
+        usize::MAX - 1..usize::MAX
+    );
+    // the shards of every rank cover 0..n once, in order, sizes differing by at most one
+    for n in 0..40 {
+        for size in 1..9 {
+            let shards: Vec<_> = (0..size).map(|rank| parallel::shard(n, rank, size)).collect();
+            let rows: Vec<usize> = shards.iter().flat_map(|r| r.clone()).collect();
+            assert_eq!(rows, (0..n).collect::<Vec<_>>(), "n {n}, {size} workers");
+            let lengths = shards.iter().map(|r| r.len());
+            assert!(lengths.clone().max().unwrap() - lengths.min().unwrap() <= 1);
+        }
+    }
+
+    let e = parallel::run_threads(2, |comm| {
+        let mut x = [comm.rank() as f64];
+        comm.broadcast(&mut x, 2)?;
+        Ok(x)
+    })
+    .unwrap_err();
+    assert_eq!(e.to_string(), "worker 0 failed: broadcast: root 2; expected a rank in 0..2 (one per worker)");
+    let e = parallel::Single.broadcast(&mut [1.0f32], 1).unwrap_err();
+    assert_eq!(e.to_string(), "broadcast: root 1; expected a rank in 0..1 (one per worker)");
+}

@@ -128,6 +128,39 @@ fn anomaly_mode_names_the_op_and_the_line_that_made_a_nan_or_an_infinity() {
     assert_eq!(g[x].to_array(), array![f64::INFINITY, 0.25].into_dyn());
 }
 
+/// The fallible arithmetic (`try_add`, `try_sub`, `try_mul`, `try_div`) names the caller's
+/// line as where the anomalous node was made, as the operators do, not a line of the library.
+#[test]
+fn anomaly_mode_names_the_callers_line_for_fallible_arithmetic() {
+    let tape = Tape::<f64>::new();
+    tape.set_detect_anomaly(true);
+    let (x, zero, big) = (tape.var(vec![1.0, -2.0]), tape.var(vec![0.0, 0.0]), tape.var(vec![1e308, 1e308]));
+    let (line, div) = (line!(), x.try_div(zero).unwrap_err().to_string());
+    let (line_add, add) = (line!(), big.try_add(big).unwrap_err().to_string());
+    let (line_sub, sub) = (line!(), big.try_sub(-big).unwrap_err().to_string());
+    let (line_mul, mul) = (line!(), big.try_mul(big).unwrap_err().to_string());
+    let (line_op, op) =
+        (line!(), tape.try_apply(tapegrad::ops::binary::Div, &[x, zero]).unwrap_err().to_string());
+    for (line, err, name) in [
+        (line, div, "div"),
+        (line_add, add, "add"),
+        (line_sub, sub, "sub"),
+        (line_mul, mul, "mul"),
+        (line_op, op, "div"),
+    ] {
+        assert!(err.starts_with(&format!("{name}: produced inf from finite inputs of shape")), "{err}");
+        assert!(
+            err.ends_with(&format!("(node created at tests/tape.rs:{line}:{})", err_column(&err))),
+            "{err}"
+        );
+    }
+}
+
+/// The column in an anomaly's "file:line:column)".
+fn err_column(err: &str) -> &str {
+    err.trim_end_matches(')').rsplit(':').next().unwrap()
+}
+
 #[test]
 fn statistics_count_nodes_and_bytes_by_op() {
     let tape = Tape::<f64>::new();
@@ -271,4 +304,77 @@ fn slices_of_one_value_add_into_one_gradient() {
     tape.set_detect_anomaly(true);
     let every_rule = loss(x).backward()[x].to_array();
     assert_eq!(plain, every_rule);
+}
+
+/// A loop that neither resets nor scopes its tape passes the tape's memory warning threshold:
+/// the tape prints one warning to stderr, saying how much it holds in how many nodes and what
+/// to do, and never a second, even after a reset and another pass. Run in a child process so
+/// that its stderr can be read.
+#[test]
+fn a_tape_past_its_memory_warning_threshold_warns_once_on_stderr() {
+    const CHILD: &str = "TAPEGRAD_TEST_MEMORY_WARNING_CHILD";
+    const NAME: &str = "a_tape_past_its_memory_warning_threshold_warns_once_on_stderr";
+    if std::env::var_os(CHILD).is_some() {
+        let tape = Tape::<f64>::new();
+        tape.set_memory_warning(Some(64 << 10));
+        let w = tape.param(vec![0.5; 100]);
+        for pass in 0..2 {
+            for _ in 0..500 {
+                assert_eq!((tape.get(w) * 2.0).sum().scalar(), 100.0); // 800 bytes kept per step
+            }
+            assert!(tape.memory_warned(), "pass {pass}");
+            tape.reset();
+        }
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("tapegrad: warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    let warning = warnings[0];
+    // "a Tape holds 64.xx KiB in N nodes, past its memory warning threshold of 64.00 KiB"
+    let held = warning.split("holds ").nth(1).unwrap();
+    let (kib, rest) = held.split_once(" KiB in ").unwrap();
+    let kib: f64 = kib.parse().unwrap();
+    assert!((64.0..65.0).contains(&kib), "{warning}");
+    let nodes: usize = rest.split(' ').next().unwrap().parse().unwrap();
+    // each step keeps a node of 100 f64s and a scalar one: about 64 KiB / 800 bytes steps
+    assert!((2 * 50..=2 * 82 + 1).contains(&nodes), "{warning}");
+    assert!(rest.contains("past its memory warning threshold of 64.00 KiB"), "{warning}");
+    assert!(warning.contains("tape.reset()") && warning.contains("tape.scope("), "{warning}");
+}
+
+/// A default tape (1 GiB) does not warn in normal use: training steps with a reset each, and
+/// evaluation in a scope.
+#[test]
+fn a_default_tape_does_not_warn_in_normal_use() {
+    use tapegrad::nn::{self, Linear, Module};
+    let tape = Tape::<f32>::new();
+    assert_eq!(tape.memory_warning(), Some(1 << 30));
+    let model =
+        Linear::from_arrays(&tape, ndarray::Array2::<f32>::ones((256, 64)), ndarray::Array1::zeros(64));
+    let mut sgd = Sgd::new(nn::params(&model), 1e-4);
+    let x = ndarray::Array2::<f32>::ones((128, 256));
+    for _ in 0..200 {
+        let loss = model.forward(tape.constant(x.clone())).square().mean();
+        sgd.step(&tape, &loss.backward());
+        tape.reset();
+        let _: f32 = tape.scope(|| model.forward(tape.constant(x.clone())).sum().scalar());
+    }
+    assert!(!tape.memory_warned());
+    // turned off, a tape that keeps far more than a small threshold says nothing
+    let kept = Tape::<f32>::new();
+    kept.set_memory_warning(Some(1024));
+    kept.set_memory_warning(None);
+    for _ in 0..10 {
+        let _ = kept.constant(x.clone()).sum().scalar();
+    }
+    assert!(kept.stats().bytes > 10 * 128 * 256 * 4);
+    assert!(!kept.memory_warned());
 }

@@ -168,13 +168,51 @@ impl LabelledDataset {
     ///
     /// # Panics
     ///
-    /// If an index is out of bounds.
+    /// At the caller's line, if an index is not in `0..len()`, naming the index and the length;
+    /// [`try_select`](Self::try_select) returns the error instead.
+    #[track_caller]
     pub fn select(&self, indices: &[usize]) -> LabelledDataset {
-        LabelledDataset {
+        match self.try_select(indices) {
+            Ok(selected) => selected,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`select`](Self::select), returning [`DataError::InvalidArgument`] instead of
+    /// panicking when an index is not in `0..len()` (or when the public fields disagree: not
+    /// one label per row of features).
+    ///
+    /// ```
+    /// use tapegrad::data::LabelledDataset;
+    /// let d = LabelledDataset::parse("3,1,a,b\n10,0\n20,1\n30,0\n")?;
+    /// assert_eq!(d.try_select(&[1])?.labels.to_vec(), [1]);
+    /// let err = d.try_select(&[0, 3]).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid argument: LabelledDataset::select: index 3 (at position 1) is out of range for \
+    ///      3 samples; expected an index in 0..3"
+    /// );
+    /// # Ok::<(), tapegrad::data::DataError>(())
+    /// ```
+    pub fn try_select(&self, indices: &[usize]) -> Result<LabelledDataset, DataError> {
+        let (rows, len) = (self.features.nrows(), self.len());
+        if rows != len {
+            return Err(DataError::InvalidArgument(format!(
+                "LabelledDataset::select: the features have {rows} rows but there are {len} labels; \
+                 expected one label per row"
+            )));
+        }
+        if let Some((position, index)) = indices.iter().enumerate().find(|&(_, &i)| i >= len) {
+            return Err(DataError::InvalidArgument(format!(
+                "LabelledDataset::select: index {index} (at position {position}) is out of range for {len} \
+                 samples; expected an index in 0..{len}"
+            )));
+        }
+        Ok(LabelledDataset {
             features: self.features.select(Axis(0), indices),
             labels: self.labels.select(Axis(0), indices),
             class_names: self.class_names.clone(),
-        }
+        })
     }
 
     /// Randomly splits into `(train, test)` with [`train_test_split`].
@@ -192,7 +230,7 @@ impl LabelledDataset {
         seed: u64,
     ) -> Result<(LabelledDataset, LabelledDataset), DataError> {
         let (train, test) = train_test_split(self.len(), test_fraction, seed)?;
-        Ok((self.select(&train), self.select(&test)))
+        Ok((self.try_select(&train)?, self.try_select(&test)?))
     }
 }
 

@@ -203,18 +203,22 @@ impl<'t, F: Float> Var<'t, F> {
     /// let err = a.try_add(b).unwrap_err();
     /// assert!(err.to_string().starts_with("add: got shapes [2] and [3]"));
     /// ```
+    #[track_caller]
     pub fn try_add(self, other: Self) -> Result<Self> {
         crate::ops::try_apply(Add, [self, other])
     }
     /// `a − b`, returning the error; see [`try_add`](Self::try_add).
+    #[track_caller]
     pub fn try_sub(self, other: Self) -> Result<Self> {
         crate::ops::try_apply(Sub, [self, other])
     }
     /// `a · b`, returning the error; see [`try_add`](Self::try_add).
+    #[track_caller]
     pub fn try_mul(self, other: Self) -> Result<Self> {
         crate::ops::try_apply(Mul, [self, other])
     }
     /// `a / b`, returning the error; see [`try_add`](Self::try_add).
+    #[track_caller]
     pub fn try_div(self, other: Self) -> Result<Self> {
         crate::ops::try_apply(Div, [self, other])
     }

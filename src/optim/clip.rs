@@ -34,8 +34,11 @@ pub struct ClipOptions {
 /// (inputs, parameters not listed) are left alone; a parameter without a gradient counts as
 /// zero. The clipped norm is `max_norm` exactly, where PyTorch divides by `norm + 1e-6`.
 ///
-/// Returns an error, changing nothing, if `max_norm` is negative, NaN or infinite, if a
-/// parameter is listed twice, or if the norm is not finite and
+/// `max_norm` may be `f64::INFINITY`, as in PyTorch: nothing is then scaled (not even for an
+/// infinite or NaN norm), and the call only measures the norm.
+///
+/// Returns an error, changing nothing, if `max_norm` is negative or NaN, if a parameter is
+/// listed twice, or if the norm is not finite and
 /// [`error_if_nonfinite`](ClipOptions::error_if_nonfinite) is set. Panics if a parameter
 /// belongs to another tape than `grads`.
 ///
@@ -49,6 +52,10 @@ pub struct ClipOptions {
 /// assert!((grads[a].scalar().unwrap() - 0.6).abs() < 1e-12);
 /// assert!((grads[b].scalar().unwrap() - 0.8).abs() < 1e-12);
 /// assert_eq!(grads[x].scalar(), Some(10.0));
+///
+/// // an infinite max_norm clips nothing and returns the norm (now 1)
+/// assert_eq!(clip_grad_norm(&[a, b], &mut grads, f64::INFINITY, ClipOptions::default()), Ok(1.0));
+/// assert!((grads[a].scalar().unwrap() - 0.6).abs() < 1e-12);
 /// ```
 #[track_caller]
 pub fn clip_grad_norm<F: Float>(
@@ -58,8 +65,9 @@ pub fn clip_grad_norm<F: Float>(
     options: ClipOptions,
 ) -> Result<f64> {
     const OP: &str = "clip_grad_norm";
-    if !(max_norm.is_finite() && max_norm >= 0.0) {
-        return Err(Error::argument(OP, format!("max_norm = {max_norm}; expected a finite number ≥ 0")));
+    if max_norm.is_nan() || max_norm < 0.0 {
+        let message = format!("max_norm = {max_norm}; expected a number ≥ 0 (or infinity: no clipping)");
+        return Err(Error::argument(OP, message));
     }
     let twice = "a repeated one would count twice in the norm and be scaled twice";
     if let Some(error) = repeated(OP, params, twice) {
@@ -82,7 +90,7 @@ pub fn clip_grad_norm<F: Float>(
         );
         return Err(Error::argument(OP, message));
     }
-    if norm <= max_norm {
+    if norm <= max_norm || max_norm == f64::INFINITY {
         return Ok(norm);
     }
     let scale = F::of(max_norm / norm);

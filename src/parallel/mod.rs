@@ -89,6 +89,11 @@ pub trait Communicator {
     /// bits. This default moves `f64` values through
     /// [`all_reduce_sum`](Communicator::all_reduce_sum); the thread backend moves `F`.
     ///
+    /// Every weight must be a finite number ≥ 0: otherwise every worker returns
+    /// [`ParallelError::Argument`] and `data` is left as it is. When the weights add up to 0
+    /// (a global batch of no samples), the mean is 0 everywhere: the gradients of an empty
+    /// batch, which is what a plain loop computes from one (zero gradients, not NaN).
+    ///
     /// ```
     /// use tapegrad::parallel::{Communicator, run_threads};
     /// let means = run_threads(2, |comm| {
@@ -98,23 +103,38 @@ pub trait Communicator {
     /// })
     /// .unwrap();
     /// assert_eq!(means, vec![[3.25, 6.5], [3.25, 6.5]]); // (1 + 3·4)/4, (2 + 3·8)/4
+    ///
+    /// // no samples on any worker: zeros, not 0/0
+    /// let empty = run_threads(2, |comm| {
+    ///     let mut x = [0.0f64, 0.0];
+    ///     comm.all_reduce_mean(&mut x, 0.0)?;
+    ///     Ok(x)
+    /// });
+    /// assert_eq!(empty.unwrap(), vec![[0.0, 0.0]; 2]);
     /// ```
     fn all_reduce_mean<F: Float>(&self, data: &mut [F], weight: f64) -> Result<(), ParallelError> {
-        let mut flat: Vec<f64> = data.iter().map(|&x| x.as_f64() * weight).collect();
-        flat.push(weight);
+        let mut flat: Vec<f64> = data.iter().map(|&x| weighted(x, weight)).collect();
+        // the weights' sum, and how many workers passed a weight that is not one
+        flat.extend([weight, f64::from(u8::from(!valid_weight(weight)))]);
         self.all_reduce_sum(&mut flat)?;
+        let invalid = flat.pop().expect("the count of invalid weights");
         let total = flat.pop().expect("the weights' sum");
-        data.iter_mut().zip(&flat).for_each(|(x, &sum)| *x = F::of(sum / total));
+        if invalid > 0.0 {
+            return Err(invalid_weight(self.rank(), weight, None));
+        }
+        data.iter_mut().zip(&flat).for_each(|(x, &sum)| *x = F::of(mean(sum, total)));
         Ok(())
     }
-    /// Replaces `data`, on every worker, by `root`'s.
+    /// Replaces `data`, on every worker, by `root`'s; [`ParallelError::Argument`] if `root` is
+    /// not a rank (`0..size()`).
     fn broadcast<F: Float>(&self, data: &mut [F], root: usize) -> Result<(), ParallelError>;
     /// Waits until every worker has called it.
     fn barrier(&self) -> Result<(), ParallelError>;
 }
 
-/// The communicator of a run with one worker: every collective leaves its data as it is. A
-/// training loop written for a [`Communicator`] runs unchanged on one worker with it.
+/// The communicator of a run with one worker: every collective leaves its data as it is (but
+/// for the rules of [`all_reduce_mean`](Communicator::all_reduce_mean) on weights). A training
+/// loop written for a [`Communicator`] runs unchanged on one worker with it.
 ///
 /// ```
 /// use tapegrad::parallel::{Communicator, Single};
@@ -135,11 +155,19 @@ impl Communicator for Single {
     fn all_reduce_sum<F: Float>(&self, _data: &mut [F]) -> Result<(), ParallelError> {
         Ok(())
     }
-    fn all_reduce_mean<F: Float>(&self, _data: &mut [F], _weight: f64) -> Result<(), ParallelError> {
+    /// The data as they are, as the trait's rules give for one worker: zeros for a weight of
+    /// 0, [`ParallelError::Argument`] for a weight that is negative, NaN or infinite.
+    fn all_reduce_mean<F: Float>(&self, data: &mut [F], weight: f64) -> Result<(), ParallelError> {
+        if !valid_weight(weight) {
+            return Err(invalid_weight(0, weight, None));
+        }
+        if weight == 0.0 {
+            data.fill(F::zero());
+        }
         Ok(())
     }
-    fn broadcast<F: Float>(&self, _data: &mut [F], _root: usize) -> Result<(), ParallelError> {
-        Ok(())
+    fn broadcast<F: Float>(&self, _data: &mut [F], root: usize) -> Result<(), ParallelError> {
+        check_root(root, 1)
     }
     fn barrier(&self) -> Result<(), ParallelError> {
         Ok(())
@@ -202,19 +230,97 @@ pub enum ParallelError {
     /// [`launch`] could not start the workers: none asked for, or MPI in a build without it.
     #[error("parallel::launch: {0}")]
     Launch(String),
+    /// An argument is out of range: no workers, a rank or root that is not one of the
+    /// workers', a weight that is not a finite number ≥ 0.
+    #[error("{op}: {message}")]
+    Argument {
+        /// The function or collective.
+        op: &'static str,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+}
+
+/// Whether `weight` can weigh a worker's values in a mean.
+pub(crate) fn valid_weight(weight: f64) -> bool {
+    weight.is_finite() && weight >= 0.0
+}
+
+/// A worker's value times its weight, in `f64`; 0 for a weight of 0, so that a worker without
+/// samples adds nothing, not even the NaN of its empty batch's loss.
+#[inline]
+pub(crate) fn weighted<F: Float>(x: F, weight: f64) -> f64 {
+    if weight == 0.0 { 0.0 } else { x.as_f64() * weight }
+}
+
+/// The weighted mean of a position: `sum / total`, and 0 when no worker has any weight.
+#[inline]
+pub(crate) fn mean(sum: f64, total: f64) -> f64 {
+    if total == 0.0 { 0.0 } else { sum / total }
+}
+
+/// The error of an `all_reduce_mean` in which a worker passed an invalid weight: that worker's
+/// rank and weight when known (`about`), else this worker's if it is the invalid one.
+pub(crate) fn invalid_weight(rank: usize, weight: f64, about: Option<(usize, f64)>) -> ParallelError {
+    let expected = "expected a finite number ≥ 0 (the worker's number of samples)";
+    let message = match about {
+        Some((other, weight)) => format!("worker {other} passed the weight {weight}; {expected}"),
+        None if !valid_weight(weight) => format!("worker {rank} passed the weight {weight}; {expected}"),
+        None => format!("another worker passed a negative, NaN or infinite weight; {expected}"),
+    };
+    ParallelError::Argument { op: "all_reduce_mean", message }
+}
+
+/// [`ParallelError::Argument`] unless `root` is one of `size` ranks.
+pub(crate) fn check_root(root: usize, size: usize) -> Result<(), ParallelError> {
+    if root < size {
+        return Ok(());
+    }
+    let message = format!("root {root}; expected a rank in 0..{size} (one per worker)");
+    Err(ParallelError::Argument { op: "broadcast", message })
 }
 
 /// The rows of a batch of `n` that worker `rank` of `size` takes: contiguous, in rank order,
-/// the first `n % size` workers taking one more.
+/// the first `n % size` workers taking one more. The shards of ranks `0..size` cover `0..n`
+/// exactly once.
+///
+/// Panics at the caller's line if `size` is 0 or `rank` is not in `0..size`; see
+/// [`try_shard`].
 ///
 /// ```
 /// use tapegrad::parallel::shard;
 /// assert_eq!([shard(10, 0, 3), shard(10, 1, 3), shard(10, 2, 3)], [0..4, 4..7, 7..10]);
 /// ```
+#[track_caller]
 pub fn shard(n: usize, rank: usize, size: usize) -> Range<usize> {
+    match try_shard(n, rank, size) {
+        Ok(rows) => rows,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Like [`shard`], returning [`ParallelError::Argument`] instead of panicking when `size` is 0
+/// or `rank` is not in `0..size`.
+///
+/// ```
+/// use tapegrad::parallel::try_shard;
+/// assert_eq!(try_shard(10, 1, 3).unwrap(), 4..7);
+/// let e = try_shard(10, 3, 2).unwrap_err();
+/// assert_eq!(e.to_string(), "shard: rank 3 of 2 workers; expected a rank in 0..2");
+/// assert!(try_shard(10, 0, 0).is_err());
+/// ```
+pub fn try_shard(n: usize, rank: usize, size: usize) -> Result<Range<usize>, ParallelError> {
+    if rank >= size {
+        let expected =
+            if size == 0 { "at least 1 worker".to_string() } else { format!("a rank in 0..{size}") };
+        let message = format!("rank {rank} of {size} workers; expected {expected}");
+        return Err(ParallelError::Argument { op: "shard", message });
+    }
     let (base, extra) = (n / size, n % size);
+    // rank < size, so rank·base ≤ n and rank.min(extra) < size: no overflow, and the shard
+    // ends at n at the latest
     let start = rank * base + rank.min(extra);
-    start..start + base + usize::from(rank < extra)
+    Ok(start..start + base + usize::from(rank < extra))
 }
 
 /// Averages the gradients of `params` over the workers, weighting each worker's by its number
@@ -223,7 +329,10 @@ pub fn shard(n: usize, rank: usize, size: usize) -> Range<usize> {
 /// worker counts as zero there; afterwards every parameter has one on every worker. Row-sparse
 /// gradients are made dense first.
 ///
-/// With one worker, the gradients are left exactly as they are.
+/// With one worker, the gradients are left exactly as they are. A worker with no samples adds
+/// nothing to the mean (its gradients, even NaN ones, are ignored); when no worker has any
+/// (a global batch of 0 samples), every gradient is zeros, as a plain loop computes from an
+/// empty batch, so the optimizer's step does what it does with zero gradients.
 ///
 /// Summation: each worker's gradient times its sample count, summed in rank order in `f64`,
 /// divided by the total count, then rounded to `F`.
@@ -259,7 +368,7 @@ pub fn all_reduce_gradients<F: Float>(
                 let mut values = vec![F::zero(); shape.iter().product()];
                 comm.all_reduce_mean(&mut values, weight)?;
                 let array = ndarray::ArrayD::from_shape_vec(shape, values).expect("the parameter's length");
-                grads.set_param(p, Value::from(array));
+                grads.set_param(tape, p, Value::from(array));
             }
         }
     }
@@ -320,4 +429,71 @@ pub fn sync_replicas<F: Float>(
     }
     nn::load_state_dict(tape, module, &synced)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A communicator with only the required collectives: `all_reduce_mean` is the trait's.
+    struct SumOnly<'a>(ThreadComm<'a>);
+
+    impl Communicator for SumOnly<'_> {
+        fn rank(&self) -> usize {
+            self.0.rank()
+        }
+        fn size(&self) -> usize {
+            self.0.size()
+        }
+        fn all_reduce_sum<F: Float>(&self, data: &mut [F]) -> Result<(), ParallelError> {
+            self.0.all_reduce_sum(data)
+        }
+        fn broadcast<F: Float>(&self, data: &mut [F], root: usize) -> Result<(), ParallelError> {
+            self.0.broadcast(data, root)
+        }
+        fn barrier(&self) -> Result<(), ParallelError> {
+            self.0.barrier()
+        }
+    }
+
+    #[test]
+    fn the_default_mean_gives_zeros_without_weight_and_refuses_a_bad_weight_everywhere() {
+        let out = run_threads(2, |comm| {
+            let comm = SumOnly(comm);
+            let mut none = [[f64::NAN, 1.0][comm.rank()], 2.0];
+            comm.all_reduce_mean(&mut none, 0.0)?;
+            // rank 0 has no samples: its NaN adds nothing
+            let mut one = [[f32::NAN, 4.0][comm.rank()], [f32::INFINITY, -2.0][comm.rank()]];
+            comm.all_reduce_mean(&mut one, [0.0, 3.0][comm.rank()])?;
+            let bad = comm.all_reduce_mean(&mut [1.0f64], [1.0, -1.0][comm.rank()]);
+            Ok((none, one, bad.unwrap_err().to_string()))
+        })
+        .unwrap();
+        // one worker: the same rules
+        let mut one = [f64::NAN, 3.0];
+        Single.all_reduce_mean(&mut one, 2.0).unwrap();
+        assert_eq!(one[1], 3.0);
+        Single.all_reduce_mean(&mut one, 0.0).unwrap();
+        assert_eq!(one, [0.0, 0.0]);
+        let e = Single.all_reduce_mean(&mut one, f64::INFINITY).unwrap_err().to_string();
+        assert!(e.starts_with("all_reduce_mean: worker 0 passed the weight inf;"), "{e}");
+        let expected = "expected a finite number ≥ 0 (the worker's number of samples)";
+        assert_eq!(
+            out,
+            [
+                (
+                    [0.0, 0.0],
+                    [4.0, -2.0],
+                    format!(
+                        "all_reduce_mean: another worker passed a negative, NaN or infinite weight; {expected}"
+                    )
+                ),
+                (
+                    [0.0, 0.0],
+                    [4.0, -2.0],
+                    format!("all_reduce_mean: worker 1 passed the weight -1; {expected}")
+                ),
+            ]
+        );
+    }
 }

@@ -5,7 +5,7 @@ use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
 use mpi::environment::Universe;
 use mpi::topology::{Communicator as _, SimpleCommunicator};
 
-use super::{Communicator, ParallelError};
+use super::{Communicator, ParallelError, check_root, invalid_weight, mean, valid_weight, weighted};
 use crate::float::Float;
 
 /// The [`Communicator`] of one MPI process: run the program with `mpirun -np W …`.
@@ -89,18 +89,25 @@ impl Communicator for MpiComm {
         data.iter_mut().zip(sum).for_each(|(x, s)| *x = F::of(s));
         Ok(())
     }
-    /// The trait's formula (weighted values and the weights summed in `f64`, then divided), with
-    /// the weighted values converted once, straight into the buffer MPI sends.
+    /// The trait's formula (weighted values and the weights summed in `f64`, then divided; a
+    /// total weight of 0 gives zeros), with the weighted values converted once, straight into
+    /// the buffer MPI sends. The count of invalid weights travels in the same message, so every
+    /// process returns the error together.
     fn all_reduce_mean<F: Float>(&self, data: &mut [F], weight: f64) -> Result<(), ParallelError> {
         self.same_length("all_reduce_mean", data.len())?;
-        let mine: Vec<f64> = data.iter().map(|&x| x.as_f64() * weight).chain([weight]).collect();
+        let invalid = f64::from(u8::from(!valid_weight(weight)));
+        let mine: Vec<f64> = data.iter().map(|&x| weighted(x, weight)).chain([weight, invalid]).collect();
         let mut sum = vec![0.0f64; mine.len()];
         self.world.all_reduce_into(&mine[..], &mut sum[..], SystemOperation::sum());
-        let total = sum[data.len()];
-        data.iter_mut().zip(&sum).for_each(|(x, &s)| *x = F::of(s / total));
+        let (total, invalid) = (sum[data.len()], sum[data.len() + 1]);
+        if invalid > 0.0 {
+            return Err(invalid_weight(self.rank(), weight, None));
+        }
+        data.iter_mut().zip(&sum).for_each(|(x, &s)| *x = F::of(mean(s, total)));
         Ok(())
     }
     fn broadcast<F: Float>(&self, data: &mut [F], root: usize) -> Result<(), ParallelError> {
+        check_root(root, self.size())?;
         self.same_length("broadcast", data.len())?;
         let mut values: Vec<f64> = data.iter().map(|x| x.as_f64()).collect();
         self.world.process_at_rank(root as i32).broadcast_into(&mut values[..]);

@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
-use super::{Communicator, ParallelError, shard};
+use super::{Communicator, ParallelError, check_root, invalid_weight, mean, shard, valid_weight};
 use crate::float::Float;
 
 /// Runs `worker` on `workers` threads, each with a [`ThreadComm`] for its rank, and returns
@@ -20,7 +20,7 @@ use crate::float::Float;
 /// 1), where `T` is the size of the global pool (the cores, or `RAYON_NUM_THREADS`), so W
 /// workers and their ops' threads do not oversubscribe the cores.
 ///
-/// Panics if `workers` is 0.
+/// [`ParallelError::Argument`] if `workers` is 0.
 ///
 /// ```
 /// use tapegrad::parallel::{run_threads, Communicator, ParallelError};
@@ -40,13 +40,18 @@ use crate::float::Float;
 ///     Ok(())
 /// });
 /// assert_eq!(failed.unwrap_err().to_string(), "worker 1 failed: out of data");
+///
+/// let none = run_threads(0, |_| Ok(()));
+/// assert_eq!(none.unwrap_err().to_string(), "run_threads: workers = 0; expected at least 1 worker");
 /// ```
-#[track_caller]
 pub fn run_threads<T: Send>(
     workers: usize,
     worker: impl Fn(ThreadComm<'_>) -> Result<T, ParallelError> + Sync,
 ) -> Result<Vec<T>, ParallelError> {
-    assert!(workers > 0, "run_threads: 0 workers; expected at least 1");
+    if workers == 0 {
+        let message = "workers = 0; expected at least 1 worker".into();
+        return Err(ParallelError::Argument { op: "run_threads", message });
+    }
     let shared = Shared::new(workers);
     let per_worker = (rayon::current_num_threads() / workers).max(1);
     let results: Vec<Result<T, ParallelError>> = std::thread::scope(|s| {
@@ -310,6 +315,10 @@ impl Communicator for ThreadComm<'_> {
             }
             inputs.push((values.as_slice(), *weight));
         }
+        // every worker sees every weight, so all return the same error together
+        if let Some((other, &(_, bad))) = inputs.iter().enumerate().find(|(_, (_, w))| !valid_weight(*w)) {
+            return Err(invalid_weight(self.rank, weight, Some((other, bad))));
+        }
         let total = inputs[1..].iter().fold(inputs[0].1, |sum, &(_, w)| sum + w);
         // this worker's positions, a block at a time: every worker's products added in rank
         // order into sums that stay in cache
@@ -319,12 +328,17 @@ impl Communicator for ThreadComm<'_> {
         for start in share.clone().step_by(sums.len()) {
             let block = start..share.end.min(start + sums.len());
             let sums = &mut sums[..block.len()];
-            let (first, weight) = inputs[0];
-            sums.iter_mut().zip(&first[block.clone()]).for_each(|(s, &x)| *s = x.as_f64() * weight);
-            for &(values, weight) in &inputs[1..] {
+            // a worker of weight 0 adds nothing, not even the NaN of an empty batch's loss
+            match inputs[0] {
+                (_, 0.0) => sums.fill(0.0),
+                (first, weight) => {
+                    sums.iter_mut().zip(&first[block.clone()]).for_each(|(s, &x)| *s = x.as_f64() * weight)
+                }
+            }
+            for &(values, weight) in inputs[1..].iter().filter(|&&(_, weight)| weight != 0.0) {
                 sums.iter_mut().zip(&values[block.clone()]).for_each(|(s, &x)| *s += x.as_f64() * weight);
             }
-            mine.extend(sums.iter().map(|&s| F::of(s / total)));
+            mine.extend(sums.iter().map(|&s| F::of(mean(s, total))));
         }
         let mine: Arc<dyn Any + Send + Sync> = Arc::new(mine);
         *write(&self.shared.means[self.rank]) = Some(mine);
@@ -339,6 +353,10 @@ impl Communicator for ThreadComm<'_> {
         Ok(())
     }
     fn broadcast<F: Float>(&self, data: &mut [F], root: usize) -> Result<(), ParallelError> {
+        if let Err(e) = check_root(root, self.shared.size) {
+            self.shared.fail(self.rank, "failed"); // the others must not wait for this worker
+            return Err(e);
+        }
         self.publish("broadcast", data)?;
         data.iter_mut().zip(read(&self.shared.inputs[root]).iter()).for_each(|(x, &v)| *x = F::of(v));
         self.shared.wait(self.rank, "broadcast")

@@ -11,7 +11,7 @@ use slotmap::{Key, SecondaryMap};
 
 use crate::error::Error;
 use crate::float::Float;
-use crate::tape::{NodeId, SparseRows, Var};
+use crate::tape::{NodeId, SparseRows, Tape, Var};
 use crate::value::Value;
 
 /// A handle to a parameter ([`Tape::param`](crate::Tape::param)): a persistent leaf, kept by
@@ -210,22 +210,41 @@ impl<F: Float> Gradients<F> {
     }
 
     /// Sets the gradient of `param`, replacing any it had: for gradients computed elsewhere
-    /// (averaged over workers, accumulated over micro-batches).
+    /// (averaged over workers, accumulated over micro-batches). `tape` is the tape of `param`
+    /// and of these gradients, where the parameter's shape is read.
     ///
-    /// Panics if `param` belongs to another tape.
+    /// Panics at the caller's line if `value` does not have the parameter's shape (naming both
+    /// shapes), or if `param` or these gradients belong to another tape than `tape`: a
+    /// gradient of the wrong shape is refused here, not by the optimizer's step later.
     ///
     /// ```
-    /// use tapegrad::Tape;
+    /// use tapegrad::{Tape, Value};
     /// let tape = Tape::<f64>::new();
-    /// let (w, unused) = (tape.param(2.0), tape.param(1.0));
+    /// let (w, unused) = (tape.param(2.0), tape.param(vec![1.0, 1.0]));
     /// let mut grads = (tape.get(w) * 5.0).backward();
-    /// grads.set_param(unused, tapegrad::Value::from(3.0));
-    /// assert_eq!(grads[unused].scalar(), Some(3.0));
+    /// grads.set_param(&tape, unused, Value::from(vec![3.0, 4.0]));
+    /// assert_eq!(grads[unused].to_array().into_raw_vec_and_offset().0, [3.0, 4.0]);
+    ///
+    /// let wrong = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    ///     grads.set_param(&tape, unused, Value::from(vec![3.0, 4.0, 5.0]));
+    /// }));
+    /// assert!(wrong.is_err()); // "Gradients::set_param: got shapes [2] and [3], expected …"
     /// ```
     #[track_caller]
-    pub fn set_param(&mut self, param: Param, value: Value<F>) {
-        if param.tape != self.tape {
-            panic!("{}", Error::ForeignTape { op: "Gradients::set_param", what: param.key() });
+    pub fn set_param(&mut self, tape: &Tape<F>, param: Param, value: Value<F>) {
+        const OP: &str = "Gradients::set_param";
+        if param.tape != tape.id() {
+            panic!("{}", Error::ForeignTape { op: OP, what: param.key() });
+        }
+        if self.tape != tape.id() {
+            panic!("{}", Error::ForeignTape { op: OP, what: "these gradients".into() });
+        }
+        let shape = tape.with_node(tape.get(param), OP, |node| {
+            (node.value.shape() != value.shape()).then(|| node.value.shape().to_vec())
+        });
+        if let Some(shape) = shape {
+            let expected = format!("a gradient of {}'s shape {shape:?}", param.key());
+            panic!("{}", Error::shape(OP, &[&shape, value.shape()], expected));
         }
         self.sparse.remove(param.id);
         self.grads.insert(param.id, value);

@@ -58,7 +58,9 @@ slotmap::new_key_type! {
 ///
 /// Nodes live until [`reset`](Self::reset) frees all but the parameters, or until the
 /// [`scope`](Self::scope) that made them ends. A loop that never does either keeps every node
-/// it made: call `reset()` once per training step, and evaluate inside `scope`.
+/// it made: call `reset()` once per training step, and evaluate inside `scope`. So that such a
+/// loop does not go unnoticed until the process runs out of memory, a tape prints one warning
+/// to stderr when what it holds first passes 1 GiB ([`set_memory_warning`](Self::set_memory_warning)).
 ///
 /// ```
 /// use tapegrad::Tape;
@@ -151,7 +153,7 @@ impl<F: Float> Tape<F> {
     /// assert_eq!(tape.get(w).scalar(), 2.0);
     /// ```
     pub fn param(&self, value: impl Into<Value<F>>) -> Param {
-        Param::new(self.inner.borrow_mut().insert(Node::leaf(value.into(), true, true)), self.id)
+        Param::new(self.inner.borrow_mut().insert_persistent(Node::leaf(value.into(), true, true)), self.id)
     }
 
     /// A persistent leaf that needs no gradient: model state that is not trained, such as
@@ -165,7 +167,7 @@ impl<F: Float> Tape<F> {
     /// assert!(!tape.get(running).requires_grad());
     /// ```
     pub fn buffer(&self, value: impl Into<Value<F>>) -> Param {
-        Param::new(self.inner.borrow_mut().insert(Node::leaf(value.into(), false, true)), self.id)
+        Param::new(self.inner.borrow_mut().insert_persistent(Node::leaf(value.into(), false, true)), self.id)
     }
 
     /// The `Var` of a parameter on this tape.
@@ -293,6 +295,54 @@ impl<F: Float> Tape<F> {
     /// Whether anomaly mode is on.
     pub fn detect_anomaly(&self) -> bool {
         self.anomaly.get()
+    }
+
+    /// Sets the memory warning's threshold (1 GiB by default), or turns the warning off with
+    /// `None`. When the bytes this tape holds (its nodes and their values, as
+    /// [`stats`](Self::stats) counts them) first pass the threshold, it prints one warning to
+    /// stderr saying how much it holds, in how many nodes, and that evaluation belongs in
+    /// [`scope`](Self::scope) or after [`reset`](Self::reset): a loop that does neither keeps
+    /// every node it makes. A tape warns at most once; [`memory_warned`](Self::memory_warned)
+    /// says whether it has.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// assert_eq!(tape.memory_warning(), Some(1 << 30));
+    /// tape.set_memory_warning(Some(1 << 20)); // 1 MiB
+    /// let w = tape.param(vec![1.0; 1000]);
+    /// for _ in 0..10 {
+    ///     // evaluated in a scope, each step's nodes are freed: no warning
+    ///     let _loss: f64 = tape.scope(|| (tape.get(w) * 2.0).sum().scalar());
+    /// }
+    /// assert!(!tape.memory_warned());
+    /// for _ in 0..200 {
+    ///     // no scope, no reset: 200 values of 8,000 bytes stay, and the tape warns once
+    ///     let _ = (tape.get(w) * 2.0).sum().scalar();
+    /// }
+    /// assert!(tape.memory_warned());
+    /// tape.set_memory_warning(None); // off
+    /// assert_eq!(tape.memory_warning(), None);
+    /// ```
+    pub fn set_memory_warning(&self, bytes: Option<usize>) {
+        let mut inner = self.inner.borrow_mut();
+        inner.warning = bytes;
+        inner.warn_at = match bytes {
+            Some(bytes) if !inner.warned => bytes,
+            _ => usize::MAX,
+        };
+    }
+
+    /// The memory warning's threshold in bytes, `None` when it is off; see
+    /// [`set_memory_warning`](Self::set_memory_warning).
+    pub fn memory_warning(&self) -> Option<usize> {
+        self.inner.borrow().warning
+    }
+
+    /// Whether this tape has printed its memory warning; see
+    /// [`set_memory_warning`](Self::set_memory_warning).
+    pub fn memory_warned(&self) -> bool {
+        self.inner.borrow().warned
     }
 
     pub(crate) fn id(&self) -> u64 {

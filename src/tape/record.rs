@@ -8,6 +8,10 @@
 //!   position there.
 //! - While a scope is open, every node made is logged in `created`, so closing the scope can
 //!   free exactly what it made.
+//! - `bytes` is what the live nodes hold, as [`TapeStats::bytes`](crate::TapeStats) counts it:
+//!   added where a node is inserted, subtracted where one is freed, and after a reset what the
+//!   parameters and buffers hold (`persistent_bytes`, counted where they are inserted; a leaf's
+//!   value may change, never its shape). Insertion compares it with `warn_at` in one branch.
 
 use std::panic::Location;
 
@@ -55,6 +59,37 @@ pub(crate) struct Inner<F: Float> {
     /// The leaves whose values [`Var::update`](crate::Var::update) has taken out while their
     /// closures run (nested updates make more than one).
     pub(crate) updating: SmallVec<[NodeId; 1]>,
+    /// Bytes held by the live nodes and their values.
+    pub(crate) bytes: usize,
+    /// The part of `bytes` that the parameters and buffers hold: all that a reset leaves.
+    persistent_bytes: usize,
+    /// The memory warning's threshold: `usize::MAX` when it is off or was printed.
+    pub(crate) warn_at: usize,
+    /// The memory warning's threshold as set (`None`: off).
+    pub(crate) warning: Option<usize>,
+    /// Whether the memory warning was printed.
+    pub(crate) warned: bool,
+}
+
+/// The default memory warning threshold: 1 GiB.
+pub(crate) const DEFAULT_MEMORY_WARNING: usize = 1 << 30;
+
+/// The bytes a node holds: the node itself and its value's array (as [`TapeStats`] counts
+/// them; the op, not counted, is small).
+///
+/// [`TapeStats`]: crate::TapeStats
+#[inline]
+pub(crate) fn node_bytes<F: Float>(node: &Node<F>) -> usize {
+    size_of::<Node<F>>() + value_bytes(&node.value)
+}
+
+/// The bytes of a value's array, outside its node.
+#[inline]
+fn value_bytes<F: Float>(value: &Value<F>) -> usize {
+    match value {
+        Value::Scalar(_) => 0,
+        Value::Array(a) => size_of::<ndarray::ArrayD<F>>() + a.len() * size_of::<F>(),
+    }
 }
 
 /// Where a scope began: how much of `created` and `order` came before it.
@@ -75,12 +110,25 @@ impl<F: Float> Inner<F> {
             open_scopes: 0,
             updating: SmallVec::new(),
             resets: 0,
+            bytes: 0,
+            persistent_bytes: 0,
+            warn_at: DEFAULT_MEMORY_WARNING,
+            warning: Some(DEFAULT_MEMORY_WARNING),
+            warned: false,
         }
     }
 
-    /// Adds a node, logging it when a scope is open.
+    /// Adds a node, logging it when a scope is open, and counting its bytes.
     #[inline]
     pub(crate) fn insert(&mut self, node: Node<F>) -> NodeId {
+        let bytes = node_bytes(&node);
+        self.insert_sized(node, bytes)
+    }
+
+    /// Adds a node of `bytes` ([`node_bytes`], which the caller knows before it builds the
+    /// node), logging it when a scope is open.
+    #[inline(always)]
+    pub(crate) fn insert_sized(&mut self, node: Node<F>, bytes: usize) -> NodeId {
         let recorded = node.op.is_some();
         let id = self.nodes.insert(node);
         if recorded {
@@ -89,7 +137,17 @@ impl<F: Float> Inner<F> {
         if self.open_scopes > 0 {
             self.created.push(id);
         }
+        self.bytes += bytes;
+        if self.bytes > self.warn_at {
+            self.warn_memory();
+        }
         id
+    }
+
+    /// Adds a parameter or a buffer: a node that no reset or scope frees.
+    pub(crate) fn insert_persistent(&mut self, node: Node<F>) -> NodeId {
+        self.persistent_bytes += node_bytes(&node);
+        self.insert(node)
     }
 
     pub(crate) fn open_scope(&mut self) -> ScopeMark {
@@ -112,9 +170,20 @@ impl<F: Float> Inner<F> {
         self.order.truncate(mark.order);
     }
 
+    /// Prints the memory warning, once per tape: the count has just passed `warn_at`.
+    #[cold]
+    #[inline(never)]
+    fn warn_memory(&mut self) {
+        self.warn_at = usize::MAX;
+        self.warned = true;
+        // the node being inserted counts, though it is not in `nodes` yet
+        eprintln!("{}", memory_warning(self.bytes, self.nodes.len() + 1, self.warning.unwrap_or(0)));
+    }
+
     /// Removes one node and what is kept beside it, returning its value.
     pub(crate) fn free(&mut self, id: NodeId) -> Option<Value<F>> {
         let node = self.nodes.remove(id)?;
+        self.bytes = self.bytes.saturating_sub(node_bytes(&node));
         if !self.names.is_empty() {
             self.names.remove(id);
         }
@@ -132,6 +201,7 @@ impl<F: Float> Inner<F> {
         origins.clear();
         order.clear();
         created.clear();
+        self.bytes = self.persistent_bytes;
     }
 
     /// Whether `id` was made since `mark` (a temporary of the scope that `mark` began).
@@ -186,6 +256,8 @@ impl<F: Float> Tape<F> {
                 (op.forward(&values)?, nodes.iter().any(|n| n.requires_grad))
             }
         };
+        // sized from the value, before it moves into its node
+        let bytes = size_of::<Node<F>>() + value_bytes(&value);
         let anomaly = self.detect_anomaly();
         if anomaly {
             self.check_forward(&inner, &op, inputs, &value)?;
@@ -201,7 +273,7 @@ impl<F: Float> Tape<F> {
         } else {
             Node::leaf(value, false, false)
         };
-        let id = inner.insert(node);
+        let id = inner.insert_sized(node, bytes);
         if anomaly {
             inner.origins.insert(id, Location::caller());
         }
@@ -266,6 +338,30 @@ impl<F: Float> Tape<F> {
     }
 }
 
+/// The warning a tape prints when the bytes it holds first pass its threshold
+/// ([`Tape::set_memory_warning`]).
+pub(crate) fn memory_warning(bytes: usize, nodes: usize, threshold: usize) -> String {
+    format!(
+        "tapegrad: warning: a Tape holds {} in {nodes} nodes, past its memory warning threshold of \
+         {}. Every node stays until Tape::reset() or the end of the Tape::scope that made it: call \
+         tape.reset() after each training step, and evaluate inside tape.scope(|| ...), or the \
+         tape grows until the process runs out of memory. Tape::set_memory_warning changes the \
+         threshold, or turns this warning off with None.",
+        human_bytes(bytes),
+        human_bytes(threshold)
+    )
+}
+
+/// A byte count in GiB, MiB or KiB with two decimals, or in bytes.
+fn human_bytes(bytes: usize) -> String {
+    const UNITS: [(&str, f64); 3] =
+        [("GiB", (1u64 << 30) as f64), ("MiB", (1u64 << 20) as f64), ("KiB", 1024.0)];
+    match UNITS.iter().find(|&&(_, size)| bytes as f64 >= size) {
+        Some((unit, size)) => format!("{:.2} {unit}", bytes as f64 / size),
+        None => format!("{bytes} bytes"),
+    }
+}
+
 /// The first NaN or infinity in `value`, as text.
 pub(crate) fn first_non_finite<F: Float>(value: &Value<F>) -> Option<String> {
     let bad = match value {
@@ -290,5 +386,54 @@ pub(crate) fn anomaly(
         message: format!(
             "produced {bad}{stage} from finite inputs of shape{plural} {shapes} (node created at {location})"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GradOptions;
+
+    #[test]
+    fn the_memory_warning_says_how_much_in_how_many_nodes_and_what_to_do() {
+        assert_eq!(
+            memory_warning((3 << 30) + (1 << 29), 12_345, 1 << 30),
+            "tapegrad: warning: a Tape holds 3.50 GiB in 12345 nodes, past its memory warning threshold \
+             of 1.00 GiB. Every node stays until Tape::reset() or the end of the Tape::scope that made it: \
+             call tape.reset() after each training step, and evaluate inside tape.scope(|| ...), or the \
+             tape grows until the process runs out of memory. Tape::set_memory_warning changes the \
+             threshold, or turns this warning off with None."
+        );
+        let sizes = [(0, "0 bytes"), (1023, "1023 bytes"), (1536, "1.50 KiB"), (5 << 20, "5.00 MiB")];
+        for (bytes, text) in sizes {
+            assert_eq!(human_bytes(bytes), text);
+        }
+    }
+
+    /// The running count equals what `stats` adds up node by node, through everything that
+    /// adds or frees nodes: leaves, ops, scopes, backward passes (plain and recorded), resets.
+    #[test]
+    fn the_running_byte_count_is_what_the_statistics_count() {
+        let tape = Tape::<f32>::new();
+        let check = |when: &str| assert_eq!(tape.inner.borrow().bytes, tape.stats().bytes, "{when}");
+        check("empty");
+        let w = tape.param(ndarray::Array2::<f32>::ones((3, 4)));
+        let x = tape.var(ndarray::Array2::<f32>::ones((2, 3)));
+        let s = tape.var(2.0f32);
+        check("leaves");
+        let y = (x.matmul(tape.get(w)).tanh() * s).sum();
+        check("ops");
+        let _ = tape.scope(|| (tape.get(w) * 3.0).sum().scalar());
+        check("after a scope");
+        let _ = y.backward();
+        check("after backward");
+        let _ = tape.grad(y, [x], GradOptions { create_graph: true });
+        check("after a recorded backward");
+        tape.reset();
+        check("after reset");
+        assert_eq!(
+            tape.inner.borrow().bytes,
+            size_of::<Node<f32>>() + size_of::<ndarray::ArrayD<f32>>() + 12 * 4
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::float::Float;
-use crate::tape::{Node, Tape};
-use crate::value::Value;
+use crate::tape::Tape;
+use crate::tape::record::node_bytes;
 
 /// The nodes of one kind on a tape: an op's name, or `leaf`/`constant`/`parameter`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl<F: Float> Tape<F> {
             };
             let row = rows.entry(kind).or_default();
             row.0 += 1;
-            row.1 += size_of::<Node<F>>() + value_bytes(&node.value);
+            row.1 += node_bytes(node);
         }
         let mut by_op: Vec<OpStats> = rows
             .into_iter()
@@ -68,13 +68,6 @@ impl<F: Float> Tape<F> {
             .collect();
         by_op.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
         TapeStats { nodes: inner.nodes.len(), bytes: by_op.iter().map(|r| r.bytes).sum(), by_op }
-    }
-}
-
-fn value_bytes<F: Float>(value: &Value<F>) -> usize {
-    match value {
-        Value::Scalar(_) => 0,
-        Value::Array(a) => size_of::<ndarray::ArrayD<F>>() + a.len() * size_of::<F>(),
     }
 }
 
