@@ -87,8 +87,9 @@ pub(crate) fn window_maxima<F: Float>(
     };
     // recycled buffers (a fresh one each step is faulted in page by page); every window's index
     // and value are written below
-    let mut indices = buffers::to_overwrite::<usize>(n * c * oh * ow);
-    let mut values = buffers::to_overwrite(n * c * oh * ow);
+    let len = buffers::elements::<F>("max_pool2d", &[n, c, oh, ow])?;
+    let mut indices = buffers::try_to_overwrite::<usize>("max_pool2d", len)?;
+    let mut values = buffers::try_to_overwrite("max_pool2d", len)?;
     let planes = oh * ow;
     if n * c > 1 && x.len() >= PARALLEL_PIXELS {
         let each = indices.par_chunks_mut(planes).zip(values.par_chunks_mut(planes));

@@ -104,7 +104,7 @@ impl<F: Float> Op<F> for Reshape {
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         let (from, to) = (x[0].shape(), self.0.as_slice());
-        if from.iter().product::<usize>() != to.iter().product::<usize>() {
+        if buffers::elements::<F>("reshape", to)? != x[0].len() {
             let expected = format!("a shape with the same number of elements ({})", x[0].len());
             return Err(Error::shape("reshape", &[from, to], expected));
         }
