@@ -77,6 +77,9 @@ fn for_each_tap(
     mut visit: impl FnMut(usize, usize, std::ops::Range<usize>),
 ) {
     let (kh, kw) = window.kernel;
+    if [n, c, oh, ow].contains(&0) {
+        return; // no tap to visit, however large the other sizes
+    }
     let (rows, columns) = (window.rows(h, oh), window.columns(w, ow));
     let cols = c * kh * kw;
     let horizontal: Vec<_> = (0..ow)

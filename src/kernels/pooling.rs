@@ -30,6 +30,9 @@ pub(crate) fn window_maxima<F: Float>(
     (oh, ow): (usize, usize),
 ) -> Result<(Vec<usize>, Vec<F>)> {
     let Window { padding, dilation, .. } = *window;
+    if n == 0 || c == 0 {
+        return Ok((Vec::new(), Vec::new())); // no plane: nothing to scan, however large OH·OW
+    }
     // per output row (column): the first in-image input row (column) and how many taps read
     // the image, dilation apart
     let taps = |axis: WindowAxis| -> Vec<(usize, usize)> {

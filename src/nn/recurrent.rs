@@ -381,7 +381,13 @@ impl<F: Float, const KIND: u8> Recurrent<F, KIND> {
     ) -> Result<Self> {
         Self::parameter_count(inputs, hidden, layers, bidirectional)?;
         let directions = if bidirectional { 2 } else { 1 };
-        let mut cells = Vec::with_capacity(layers * directions);
+        let mut cells = Vec::new();
+        let count = layers.checked_mul(directions);
+        if count.is_none_or(|count| cells.try_reserve_exact(count).is_err()) {
+            let message =
+                format!("{layers} layers of {directions} direction(s) are more cells than memory holds");
+            return Err(Error::argument(kind_name(KIND), message));
+        }
         for layer in 0..layers {
             let width = if layer == 0 { inputs } else { hidden * directions };
             for _ in 0..directions {
@@ -425,8 +431,9 @@ impl<F: Float, const KIND: u8> Recurrent<F, KIND> {
         let wide = directions * hidden; // the later layers' inputs: at most 2·hidden
         let first = inputs.checked_add(hidden).and_then(|n| n.checked_add(2)).ok_or_else(overflow)?;
         let later = hidden.checked_mul(directions + 1).and_then(|n| n.checked_add(2)).ok_or_else(overflow)?;
-        for shape in [[rows, inputs], [rows, hidden], [rows, wide]] {
-            crate::ops::check_shape::<F>(name, &shape)?;
+        let weights = [[rows, inputs], [rows, hidden], [rows, wide]];
+        for shape in &weights[..if layers > 1 { 3 } else { 2 }] {
+            crate::ops::check_shape::<F>(name, shape)?;
         }
         let per_direction = |width: usize| rows.checked_mul(width);
         let first = per_direction(first).ok_or_else(overflow)?;
