@@ -233,6 +233,12 @@ fn wide(shape: &[usize]) -> Vec<u128> {
     shape.iter().map(|&n| n as u128).collect()
 }
 
+/// A result's shape by the formula, and the shapes held on the way to it.
+type Expected = (Vec<u128>, Vec<Vec<u128>>);
+
+/// A library function giving an op's result shape from its size arguments.
+type ShapeFn = fn(&[usize]) -> tapegrad::Result<Vec<usize>>;
+
 /// One op of the property: how its size arguments make operands, what shape an independent
 /// formula (in `u128`) gives, the library's shape function when it has one, and the op.
 struct SizeCase {
@@ -248,9 +254,9 @@ struct SizeCase {
     /// The result's shape by the formula, and every shape the op holds on the way (whose
     /// bytes count against the budget and which must be holdable too); `None` when the
     /// arguments do not fit the op.
-    expected: fn(&[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)>,
+    expected: fn(&[usize]) -> Option<Expected>,
     /// The library's shape function, which allocates nothing.
-    shape: Option<fn(&[usize]) -> tapegrad::Result<Vec<usize>>>,
+    shape: Option<ShapeFn>,
     /// The op on tensors of the operands' shapes.
     run: for<'t> fn(&[tapegrad::Var<'t, f64>], &[usize]) -> R<'t>,
     /// An error the op may return where the formula gives a shape, decided by the values or
@@ -276,7 +282,7 @@ fn check(case: &SizeCase, args: &[usize]) -> Result<(), TestCaseError> {
             (e, got) => prop_assert!(false, "{} {:?}: expected {:?}, got {:?}", case.name, args, e, got),
         }
     }
-    let within = |(out, on_the_way): &(Vec<u128>, Vec<Vec<u128>>)| {
+    let within = |(out, on_the_way): &Expected| {
         let mut all = on_the_way.clone();
         all.push(out.clone());
         all.extend(operands.iter().map(|s| wide(s)));
@@ -327,11 +333,11 @@ fn conv_options(a: &[usize]) -> ConvOptions {
 }
 
 fn conv_operands(a: &[usize]) -> Vec<Vec<usize>> {
-    let per_group = if a[13] == 0 { a[1] } else { a[1] / a[13] };
+    let per_group = a[1].checked_div(a[13]).unwrap_or(a[1]);
     vec![vec![a[0], a[1], a[2], a[3]], vec![a[4], per_group, a[5], a[6]]]
 }
 
-fn conv_expected(a: &[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)> {
+fn conv_expected(a: &[usize]) -> Option<Expected> {
     let [n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, groups] = a.try_into().unwrap();
     let fits = groups > 0 && c % groups == 0 && o % groups == 0;
     let (oh, ow) = (window_axis(h, kh, sh, ph, dh)?, window_axis(w, kw, sw, pw, dw)?);
@@ -349,7 +355,7 @@ fn transpose_operands(a: &[usize]) -> Vec<Vec<usize>> {
     vec![vec![a[0], a[1], a[2], a[3]], vec![a[1], a[4], a[5], a[6]]]
 }
 
-fn transpose_expected(a: &[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)> {
+fn transpose_expected(a: &[usize]) -> Option<Expected> {
     let [n, c, h, w, og, kh, kw, sh, sw, ph, pw, dh, dw, groups, oph, opw] = a.try_into().unwrap();
     if groups == 0 || c % groups != 0 || oph >= sh || opw >= sw || h == 0 || w == 0 {
         return None;
@@ -378,9 +384,9 @@ fn image(a: &[usize]) -> Vec<Vec<usize>> {
 }
 
 /// Pooling's shape: the window's, with at most half the dilated kernel as padding.
-fn pool_expected(a: &[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)> {
+fn pool_expected(a: &[usize]) -> Option<Expected> {
     let [n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw] = a.try_into().unwrap();
-    let half = |k: usize, d: usize| (d as u128 * (k as u128).saturating_sub(1) + 1) / 2;
+    let half = |k: usize, d: usize| (d as u128 * (k as u128).saturating_sub(1)).div_ceil(2);
     if ph as u128 > half(kh, dh) || pw as u128 > half(kw, dw) {
         return None;
     }
@@ -389,7 +395,7 @@ fn pool_expected(a: &[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)> {
 }
 
 /// Average pooling's: dilation 1, and its `1/(KH·KW)` filter on the way.
-fn avg_pool_expected(a: &[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)> {
+fn avg_pool_expected(a: &[usize]) -> Option<Expected> {
     if (a[10], a[11]) != (1, 1) {
         return None;
     }
@@ -399,7 +405,7 @@ fn avg_pool_expected(a: &[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)> {
 
 /// `[N, C, H, W, OH, OW]`: adaptive pooling of `[N, C, H, W]` to `(OH, OW)`, through averaging
 /// matrices `[OH, H]` and `[OW, W]` and the product `[N, C, H, OW]` between them.
-fn adaptive_expected(a: &[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)> {
+fn adaptive_expected(a: &[usize]) -> Option<Expected> {
     let [n, c, h, w, oh, ow] = a.try_into().unwrap();
     if [h, w, oh, ow].contains(&0) {
         return None;
@@ -409,13 +415,13 @@ fn adaptive_expected(a: &[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)> {
 }
 
 /// `[A, B, T0, T1, T2]`: `[A, B]` reshaped to `[T0, T1, T2]`.
-fn reshape_expected(a: &[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)> {
+fn reshape_expected(a: &[usize]) -> Option<Expected> {
     let count = |s: &[usize]| s.iter().fold(1u128, |p, &n| p.saturating_mul(n as u128));
     (holdable(&wide(&a[2..])) && count(&a[..2]) == count(&a[2..])).then(|| (wide(&a[2..]), vec![]))
 }
 
 /// `[A, B, axis, start, len]`: `[A, B]` narrowed along `axis`.
-fn narrow_expected(a: &[usize]) -> Option<(Vec<u128>, Vec<Vec<u128>>)> {
+fn narrow_expected(a: &[usize]) -> Option<Expected> {
     let [rows, cols, axis, start, len] = a.try_into().unwrap();
     let mut shape = wide(&[rows, cols]);
     let within = axis < 2 && start as u128 + len as u128 <= shape[axis];

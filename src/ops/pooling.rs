@@ -42,7 +42,7 @@ impl Window {
     fn check_pool_padding(&self, op: &'static str) -> Result<()> {
         let Window { kernel, padding, dilation, .. } = *self;
         // in u128, where the dilated kernel cannot overflow
-        let half = |k: usize, d: usize| (d as u128 * (k as u128).saturating_sub(1) + 1) / 2;
+        let half = |k: usize, d: usize| (d as u128 * (k as u128).saturating_sub(1)).div_ceil(2);
         if padding.0 as u128 > half(kernel.0, dilation.0) || padding.1 as u128 > half(kernel.1, dilation.1) {
             let message = format!(
                 "padding {padding:?} is more than half the kernel {kernel:?} (dilation {dilation:?}); a window \
