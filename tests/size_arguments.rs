@@ -103,6 +103,25 @@ fn a_product_of_empty_operands_too_large_to_hold_is_an_error() {
     error_of("matmul", a.try_matmul(b));
 }
 
+#[test]
+fn ops_that_take_a_target_shape_refuse_one_too_large_to_hold() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(vec![1.0, 2.0]);
+    // 2^40 × 2^40 wrapped to 0 elements for put_add's and take's count
+    let message = error_of("put_add", x.try_put_add(&[0, 1], &[1 << 40, 1 << 40]));
+    assert!(message.contains("too large"), "{message}");
+    error_of("take", x.try_take(&[], &[1 << 32, 1 << 32]));
+    error_of("broadcast_to", x.try_broadcast_to(&[1 << 62, 1 << 62, 2]));
+    // 2^41 values (16 TiB): refused by the allocator, reported
+    let message = error_of("broadcast_to", x.try_broadcast_to(&[1 << 40, 2]));
+    assert!(message.contains("memory"), "{message}");
+    assert_eq!(x.try_broadcast_to(&[0, 2]).unwrap().shape().as_slice(), &[0, 2]);
+    assert_eq!(
+        x.try_put_add(&[2, 0], &[3]).unwrap().to_array().into_raw_vec_and_offset().0,
+        vec![2.0, 0.0, 1.0]
+    );
+}
+
 // Class 2: degenerate but valid shapes.
 
 #[test]
