@@ -166,10 +166,21 @@ pub(crate) fn try_buffer<T: Copy + 'static>(op: &'static str, len: usize) -> Res
 }
 
 /// Whether the allocator can hand out `len` elements of `T`: an error naming `op` when it
-/// refuses, for a buffer that a kernel makes later where it cannot return an error (on
-/// another thread); what it reserves is given back at once.
+/// refuses, for a buffer that is made later where an error cannot be returned (on another
+/// thread, or by a constructor that allocates). What it reserves is given back at once;
+/// requests below [`PRIMING_BYTES`] are not tried.
 pub(crate) fn check_room<T>(op: &'static str, len: usize) -> Result<()> {
+    if len.saturating_mul(size_of::<T>()) < PRIMING_BYTES {
+        return Ok(());
+    }
     Vec::<T>::new().try_reserve_exact(len).map_err(|_| refused::<T>(op, len))
+}
+
+/// `len` default values (zeros) in a fresh buffer, never a recycled one: scratch space that is
+/// dropped when done; an error naming `op` when the allocator refuses.
+pub(crate) fn try_scratch<T: Copy + Default>(op: &'static str, len: usize) -> Result<Vec<T>> {
+    check_room::<T>(op, len)?;
+    Ok(vec![T::default(); len])
 }
 
 /// `len` zeros, as [`zeros`], or an error naming `op` when the allocator refuses.
@@ -191,10 +202,7 @@ pub(crate) fn try_to_overwrite<T: Copy + Default + 'static>(op: &'static str, le
         v.resize(len, T::default());
         return Ok(v);
     }
-    if len.saturating_mul(size_of::<T>()) >= PRIMING_BYTES {
-        check_room::<T>(op, len)?;
-    }
-    Ok(vec![T::default(); len])
+    try_scratch(op, len)
 }
 
 /// A kept buffer with room for `len` elements and at most twice that, with its old contents;

@@ -218,7 +218,7 @@ impl Geometry {
         }
         let len = buffers::elements::<F>(op, &[self.patch(), self.positions()])?;
         // the first buffer is reserved here, so that one too large to hold is an error
-        let first = buffers::try_zeros::<F>(op, len)?;
+        let first = buffers::try_scratch::<F>(op, len)?;
         if self.parallel() {
             let first = std::sync::Mutex::new(Some(first));
             let columns = || {
