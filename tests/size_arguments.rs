@@ -630,8 +630,8 @@ proptest! {
         // made and run only when small: the weights, the sequence and every step's gates
         let Some(weights) = expected else { return Ok(()) };
         let steps = [n, t, case.gates as usize * h * directions + d, layers * directions].map(|v| v as u128);
-        let work = weights + steps.iter().fold(1u128, |p, &v| p.saturating_mul(v.max(1)));
-        if work * 8 > BUDGET || layers.saturating_mul(directions) > 64 || t > 64 {
+        let work = weights.saturating_add(steps.iter().fold(1u128, |p, &v| p.saturating_mul(v.max(1))));
+        if work.saturating_mul(8) > BUDGET || !holdable(&wide(&[n, t, d])) || layers.saturating_mul(directions) > 64 || t > 64 {
             return Ok(());
         }
         let tape = Tape::<f64>::new();
