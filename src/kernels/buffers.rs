@@ -14,6 +14,7 @@ use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
+use crate::error::{Error, Result};
 use crate::float::Float;
 
 /// Smaller buffers go straight back to the allocator.
@@ -115,10 +116,99 @@ pub(crate) fn to_overwrite<T: Copy + Default + 'static>(len: usize) -> Vec<T> {
     }
 }
 
+/// The number of elements of a result of `shape` whose elements are `T`, computed without
+/// overflow: an error naming `op` and the shape when its axes other than 0 multiply past
+/// `isize::MAX` (ndarray's limit, which holds even for an empty array) or its elements would
+/// take more than `isize::MAX` bytes (the most one allocation can hold). Every op that sizes a
+/// result or a buffer from its arguments asks this first.
+pub(crate) fn elements<T>(op: &'static str, shape: &[usize]) -> Result<usize> {
+    let nonzero = shape.iter().filter(|&&n| n != 0).try_fold(1usize, |p, &n| p.checked_mul(n));
+    let count = if shape.contains(&0) { Some(0) } else { nonzero };
+    let bytes = count.and_then(|n| n.checked_mul(size_of::<T>().max(1)));
+    let fits = |n: Option<usize>| n.is_some_and(|n| n <= isize::MAX as usize);
+    if fits(nonzero) && fits(bytes) {
+        return Ok(count.expect("no larger than the product of the nonzero axes"));
+    }
+    let message = match count.filter(|_| fits(nonzero)) {
+        Some(n) => format!(
+            "a result of shape {shape:?} is too large: {n} elements of {} bytes are more than the \
+             isize::MAX bytes one allocation can hold",
+            size_of::<T>()
+        ),
+        None => format!(
+            "a result of shape {shape:?} is too large: its axes (other than those of length 0) multiply \
+             past isize::MAX"
+        ),
+    };
+    Err(Error::argument(op, message))
+}
+
+/// The error for a buffer of `len` elements of `T` that the allocator refused.
+fn refused<T>(op: &'static str, len: usize) -> Error {
+    let bytes = len as f64 * size_of::<T>() as f64;
+    let message = format!(
+        "not enough memory for a buffer of {len} elements ({:.1} GiB); expected sizes that fit in memory",
+        bytes / (1u64 << 30) as f64
+    );
+    Error::argument(op, message)
+}
+
+/// An empty vector with room for `len` elements (recycled when one fits), or an error naming
+/// `op` when the allocator refuses: for buffers whose size comes from an op's arguments.
+pub(crate) fn try_buffer<T: Copy + 'static>(op: &'static str, len: usize) -> Result<Vec<T>> {
+    if let Some(mut v) = kept(len) {
+        v.clear();
+        return Ok(v);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| refused::<T>(op, len))?;
+    Ok(v)
+}
+
+/// Whether the allocator can hand out `len` elements of `T`: an error naming `op` when it
+/// refuses, for a buffer that is made later where an error cannot be returned (on another
+/// thread, or by a constructor that allocates). What it reserves is given back at once;
+/// requests below [`PRIMING_BYTES`] are not tried.
+pub(crate) fn check_room<T>(op: &'static str, len: usize) -> Result<()> {
+    if len.saturating_mul(size_of::<T>()) < PRIMING_BYTES {
+        return Ok(());
+    }
+    Vec::<T>::new().try_reserve_exact(len).map_err(|_| refused::<T>(op, len))
+}
+
+/// `len` default values (zeros) in a fresh buffer, never a recycled one: scratch space that is
+/// dropped when done; an error naming `op` when the allocator refuses.
+pub(crate) fn try_scratch<T: Copy + Default>(op: &'static str, len: usize) -> Result<Vec<T>> {
+    check_room::<T>(op, len)?;
+    Ok(vec![T::default(); len])
+}
+
+/// `len` zeros, as [`zeros`], or an error naming `op` when the allocator refuses.
+pub(crate) fn try_zeros<F: Float>(op: &'static str, len: usize) -> Result<Vec<F>> {
+    let mut v = try_buffer(op, len)?;
+    v.resize(len, F::zero());
+    Ok(v)
+}
+
+/// `len` elements to overwrite, as [`to_overwrite`], or an error naming `op` when the
+/// allocator refuses.
+///
+/// NOTE: a fresh buffer is first reserved and freed, then taken zeroed from the allocator, so
+/// that its pages still come zeroed without being written (a reserved buffer filled with
+/// zeros would write every page once more); below [`PRIMING_BYTES`] that first step is skipped.
+pub(crate) fn try_to_overwrite<T: Copy + Default + 'static>(op: &'static str, len: usize) -> Result<Vec<T>> {
+    if let Some(mut v) = kept(len) {
+        v.truncate(len);
+        v.resize(len, T::default());
+        return Ok(v);
+    }
+    try_scratch(op, len)
+}
+
 /// A kept buffer with room for `len` elements and at most twice that, with its old contents;
 /// `None` for small requests and when none fits.
 fn kept<T: Copy + 'static>(len: usize) -> Option<Vec<T>> {
-    if len * size_of::<T>() < MIN_BYTES {
+    if len.saturating_mul(size_of::<T>()) < MIN_BYTES {
         return None;
     }
     prime_allocator();

@@ -35,9 +35,9 @@ pub(crate) fn im2col<F: Float>(
     shape: [usize; 4],
     window: &Window,
     out: (usize, usize),
-) -> Vec<F> {
+) -> Result<Vec<F>> {
     let (rows, cols) = (shape[0] * out.0 * out.1, shape[1] * window.kernel.0 * window.kernel.1);
-    let mut columns = vec![F::zero(); rows * cols];
+    let mut columns = buffers::try_zeros("im2col", buffers::elements::<F>("im2col", &[rows, cols])?)?;
     let step = window.dilation.1;
     for_each_tap(window, shape, out, |dst, src, taps| {
         let dst = &mut columns[dst + taps.start..dst + taps.end];
@@ -45,7 +45,7 @@ pub(crate) fn im2col<F: Float>(
             *d = *s;
         }
     });
-    columns
+    Ok(columns)
 }
 
 /// Sums the rows of `[N·OH·OW, C·KH·KW]` back into an image `[N, C, H, W]`, dropping what
@@ -55,8 +55,8 @@ pub(crate) fn col2im<F: Float>(
     shape: [usize; 4],
     window: &Window,
     out: (usize, usize),
-) -> Vec<F> {
-    let mut image = vec![F::zero(); shape.iter().product()];
+) -> Result<Vec<F>> {
+    let mut image = buffers::try_zeros("col2im", buffers::elements::<F>("col2im", &shape)?)?;
     let step = window.dilation.1;
     for_each_tap(window, shape, out, |dst, src, taps| {
         let from = &columns[dst + taps.start..dst + taps.end];
@@ -64,7 +64,7 @@ pub(crate) fn col2im<F: Float>(
             *d += *s;
         }
     });
-    image
+    Ok(image)
 }
 
 /// Calls `visit(dst, src, taps)` for every kernel row of every window that overlaps the image:
@@ -77,6 +77,9 @@ fn for_each_tap(
     mut visit: impl FnMut(usize, usize, std::ops::Range<usize>),
 ) {
     let (kh, kw) = window.kernel;
+    if [n, c, oh, ow].contains(&0) {
+        return; // no tap to visit, however large the other sizes
+    }
     let (rows, columns) = (window.rows(h, oh), window.columns(w, ow));
     let cols = c * kh * kw;
     let horizontal: Vec<_> = (0..ow)
@@ -137,13 +140,18 @@ impl Geometry {
             && image.len() == 4
             && weight.len() == 4
             && weight[0].is_multiple_of(groups)
-            && weight[1] * groups == image[1]
+            && weight[1].checked_mul(groups) == Some(image[1])
             && (weight[2], weight[3]) == window.kernel;
         if !fits {
             let expected = format!("{expected}, with C and O divisible by groups = {groups}");
             return Err(Error::shape(op, shapes, expected));
         }
         let (oh, ow) = window.output_size(op, image)?;
+        // every size the kernels compute from these, checked once: the image, the output and
+        // the filters (the columns are checked when they are made)
+        buffers::elements::<f64>(op, image)?;
+        buffers::elements::<f64>(op, &[image[0], weight[0], oh, ow])?;
+        buffers::elements::<f64>(op, weight)?;
         Ok(Geometry {
             n: image[0],
             groups,
@@ -188,29 +196,45 @@ impl Geometry {
 
     /// Whether the work is large enough to share between threads (rayon's pool).
     fn parallel(&self) -> bool {
-        let products = self.n * self.groups * self.og * self.patch() * self.positions();
+        let products = [self.groups, self.og, self.patch(), self.positions()]
+            .iter()
+            .fold(self.n, |p, &x| p.saturating_mul(x));
         self.n > 1 && products >= PARALLEL_WORK
     }
 
     /// Calls `work(i, image_out, columns)` for every image `i` and its `per_image` values of
-    /// `out`, on several threads when the work is large, each with a column buffer of its own.
+    /// `out`, on several threads when the work is large, each with a column buffer of its own;
+    /// nothing when `out` is empty. An error naming `op` when the columns are too large to
+    /// hold.
     fn each_image<F: Float>(
         &self,
+        op: &'static str,
         out: &mut [F],
         per_image: usize,
         work: impl Fn(usize, &mut [F], &mut Vec<F>) + Sync,
-    ) {
-        let columns = || vec![F::zero(); self.patch() * self.positions()];
+    ) -> Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let len = buffers::elements::<F>(op, &[self.patch(), self.positions()])?;
+        // the first buffer is reserved here, so that one too large to hold is an error
+        let first = buffers::try_scratch::<F>(op, len)?;
         if self.parallel() {
+            let first = std::sync::Mutex::new(Some(first));
+            let columns = || {
+                let first = first.lock().map(|mut f| f.take()).unwrap_or(None);
+                first.unwrap_or_else(|| vec![F::zero(); len])
+            };
             out.par_chunks_exact_mut(per_image)
                 .enumerate()
                 .for_each_init(columns, |buffer, (i, image_out)| work(i, image_out, buffer));
         } else {
-            let mut buffer = columns();
+            let mut buffer = first;
             for (i, image_out) in out.chunks_exact_mut(per_image).enumerate() {
                 work(i, image_out, &mut buffer);
             }
         }
+        Ok(())
     }
 
     /// The columns `[patch, positions]` of `planes` (one image, one group): row `(c, ky, kx)`,
@@ -278,28 +302,40 @@ impl Geometry {
 }
 
 /// A buffer of `n` images of `channels` planes of `plane` values, each plane set to its
-/// channel's bias (zeros without one).
-fn with_bias<F: Float>(n: usize, plane: usize, bias: Option<&[F]>, channels: usize) -> Vec<F> {
+/// channel's bias (zeros without one); an error naming `op` when it cannot be allocated.
+fn with_bias<F: Float>(
+    op: &'static str,
+    n: usize,
+    plane: usize,
+    bias: Option<&[F]>,
+    channels: usize,
+) -> Result<Vec<F>> {
+    let len = n * channels * plane; // checked by `Geometry::new`
     match bias {
-        None => buffers::zeros(n * channels * plane),
+        None => buffers::try_zeros(op, len),
         Some(b) => {
-            let mut out = buffers::buffer(n * channels * plane);
+            let mut out = buffers::try_buffer(op, len)?;
             for _ in 0..n {
                 for &v in b {
                     out.extend(std::iter::repeat_n(v, plane));
                 }
             }
-            out
+            Ok(out)
         }
     }
 }
 
 /// The convolution of `image` `[N, C, H, W]` by `weight` `[O, C/groups, KH, KW]` plus `bias`
 /// `[O]`: `[N, O, OH, OW]`, flat.
-pub(crate) fn conv2d<F: Float>(geo: &Geometry, image: &[F], weight: &[F], bias: Option<&[F]>) -> Vec<F> {
+pub(crate) fn conv2d<F: Float>(
+    geo: &Geometry,
+    image: &[F],
+    weight: &[F],
+    bias: Option<&[F]>,
+) -> Result<Vec<F>> {
     let (channels, positions) = (geo.og * geo.groups, geo.positions());
-    let mut out = with_bias(geo.n, positions, bias, channels);
-    geo.each_image(&mut out, channels * positions, |i, image_out, columns| {
+    let mut out = with_bias("conv2d", geo.n, positions, bias, channels)?;
+    geo.each_image("conv2d", &mut out, channels * positions, |i, image_out, columns| {
         for g in 0..geo.groups {
             geo.fill_columns(geo.planes(image, i, g), columns);
             let columns =
@@ -308,8 +344,8 @@ pub(crate) fn conv2d<F: Float>(geo: &Geometry, image: &[F], weight: &[F], bias: 
             let mut y = ArrayViewMut2::from_shape((geo.og, positions), rows).expect("og·positions");
             general_mat_mul(F::one(), &geo.filters(weight, g), &columns, F::one(), &mut y);
         }
-    });
-    out
+    })?;
+    Ok(out)
 }
 
 /// The transposed convolution of `input` `[N, O, OH, OW]` by `weight` `[O, C/groups, KH, KW]`
@@ -319,10 +355,13 @@ pub(crate) fn conv_transpose2d<F: Float>(
     input: &[F],
     weight: &[F],
     bias: Option<&[F]>,
-) -> Vec<F> {
+) -> Result<Vec<F>> {
     let (channels, positions, plane) = (geo.cg * geo.groups, geo.positions(), geo.h * geo.w);
-    let mut out = with_bias(geo.n, plane, bias, channels);
-    geo.each_image(&mut out, channels * plane, |i, image_out, buffer| {
+    let mut out = with_bias("conv_transpose2d", geo.n, plane, bias, channels)?;
+    if geo.og == 0 {
+        return Ok(out); // no input channels: the bias alone
+    }
+    geo.each_image("conv_transpose2d", &mut out, channels * plane, |i, image_out, buffer| {
         for g in 0..geo.groups {
             // [patch, og]·[og, positions]
             let mut columns = ArrayViewMut2::from_shape((geo.patch(), positions), &mut buffer[..])
@@ -331,18 +370,25 @@ pub(crate) fn conv_transpose2d<F: Float>(
             general_mat_mul(F::one(), &filters.t(), &outputs, F::zero(), &mut columns);
             geo.add_columns(buffer, &mut image_out[g * geo.cg * plane..][..geo.cg * plane]);
         }
-    });
-    out
+    })?;
+    Ok(out)
 }
 
 /// The filters' gradient `[O, C/groups, KH, KW]` (flat) of the convolution of `image`
 /// `[N, C, H, W]` whose output has the gradient `gy` `[N, O, OH, OW]`: per image and group,
 /// `gy · columnsᵀ`, summed over the images in fixed runs.
-pub(crate) fn conv2d_weight_grad<F: Float>(geo: &Geometry, image: &[F], gy: &[F]) -> Vec<F> {
-    let (patch, positions) = (geo.patch(), geo.positions());
+pub(crate) fn conv2d_weight_grad<F: Float>(geo: &Geometry, image: &[F], gy: &[F]) -> Result<Vec<F>> {
+    const OP: &str = "conv2d_weight_grad";
+    let patch = geo.patch(); // the filters' shape is checked by `Geometry::new`
+    if geo.n == 0 || patch == 0 || geo.og == 0 {
+        return buffers::try_zeros(OP, geo.og * geo.groups * patch); // no image or no filter
+    }
+    let positions = geo.positions();
+    let len = buffers::elements::<F>(OP, &[patch, positions])?;
+    buffers::check_room::<F>(OP, len)?; // the columns each run makes
     let partial = |images: std::ops::Range<usize>| {
         let mut dw = Array2::zeros((geo.og * geo.groups, patch));
-        let mut columns = vec![F::zero(); patch * positions];
+        let mut columns = vec![F::zero(); len];
         for i in images {
             for g in 0..geo.groups {
                 geo.fill_columns(geo.planes(image, i, g), &mut columns);
@@ -365,7 +411,7 @@ pub(crate) fn conv2d_weight_grad<F: Float>(geo: &Geometry, image: &[F], gy: &[F]
     for p in &partials {
         dw += p;
     }
-    dw.into_raw_vec_and_offset().0
+    Ok(dw.into_raw_vec_and_offset().0)
 }
 
 #[cfg(test)]
@@ -419,10 +465,10 @@ mod tests {
         {
             let window = Window { kernel: (3, 2), stride, padding, dilation };
             let out = window.output_size("test", &shape).unwrap();
-            let columns = im2col(&x, shape, &window, out);
+            let columns = im2col(&x, shape, &window, out).unwrap();
             assert_eq!(columns, plain_im2col(&x, shape, &window, out), "{window:?}");
             let y = values(columns.len(), 1.0);
-            let back = col2im(&y, shape, &window, out);
+            let back = col2im(&y, shape, &window, out).unwrap();
             let left: f64 = columns.iter().zip(&y).map(|(a, b)| a * b).sum();
             let right: f64 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
             assert!((left - right).abs() < 1e-12 * left.abs().max(1.0), "{window:?}");

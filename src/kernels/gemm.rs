@@ -19,7 +19,7 @@
 use ndarray::{ArrayBase, ArrayView2, ArrayViewMut2, Axis, Data, DataMut, Ix2};
 use rayon::prelude::*;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernels::buffers;
 
@@ -102,14 +102,21 @@ pub fn general_mat_mul<F, S1, S2, S3>(
     }
 }
 
-/// `a·b` in a recycled buffer, `[m, n]` flat.
-pub(crate) fn matmul<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Vec<F> {
+/// `a·b` in a recycled buffer, `[m, n]` flat; an error naming `op` when `[m, n]` is too large
+/// to hold (operands with no elements may still have long sides).
+pub(crate) fn matmul<F: Float>(
+    op: &'static str,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+) -> Result<Vec<F>> {
     let (m, n) = (a.nrows(), b.ncols());
+    let len = buffers::elements::<F>(op, &[m, n])?;
     // a product over k = 0 is zeros, which the GEMM leaves as it finds them
-    let mut out = if a.ncols() == 0 { buffers::zeros(m * n) } else { buffers::to_overwrite(m * n) };
+    let mut out =
+        if a.ncols() == 0 { buffers::try_zeros(op, len)? } else { buffers::try_to_overwrite(op, len)? };
     let c = ArrayViewMut2::from_shape((m, n), &mut out[..]).expect("m·n values");
     shared_product(a, b, c);
-    out
+    Ok(out)
 }
 
 /// Below this many multiply-adds a product runs on the calling thread: sharing it costs more
@@ -127,6 +134,9 @@ const BLOCK_ALIGN: usize = 16;
 /// thread count.
 fn shared_product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, mut c: ArrayViewMut2<'_, F>) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    if m == 0 || n == 0 {
+        return; // nothing to write (and no block of rows or columns to cut)
+    }
     let threads = rayon::current_num_threads().min(m.saturating_mul(k).saturating_mul(n) / PARALLEL_PRODUCTS);
     let (axis, len) = if m >= n { (Axis(0), m) } else { (Axis(1), n) };
     let block = len.div_ceil(threads.max(1)).next_multiple_of(BLOCK_ALIGN);
@@ -228,7 +238,7 @@ mod tests {
             let (a, b) = (random(m, k), random(k, n));
             let on = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                pool.install(|| matmul(a.view(), b.view()))
+                pool.install(|| matmul("test", a.view(), b.view()).unwrap())
             };
             let (one, two) = (on(1), on(2));
             assert_eq!(one, two, "[{m}, {k}]·[{k}, {n}]");

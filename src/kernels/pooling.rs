@@ -30,6 +30,9 @@ pub(crate) fn window_maxima<F: Float>(
     (oh, ow): (usize, usize),
 ) -> Result<(Vec<usize>, Vec<F>)> {
     let Window { padding, dilation, .. } = *window;
+    if n == 0 || c == 0 {
+        return Ok((Vec::new(), Vec::new())); // no plane: nothing to scan, however large OH·OW
+    }
     // per output row (column): the first in-image input row (column) and how many taps read
     // the image, dilation apart
     let taps = |axis: WindowAxis| -> Vec<(usize, usize)> {
@@ -87,8 +90,9 @@ pub(crate) fn window_maxima<F: Float>(
     };
     // recycled buffers (a fresh one each step is faulted in page by page); every window's index
     // and value are written below
-    let mut indices = buffers::to_overwrite::<usize>(n * c * oh * ow);
-    let mut values = buffers::to_overwrite(n * c * oh * ow);
+    let len = buffers::elements::<F>("max_pool2d", &[n, c, oh, ow])?;
+    let mut indices = buffers::try_to_overwrite::<usize>("max_pool2d", len)?;
+    let mut values = buffers::try_to_overwrite("max_pool2d", len)?;
     let planes = oh * ow;
     if n * c > 1 && x.len() >= PARALLEL_PIXELS {
         let each = indices.par_chunks_mut(planes).zip(values.par_chunks_mut(planes));

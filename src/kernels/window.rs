@@ -44,8 +44,20 @@ impl Window {
     }
 
     /// The output size `(OH, OW)` for an image `[N, C, H, W]`: per axis
-    /// `⌊(H + 2P − D(K − 1) − 1)/S⌋ + 1`; an error when a size is zero or the image is too small.
-    pub(crate) fn output_size(&self, op: &'static str, image: &[usize]) -> Result<(usize, usize)> {
+    /// `⌊(H + 2P − D(K − 1) − 1)/S⌋ + 1`, computed without overflow; an error naming `op` when
+    /// a kernel, stride or dilation is zero, when the image is smaller than the dilated kernel,
+    /// or when the padded image `H + 2P` or the dilated kernel `D(K − 1) + 1` exceeds
+    /// `usize::MAX` (every index the window reads then fits in a `usize`).
+    ///
+    /// ```
+    /// use tapegrad::Window;
+    /// let w = Window { stride: (2, 2), padding: (1, 1), ..Window::new((3, 3)) };
+    /// assert_eq!(w.output_size("conv2d", &[1, 1, 28, 28]).unwrap(), (14, 14));
+    /// // 2·P would wrap around: an error, not a wrong size
+    /// let huge = Window { padding: (1 << 63, 0), ..Window::new((1, 1)) };
+    /// assert!(huge.output_size("conv2d", &[1, 1, 3, 3]).unwrap_err().to_string().starts_with("conv2d: "));
+    /// ```
+    pub fn output_size(&self, op: &'static str, image: &[usize]) -> Result<(usize, usize)> {
         let Window { kernel, stride, padding, dilation } = *self;
         let all = [kernel.0, kernel.1, stride.0, stride.1, dilation.0, dilation.1];
         if all.contains(&0) {
@@ -53,21 +65,41 @@ impl Window {
                 format!("kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be at least 1");
             return Err(Error::argument(op, message));
         }
-        let axis = |n: usize, k: usize, s: usize, p: usize, d: usize| {
-            (n + 2 * p).checked_sub(d * (k - 1) + 1).map(|span| span / s + 1)
+        let [.., h, w] = *image else {
+            return Err(Error::shape(op, &[image], "an image [N, C, H, W]"));
         };
-        let rows = axis(image[2], kernel.0, stride.0, padding.0, dilation.0);
-        let cols = axis(image[3], kernel.1, stride.1, padding.1, dilation.1);
-        match (rows, cols) {
-            (Some(rows), Some(cols)) => Ok((rows, cols)),
-            _ => {
-                let expected = format!(
-                    "an image [N, C, H, W] at least as large as the dilated kernel {:?} after padding {padding:?}",
-                    (dilation.0 * (kernel.0 - 1) + 1, dilation.1 * (kernel.1 - 1) + 1)
-                );
-                Err(Error::shape(op, &[image], expected))
+        // in u128, where none of these can overflow (each term is below 2^129)
+        let padded_and_span = |n: usize, k: usize, p: usize, d: usize| {
+            (n as u128 + 2 * p as u128, d as u128 * (k as u128 - 1) + 1)
+        };
+        let axes =
+            [(h, kernel.0, stride.0, padding.0, dilation.0), (w, kernel.1, stride.1, padding.1, dilation.1)];
+        let [rows, cols] = axes.map(|(n, k, s, p, d)| {
+            let (padded, span) = padded_and_span(n, k, p, d);
+            let limit = usize::MAX as u128;
+            if padded > limit || span > limit {
+                return Err(());
             }
+            padded.checked_sub(span).map(|room| (room / s as u128 + 1) as usize).ok_or(())
+        });
+        if let (Ok(rows), Ok(cols)) = (rows, cols) {
+            return Ok((rows, cols));
         }
+        let span = |k: usize, d: usize| d as u128 * (k as u128 - 1) + 1;
+        let dilated = (span(kernel.0, dilation.0), span(kernel.1, dilation.1));
+        let fits = |x: u128| x <= usize::MAX as u128;
+        let padded = (h as u128 + 2 * padding.0 as u128, w as u128 + 2 * padding.1 as u128);
+        let expected = if fits(dilated.0) && fits(dilated.1) && fits(padded.0) && fits(padded.1) {
+            format!(
+                "an image [N, C, H, W] at least as large as the dilated kernel {dilated:?} after padding {padding:?}"
+            )
+        } else {
+            format!(
+                "a dilated kernel {dilated:?} and a padded image (H + 2P, W + 2P) = {padded:?} within usize::MAX \
+                 (kernel {kernel:?}, padding {padding:?}, dilation {dilation:?})"
+            )
+        };
+        Err(Error::shape(op, &[image], expected))
     }
 
     /// The window along the rows of an image `h` pixels high, with `oh` outputs.

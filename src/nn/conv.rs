@@ -147,6 +147,12 @@ impl<F: Float, const TRANSPOSED: bool> Module<F> for Convolution<F, TRANSPOSED> 
         check_tape(Self::layer(), self.tape, x);
         let tape = x.tape();
         let (weight, bias) = (tape.get(self.weight), self.bias.map(|b| tape.get(b)));
+        let (shape, ws) = (x.shape(), weight.shape());
+        let channels = if TRANSPOSED { ws[0] } else { ws[1].saturating_mul(self.options.groups) };
+        if shape.len() != 4 || shape[1] != channels {
+            let expected = format!("an input [N, C, H, W] with C = {channels}");
+            panic!("{}", crate::Error::shape(Self::layer(), &[&shape], expected));
+        }
         if TRANSPOSED {
             x.conv_transpose2d(weight, bias, self.options)
         } else {

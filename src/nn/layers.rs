@@ -76,6 +76,11 @@ impl<F: Float> Module<F> for Linear<F> {
         check_tape("Linear", self.tape, x);
         let tape = x.tape();
         let (weight, bias) = (tape.get(self.weight), tape.get(self.bias));
+        let (shape, inputs) = (x.shape(), weight.shape()[0]);
+        if shape.last() != Some(&inputs) {
+            let expected = format!("an input [..., inputs] with inputs = {inputs}");
+            panic!("{}", crate::Error::shape("Linear", &[&shape], expected));
+        }
         match x.ndim() {
             2 => x.affine(weight, bias),
             _ => x.matmul(weight) + bias,
@@ -535,7 +540,10 @@ impl<F: Float> Embedding<F> {
             let message = "the lookup is on another tape than the table; expected the tape it was built on";
             panic!("{}", crate::Error::argument("Embedding", message));
         }
-        tape.get(self.weight).embedding(ids)
+        match tape.get(self.weight).try_embedding(ids) {
+            Ok(vectors) => vectors,
+            Err(e) => panic!("{}", rename(e, "Embedding")),
+        }
     }
 }
 
@@ -560,12 +568,28 @@ impl<F: Float> Module<F> for Embedding<F> {
 /// Panics unless `x` is on the tape, `built_on`, that `layer`'s parameters live on.
 #[track_caller]
 pub(super) fn check_tape<F: Float>(layer: &'static str, built_on: u64, x: Var<'_, F>) {
+    crate::error::or_panic(same_tape(layer, built_on, x))
+}
+
+/// An error naming `layer` unless `x` is on the tape, `built_on`, that its parameters live on.
+pub(super) fn same_tape<F: Float>(layer: &'static str, built_on: u64, x: Var<'_, F>) -> crate::Result<()> {
     if x.tape().id() != built_on {
         let message = format!(
             "the input (shape {:?}) is on another tape than the layer's parameters; expected an \
              input recorded on the tape the layer was built on",
             x.shape().as_slice()
         );
-        panic!("{}", crate::Error::argument(layer, message));
+        return Err(crate::Error::argument(layer, message));
+    }
+    Ok(())
+}
+
+/// `error` with its op renamed to `op`: an op's error reported by the layer that ran it.
+pub(super) fn rename(error: crate::Error, op: &'static str) -> crate::Error {
+    use crate::Error;
+    match error {
+        Error::Shape { shapes, expected, .. } => Error::Shape { op, shapes, expected },
+        Error::Argument { message, .. } => Error::Argument { op, message },
+        other => other,
     }
 }

@@ -15,12 +15,13 @@ use std::marker::PhantomData;
 
 use rand::Rng;
 
-use super::layers::check_tape;
+use super::layers::{rename, same_tape};
 use super::{Dropout, Init, Module};
+use crate::error::{Error, Result, or_panic};
 use crate::float::Float;
-use crate::ops::apply;
 use crate::ops::linalg::MatMul;
 use crate::ops::shape::{concat, stack};
+use crate::ops::{apply, check_size};
 use crate::tape::{Param, Tape, Var};
 
 /// The plain RNN cell's kind (`tanh`), for [`Cell`] and [`Recurrent`].
@@ -52,6 +53,7 @@ pub struct Cell<F, const KIND: u8> {
     pub bias_ih: Param,
     /// The hidden side's bias, `[G·H]`.
     pub bias_hh: Param,
+    inputs: usize,
     hidden: usize,
     tape: u64,
     element: PhantomData<fn() -> F>,
@@ -102,18 +104,73 @@ pub type GruCell<F> = Cell<F, GRU>;
 impl<F: Float, const KIND: u8> Cell<F, KIND> {
     /// A cell from `inputs` features to a state of `hidden`, every weight and bias drawn
     /// uniformly from `±1/√hidden`, as PyTorch does.
+    ///
+    /// Panics, at the caller's line, with the error of [`try_new`](Self::try_new).
+    #[track_caller]
     pub fn new(tape: &Tape<F>, inputs: usize, hidden: usize, rng: &mut impl Rng) -> Self {
-        let rows = gates(KIND) * hidden;
+        or_panic(Self::try_new(tape, inputs, hidden, rng))
+    }
+
+    /// [`new`](Self::new), or an error naming the cell when its weights `[G·H, D]` and
+    /// `[G·H, H]` are too large to hold (their sizes overflow, or the memory is not there).
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// use tapegrad::nn::LstmCell;
+    /// let tape = tapegrad::Tape::<f32>::new();
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// assert!(LstmCell::try_new(&tape, 3, 4, &mut rng).is_ok());
+    /// let err = LstmCell::try_new(&tape, 3, 1 << 62, &mut rng).unwrap_err().to_string();
+    /// assert!(err.starts_with("LstmCell: "), "{err}");
+    /// ```
+    pub fn try_new(tape: &Tape<F>, inputs: usize, hidden: usize, rng: &mut impl Rng) -> Result<Self> {
+        let name = cell_name(KIND);
+        let Some(rows) = gates(KIND).checked_mul(hidden) else {
+            let message = format!("hidden size {hidden}: {} gates of it overflow usize", gates(KIND));
+            return Err(Error::argument(name, message));
+        };
         let init = Init::Uniform(1.0 / (hidden.max(1) as f64).sqrt());
-        Cell {
-            weight_ih: tape.param(init.sample::<F>(&[rows, inputs], rng)),
-            weight_hh: tape.param(init.sample::<F>(&[rows, hidden], rng)),
-            bias_ih: tape.param(init.sample::<F>(&[rows], rng)),
-            bias_hh: tape.param(init.sample::<F>(&[rows], rng)),
+        let mut sample = |shape: &[usize]| -> Result<Param> {
+            check_size::<F>(name, shape)?;
+            Ok(tape.param(init.sample::<F>(shape, rng)))
+        };
+        Ok(Cell {
+            weight_ih: sample(&[rows, inputs])?,
+            weight_hh: sample(&[rows, hidden])?,
+            bias_ih: sample(&[rows])?,
+            bias_hh: sample(&[rows])?,
+            inputs,
             hidden,
             tape: tape.id(),
             element: PhantomData,
-        }
+        })
+    }
+
+    /// Checks a state against the shape `expected` (written `layout` in errors: `[N, H]` for a
+    /// cell): an error naming `layer` when a shape differs, or `c` is missing from an LSTM's
+    /// state or given to another kind's.
+    fn check_state(
+        &self,
+        layer: &'static str,
+        state: &State<'_, F>,
+        layout: &str,
+        expected: &[usize],
+    ) -> Result<()> {
+        let mut shapes = vec![state.h.shape()];
+        shapes.extend(state.c.map(|c| c.shape()));
+        let fits = shapes.iter().all(|s| s.as_slice() == expected);
+        let shapes: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+        let shape = format!("{layout} = {expected:?}");
+        let expected = match (KIND == LSTM, state.c.is_some()) {
+            (true, false) => format!("an initial state (h, c), each of shape {shape}; an LSTM's state has c"),
+            (false, true) => {
+                format!("an initial state h of shape {shape} and no c; only an LSTM's state has c")
+            }
+            (true, true) if !fits => format!("an initial state (h, c), each of shape {shape}"),
+            (false, false) if !fits => format!("an initial state h of shape {shape}"),
+            _ => return Ok(()),
+        };
+        Err(Error::shape(layer, &shapes, expected))
     }
 
     /// The input's share of every gate, `x·W_ihᵀ + b_ih`, for a batch `[N, D]`: `[N, G·H]`.
@@ -153,12 +210,38 @@ impl<F: Float, const KIND: u8> Cell<F, KIND> {
     /// One step: the input `[N, D]` and the previous state (zeros when `None`) give the next
     /// state.
     ///
-    /// Panics, at the caller's line, if `x` is on another tape than the cell or its shape does
-    /// not fit.
+    /// Panics, at the caller's line, with the error of [`try_step`](Self::try_step).
     #[track_caller]
     pub fn step<'t>(&self, x: Var<'t, F>, state: Option<State<'t, F>>) -> State<'t, F> {
-        check_tape(kind_name(KIND), self.tape, x);
-        self.advance(self.input_gates(x), state)
+        or_panic(self.try_step(x, state))
+    }
+
+    /// [`step`](Self::step), or an error naming the cell when `x` is on another tape than the
+    /// cell or is not `[N, D]`, or the state is not `[N, H]` (with `c` for an LSTM and only
+    /// for an LSTM).
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// use tapegrad::nn::{GruCell, State};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let cell = GruCell::new(&tape, 3, 4, &mut rand::rngs::StdRng::seed_from_u64(0));
+    /// let x = tape.constant(ndarray::Array2::<f64>::ones((2, 3)));
+    /// let h = tape.constant(ndarray::Array2::<f64>::zeros((1, 4)));
+    /// let err = cell.try_step(x, Some(State { h, c: None })).unwrap_err().to_string();
+    /// assert_eq!(err, "GruCell: got shapes [1, 4], expected an initial state h of shape [N, H] = [2, 4]");
+    /// ```
+    pub fn try_step<'t>(&self, x: Var<'t, F>, state: Option<State<'t, F>>) -> Result<State<'t, F>> {
+        let name = cell_name(KIND);
+        same_tape(name, self.tape, x)?;
+        let shape = x.shape();
+        if shape.len() != 2 || shape[1] != self.inputs {
+            let expected = format!("an input [N, D] with D = {}", self.inputs);
+            return Err(Error::shape(name, &[&shape], expected));
+        }
+        if let Some(state) = &state {
+            self.check_state(name, state, "[N, H]", &[shape[0], self.hidden])?;
+        }
+        Ok(self.advance(self.input_gates(x), state))
     }
 
     /// The four parameters under PyTorch's names, each followed by `suffix` (`"_l0"`, …).
@@ -196,6 +279,14 @@ fn kind_name(kind: u8) -> &'static str {
         RNN => "Rnn",
         LSTM => "Lstm",
         _ => "Gru",
+    }
+}
+
+fn cell_name(kind: u8) -> &'static str {
+    match kind {
+        RNN => "RnnCell",
+        LSTM => "LstmCell",
+        _ => "GruCell",
     }
 }
 
@@ -254,6 +345,9 @@ pub type Gru<F> = Recurrent<F, GRU>;
 impl<F: Float, const KIND: u8> Recurrent<F, KIND> {
     /// `layers` layers of `hidden` units over `inputs` features, in both directions when
     /// `bidirectional`; weights drawn as PyTorch does.
+    ///
+    /// Panics, at the caller's line, with the error of [`try_new`](Self::try_new).
+    #[track_caller]
     pub fn new(
         tape: &Tape<F>,
         inputs: usize,
@@ -262,15 +356,90 @@ impl<F: Float, const KIND: u8> Recurrent<F, KIND> {
         bidirectional: bool,
         rng: &mut impl Rng,
     ) -> Self {
+        or_panic(Self::try_new(tape, inputs, hidden, layers, bidirectional, rng))
+    }
+
+    /// [`new`](Self::new), or an error naming the layer when `layers` is 0 or the weights are
+    /// too large to hold (see [`parameter_count`](Self::parameter_count)).
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// use tapegrad::nn::Lstm;
+    /// let tape = tapegrad::Tape::<f32>::new();
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let err = Lstm::try_new(&tape, 3, 4, 0, false, &mut rng).unwrap_err().to_string();
+    /// assert_eq!(err, "Lstm: 0 layers; expected at least 1");
+    /// assert!(Lstm::try_new(&tape, 3, 1 << 40, 1, false, &mut rng).is_err());
+    /// ```
+    pub fn try_new(
+        tape: &Tape<F>,
+        inputs: usize,
+        hidden: usize,
+        layers: usize,
+        bidirectional: bool,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        Self::parameter_count(inputs, hidden, layers, bidirectional)?;
         let directions = if bidirectional { 2 } else { 1 };
-        let mut cells = Vec::with_capacity(layers * directions);
+        let mut cells = Vec::new();
+        let count = layers.checked_mul(directions);
+        if count.is_none_or(|count| cells.try_reserve_exact(count).is_err()) {
+            let message =
+                format!("{layers} layers of {directions} direction(s) are more cells than memory holds");
+            return Err(Error::argument(kind_name(KIND), message));
+        }
         for layer in 0..layers {
             let width = if layer == 0 { inputs } else { hidden * directions };
             for _ in 0..directions {
-                cells.push(Cell::new(tape, width, hidden, rng));
+                cells.push(Cell::try_new(tape, width, hidden, rng).map_err(|e| rename(e, kind_name(KIND)))?);
             }
         }
-        Recurrent { cells, layers, directions, dropout: None }
+        Ok(Recurrent { cells, layers, directions, dropout: None })
+    }
+
+    /// The number of weights and biases of `layers` layers of `hidden` units over `inputs`
+    /// features (both directions when `bidirectional`), as PyTorch's `sum(p.numel())`, computed
+    /// without overflow and without making them: an error naming the layer when `layers` is 0,
+    /// or a count or a weight's size overflows or is more than memory can hold.
+    ///
+    /// ```
+    /// use tapegrad::nn::Lstm;
+    /// // per layer and direction: 4H·D + 4H·H + 2·4H
+    /// assert_eq!(Lstm::<f32>::parameter_count(3, 4, 1, false).unwrap(), 16 * 3 + 16 * 4 + 32);
+    /// assert!(Lstm::<f32>::parameter_count(3, 1 << 40, 1, false).is_err());
+    /// ```
+    pub fn parameter_count(
+        inputs: usize,
+        hidden: usize,
+        layers: usize,
+        bidirectional: bool,
+    ) -> Result<usize> {
+        let name = kind_name(KIND);
+        if layers == 0 {
+            return Err(Error::argument(name, "0 layers; expected at least 1"));
+        }
+        let directions = if bidirectional { 2 } else { 1 };
+        let overflow = || {
+            let message = format!(
+                "{layers} layers of hidden size {hidden} over {inputs} inputs{}: the number of weights \
+                 overflows usize",
+                if bidirectional { ", both directions" } else { "" }
+            );
+            Error::argument(name, message)
+        };
+        let rows = gates(KIND).checked_mul(hidden).ok_or_else(overflow)?;
+        let wide = directions * hidden; // the later layers' inputs: at most 2·hidden
+        let first = inputs.checked_add(hidden).and_then(|n| n.checked_add(2)).ok_or_else(overflow)?;
+        let later = hidden.checked_mul(directions + 1).and_then(|n| n.checked_add(2)).ok_or_else(overflow)?;
+        let weights = [[rows, inputs], [rows, hidden], [rows, wide]];
+        for shape in &weights[..if layers > 1 { 3 } else { 2 }] {
+            crate::ops::check_shape::<F>(name, shape)?;
+        }
+        let per_direction = |width: usize| rows.checked_mul(width);
+        let first = per_direction(first).ok_or_else(overflow)?;
+        let later = per_direction(later).and_then(|n| n.checked_mul(layers - 1)).ok_or_else(overflow)?;
+        let total = first.checked_add(later).and_then(|n| n.checked_mul(directions)).ok_or_else(overflow)?;
+        crate::ops::check_shape::<F>(name, &[total])
     }
 
     /// Drops outputs of every layer but the last with probability `p` while training (PyTorch's
@@ -288,16 +457,53 @@ impl<F: Float, const KIND: u8> Recurrent<F, KIND> {
     /// next chunk and pass them in as constants: that cuts the history there, and `reset` can
     /// free the chunk's graph in between (example `sine_lstm`).
     ///
-    /// Panics, at the caller's line, if `x` is not `[N, T, D]` on the layer's tape.
+    /// Panics, at the caller's line, with the error of [`try_run`](Self::try_run).
     #[track_caller]
     pub fn run<'t>(&self, x: Var<'t, F>, state: Option<State<'t, F>>) -> (Var<'t, F>, State<'t, F>) {
+        or_panic(self.try_run(x, state))
+    }
+
+    /// [`run`](Self::run), or an error naming the layer, as PyTorch raises one, when `x` is on
+    /// another tape or is not `[N, T, D]` with `T ≥ 1` and the layer's `D`, or the state is not
+    /// `[layers·directions, N, H]` (with `c` for an LSTM, and only for an LSTM).
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// use tapegrad::nn::{Lstm, State};
+    /// let tape = tapegrad::Tape::<f64>::new();
+    /// let lstm = Lstm::new(&tape, 3, 4, 2, false, &mut rand::rngs::StdRng::seed_from_u64(0));
+    /// let x = tape.constant(ndarray::Array3::<f64>::ones((3, 5, 3)));
+    /// // a state for a batch of 1 is not broadcast over a batch of 3
+    /// let h = tape.constant(ndarray::Array3::<f64>::zeros((2, 1, 4)));
+    /// let err = lstm.try_run(x, Some(State { h, c: Some(h) })).unwrap_err().to_string();
+    /// assert_eq!(err, "Lstm: got shapes [2, 1, 4] and [2, 1, 4], expected an initial state (h, c), each of shape \
+    ///                  [layers·directions, N, H] = [2, 3, 4]");
+    /// let empty = tape.constant(ndarray::Array3::<f64>::ones((3, 0, 3)));
+    /// assert!(lstm.try_run(empty, None).unwrap_err().to_string().contains("length T = 0"));
+    /// ```
+    pub fn try_run<'t>(
+        &self,
+        x: Var<'t, F>,
+        state: Option<State<'t, F>>,
+    ) -> Result<(Var<'t, F>, State<'t, F>)> {
         let name = kind_name(KIND);
-        check_tape(name, self.cells[0].tape, x);
+        same_tape(name, self.cells[0].tape, x)?;
         let shape = x.shape();
-        if shape.len() != 3 {
-            panic!("{}", crate::Error::shape(name, &[&shape], "a batch-first sequence [N, T, D]"));
+        let inputs = self.cells[0].inputs;
+        if shape.len() != 3 || shape[2] != inputs {
+            let expected = format!("a batch-first sequence [N, T, D] with D = {inputs}");
+            return Err(Error::shape(name, &[&shape], expected));
         }
         let (n, t) = (shape[0], shape[1]);
+        if t == 0 {
+            let message =
+                format!("a sequence of length T = 0 (input shape {shape:?}); expected at least one step");
+            return Err(Error::argument(name, message));
+        }
+        if let Some(state) = &state {
+            let expected = [self.layers * self.directions, n, self.cells[0].hidden];
+            self.cells[0].check_state(name, state, "[layers·directions, N, H]", &expected)?;
+        }
         let mut input = x;
         let (mut final_h, mut final_c) = (Vec::new(), Vec::new());
         for layer in 0..self.layers {
@@ -305,10 +511,13 @@ impl<F: Float, const KIND: u8> Recurrent<F, KIND> {
             for direction in 0..self.directions {
                 let row = layer * self.directions + direction;
                 let cell = &self.cells[row];
-                let initial = state.map(|s| State {
-                    h: s.h.narrow(0, row, 1).squeeze(0),
-                    c: s.c.map(|c| c.narrow(0, row, 1).squeeze(0)),
-                });
+                let initial = match state {
+                    None => None,
+                    Some(s) => Some(State {
+                        h: s.h.try_narrow(0, row, 1)?.try_squeeze(0)?,
+                        c: s.c.map(|c| c.try_narrow(0, row, 1)?.try_squeeze(0)).transpose()?,
+                    }),
+                };
                 // the input's share of the gates at every step, in one product
                 let width = input.shape()[2];
                 let all_gates = cell.input_gates(input.reshape(&[n * t, width])).reshape(&[
@@ -338,7 +547,7 @@ impl<F: Float, const KIND: u8> Recurrent<F, KIND> {
         }
         let h = stack(&final_h, 0);
         let c = (KIND == LSTM).then(|| stack(&final_c, 0));
-        (input, State { h, c })
+        Ok((input, State { h, c }))
     }
 }
 

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::buffers;
 use crate::kernels::conv::{self, Geometry};
 pub use crate::kernels::window::Window;
 use crate::ops::{apply, try_apply};
@@ -34,8 +35,8 @@ impl<F: Float> Op<F> for Im2Col {
         }
         let out = self.0.output_size("im2col", image)?;
         let shape = [image[0], image[1], image[2], image[3]];
-        let (rows, cols) = (shape[0] * out.0 * out.1, shape[1] * self.0.kernel.0 * self.0.kernel.1);
-        let columns = conv::im2col(&flat(x[0]), shape, &self.0, out);
+        let [rows, cols] = columns_shape::<F>("im2col", shape, &self.0, out)?;
+        let columns = conv::im2col(&flat(x[0]), shape, &self.0, out)?;
         Ok(Value::from_buffer(&[rows, cols], columns))
     }
     // dx = col2im(gy): each pixel gets the sum of the columns that read it
@@ -62,18 +63,33 @@ impl<F: Float> Op<F> for Col2Im {
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         let shape = self.image;
         let out = self.window.output_size("col2im", &shape)?;
-        let (rows, cols) = (shape[0] * out.0 * out.1, shape[1] * self.window.kernel.0 * self.window.kernel.1);
+        buffers::elements::<F>("col2im", &shape)?;
+        let [rows, cols] = columns_shape::<F>("col2im", shape, &self.window, out)?;
         if x[0].shape() != [rows, cols] {
             let expected = format!("columns [N·OH·OW, C·KH·KW] = [{rows}, {cols}] for the image");
             return Err(Error::shape("col2im", &[x[0].shape(), &shape], expected));
         }
-        let image = conv::col2im(&flat(x[0]), shape, &self.window, out);
+        let image = conv::col2im(&flat(x[0]), shape, &self.window, out)?;
         Ok(Value::from_buffer(&shape, image))
     }
     // dx = im2col(gy)
     fn backward<'a>(&self, _cx: &Context<'a, F>, gy: Var<'a, F>) -> Grads<'a, F> {
         crate::grads![apply(Im2Col(self.window), [gy])]
     }
+}
+
+/// The columns matrix `[N·OH·OW, C·KH·KW]` of an image `[N, C, H, W]`, its sizes checked.
+fn columns_shape<F: Float>(
+    op: &'static str,
+    [n, c, _, _]: [usize; 4],
+    window: &Window,
+    (oh, ow): (usize, usize),
+) -> Result<[usize; 2]> {
+    let (kh, kw) = window.kernel;
+    let rows = buffers::elements::<F>(op, &[n, oh, ow])?;
+    let cols = buffers::elements::<F>(op, &[c, kh, kw])?;
+    buffers::elements::<F>(op, &[rows, cols])?;
+    Ok([rows, cols])
 }
 
 /// The options of [`Var::conv2d`] and [`Var::conv_transpose2d`]: stride, zero padding and
@@ -159,13 +175,8 @@ var_methods! {
     /// assert_eq!(g[w].to_array(), array![[[[12.0, 16.0], [24.0, 28.0]]]].into_dyn());
     /// ```
     pub fn conv2d / try_conv2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Self {
-        if options.output_padding != (0, 0) {
-            let message = format!(
-                "output_padding {:?} belongs to conv_transpose2d; conv2d takes (0, 0)",
-                options.output_padding
-            );
-            return Err(Error::argument("conv2d", message));
-        }
+        let bias_shape = bias.map(|b| b.shape());
+        conv2d_output_shape(&self.shape(), &weight.shape(), bias_shape.as_deref(), options)?;
         let op = Conv2dOp { window: options.window(&weight.shape()), groups: options.groups };
         match bias {
             Some(b) => try_apply(op, [self, weight, b]),
@@ -192,36 +203,123 @@ var_methods! {
     /// assert_eq!(z.to_array(), array![[[[1.0, 3.0, 2.0], [4.0, 10.0, 6.0], [3.0, 7.0, 4.0]]]].into_dyn());
     /// ```
     pub fn conv_transpose2d / try_conv_transpose2d(self, weight: Self, bias: Option<Self>, options: ConvOptions) -> Self {
-        const OP: &str = "conv_transpose2d";
-        let (xs, ws) = (self.shape(), weight.shape());
-        let ConvOptions { stride, padding, output_padding, .. } = options;
-        if output_padding.0 >= stride.0 || output_padding.1 >= stride.1 {
-            let message =
-                format!("output_padding {output_padding:?} must be smaller than the stride {stride:?}");
-            return Err(Error::argument(OP, message));
-        }
-        if xs.len() != 4 || ws.len() != 4 {
-            let expected = "an input [N, C, H, W], a weight [C, O/groups, KH, KW] and a bias [O]";
-            return Err(Error::shape(OP, &[&xs, &ws], expected));
-        }
+        let ws = weight.shape();
+        let bias_shape = bias.map(|b| b.shape());
+        let [_, _, h, w] = conv_transpose2d_output_shape(&self.shape(), &ws, bias_shape.as_deref(), options)?;
         let window = options.window(&ws);
-        let size = |n: usize, k: usize, s: usize, p: usize, d: usize, extra: usize| {
-            ((n.max(1) - 1) * s + d * (k - 1) + extra + 1).checked_sub(2 * p).filter(|&size| size > 0)
-        };
-        let (Some(h), Some(w)) = (
-            size(xs[2], ws[2], stride.0, padding.0, window.dilation.0, output_padding.0),
-            size(xs[3], ws[3], stride.1, padding.1, window.dilation.1, output_padding.1),
-        ) else {
-            let expected =
-                format!("an input whose upsampled size stays positive after removing padding {padding:?}");
-            return Err(Error::shape(OP, &[&xs, &ws], expected));
-        };
         let op = ConvTransposeOp { window, groups: options.groups, image: (h, w) };
         match bias {
             Some(b) => try_apply(op, [self, weight, b]),
             None => try_apply(op, [self, weight]),
         }
     }
+}
+
+/// The output shape `[N, O, OH, OW]` of [`Var::conv2d`] for an input `[N, C, H, W]`, a weight
+/// `[O, C/groups, KH, KW]` and an optional bias `[O]`, without computing it: per axis
+/// `OH = ⌊(H + 2P − D(K − 1) − 1)/S⌋ + 1` (see [`Window::output_size`]), every size computed
+/// without overflow. The error `try_conv2d` would return when the shapes or options do not
+/// fit, or the output would be too large to hold.
+///
+/// ```
+/// use tapegrad::{ConvOptions, ops::conv::conv2d_output_shape};
+/// let same = ConvOptions { padding: (1, 1), ..ConvOptions::default() };
+/// assert_eq!(conv2d_output_shape(&[8, 3, 32, 32], &[16, 3, 3, 3], Some(&[16]), same).unwrap(), [8, 16, 32, 32]);
+/// let huge = ConvOptions { padding: (1 << 62, 1 << 62), ..same };
+/// assert!(conv2d_output_shape(&[8, 3, 32, 32], &[16, 3, 3, 3], None, huge).is_err());
+/// ```
+pub fn conv2d_output_shape(
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    options: ConvOptions,
+) -> Result<[usize; 4]> {
+    if options.output_padding != (0, 0) {
+        let message = format!(
+            "output_padding {:?} belongs to conv_transpose2d; conv2d takes (0, 0)",
+            options.output_padding
+        );
+        return Err(Error::argument("conv2d", message));
+    }
+    let mut shapes = vec![input, weight];
+    shapes.extend(bias);
+    let expected = "an input [N, C, H, W], a weight [O, C/groups, KH, KW] and a bias [O]";
+    let window = options.window(weight);
+    let geo = Geometry::new("conv2d", window, options.groups, input, weight, &shapes, expected)?;
+    let channels = geo.og * geo.groups;
+    if bias.is_some_and(|b| b != [channels]) {
+        let expected = format!("{expected}, with C and O divisible by groups = {}", options.groups);
+        return Err(Error::shape("conv2d", &shapes, expected));
+    }
+    Ok([geo.n, channels, geo.oh, geo.ow])
+}
+
+/// The output shape `[N, O, OH, OW]` of [`Var::conv_transpose2d`] for an input `[N, C, H, W]`, a
+/// weight `[C, O/groups, KH, KW]` and an optional bias `[O]`, without computing it: per axis
+/// `OH = (H − 1)·S − 2P + D(K − 1) + output_padding + 1`, every size computed without
+/// overflow. The error `try_conv_transpose2d` would return when the shapes or options do not
+/// fit, or the output would be too large to hold.
+///
+/// ```
+/// use tapegrad::{ConvOptions, ops::conv::conv_transpose2d_output_shape};
+/// let double = ConvOptions { stride: (2, 2), padding: (1, 1), ..ConvOptions::default() };
+/// assert_eq!(conv_transpose2d_output_shape(&[1, 8, 7, 7], &[8, 4, 4, 4], None, double).unwrap(), [1, 4, 14, 14]);
+/// let huge = ConvOptions { stride: (1 << 62, 1), ..ConvOptions::default() };
+/// assert!(conv_transpose2d_output_shape(&[1, 8, 7, 7], &[8, 4, 4, 4], None, huge).is_err());
+/// ```
+pub fn conv_transpose2d_output_shape(
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    options: ConvOptions,
+) -> Result<[usize; 4]> {
+    const OP: &str = "conv_transpose2d";
+    let ConvOptions { stride, padding, output_padding, dilation, groups } = options;
+    let mut shapes = vec![input, weight];
+    shapes.extend(bias);
+    if output_padding.0 >= stride.0 || output_padding.1 >= stride.1 {
+        let message = format!("output_padding {output_padding:?} must be smaller than the stride {stride:?}");
+        return Err(Error::argument(OP, message));
+    }
+    let expected = "an input [N, C, H, W], a weight [C, O/groups, KH, KW] and a bias [O]";
+    let fits = input.len() == 4 && weight.len() == 4 && groups > 0 && input[1] == weight[0];
+    if !fits {
+        return Err(Error::shape(OP, &shapes, format!("{expected}, with C divisible by groups = {groups}")));
+    }
+    let window = options.window(weight);
+    // in u128, where nothing overflows; then the size must fit a usize
+    let size = |n: usize, k: usize, s: usize, p: usize, d: usize, extra: usize| {
+        let full = (n.max(1) as u128 - 1) * s as u128
+            + d as u128 * (k as u128).saturating_sub(1)
+            + extra as u128
+            + 1;
+        full.checked_sub(2 * p as u128)
+            .filter(|&size| size > 0 && size <= usize::MAX as u128)
+            .map(|size| size as usize)
+    };
+    let (Some(h), Some(w)) = (
+        size(input[2], weight[2], stride.0, padding.0, dilation.0, output_padding.0),
+        size(input[3], weight[3], stride.1, padding.1, dilation.1, output_padding.1),
+    ) else {
+        let expected = format!(
+            "an input whose upsampled size stays positive after removing padding {padding:?}, and at most \
+             usize::MAX"
+        );
+        return Err(Error::shape(OP, &shapes, expected));
+    };
+    let Some(channels) = weight[1].checked_mul(groups) else {
+        return Err(Error::shape(
+            OP,
+            &shapes,
+            format!("{expected}, with O = weight[1]·groups = {} · {groups} at most usize::MAX", weight[1]),
+        ));
+    };
+    let image = [input[0], channels, h, w];
+    let geo = Geometry::new(OP, window, groups, &image, weight, &shapes, expected)?;
+    if (geo.oh, geo.ow) != (input[2], input[3]) || bias.is_some_and(|b| b != [channels]) {
+        return Err(Error::shape(OP, &shapes, format!("{expected} that upsample to {:?}", (h, w))));
+    }
+    Ok(image)
 }
 
 impl ConvOptions {
@@ -290,7 +388,7 @@ impl<F: Float> Op<F> for Conv2dOp {
             ));
         }
         let (image, weight, bias) = (flat(x[0]), flat(x[1]), x.get(2).map(|b| flat(b)));
-        let out = conv::conv2d(&geo, &image, &weight, bias.as_deref());
+        let out = conv::conv2d(&geo, &image, &weight, bias.as_deref())?;
         Ok(Value::from_buffer(&[geo.n, channels, geo.oh, geo.ow], out))
     }
     // dx = conv_transpose2d(gy, w), dw = conv2d_weight_grad(x, gy), db = Σ gy over N, OH, OW
@@ -327,7 +425,11 @@ impl<F: Float> Op<F> for ConvTransposeOp {
         let mut shapes = vec![xs, ws];
         shapes.extend(x.get(2).map(|b| b.shape()));
         let expected = "an input [N, C, H, W], a weight [C, O/groups, KH, KW] and a bias [O]";
-        let fits = xs.len() == 4 && ws.len() == 4 && self.groups > 0 && xs[1] == ws[0];
+        let fits = xs.len() == 4
+            && ws.len() == 4
+            && self.groups > 0
+            && xs[1] == ws[0]
+            && ws[1].checked_mul(self.groups).is_some();
         if !fits {
             return Err(Error::shape(
                 "conv_transpose2d",
@@ -346,7 +448,7 @@ impl<F: Float> Op<F> for ConvTransposeOp {
             ));
         }
         let (input, weight, bias) = (flat(x[0]), flat(x[1]), x.get(2).map(|b| flat(b)));
-        let out = conv::conv_transpose2d(&geo, &input, &weight, bias.as_deref());
+        let out = conv::conv_transpose2d(&geo, &input, &weight, bias.as_deref())?;
         Ok(Value::from_buffer(&image, out))
     }
     // dx = conv2d(gy, w), dw = conv2d_weight_grad(gy, x), db = Σ gy over N, H, W
@@ -400,7 +502,7 @@ impl<F: Float> Op<F> for ConvWeightGrad {
                 format!("{expected} of the convolution's output size ({}, {})", geo.oh, geo.ow),
             ));
         }
-        let dw = conv::conv2d_weight_grad(&geo, &flat(x[0]), &flat(x[1]));
+        let dw = conv::conv2d_weight_grad(&geo, &flat(x[0]), &flat(x[1]))?;
         Ok(Value::from_buffer(&weight, dw))
     }
     // with gw the gradient of the filters' gradient: dx = conv_transpose2d(gy, gw), dgy = conv2d(x, gw)

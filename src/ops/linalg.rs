@@ -54,7 +54,7 @@ impl<F: Float> Op<F> for MatMul {
             return Err(Error::shape("matmul", &[sa, sb], expected));
         }
         if sa.len() == 2 && sb.len() == 2 {
-            return Ok(product(matrix(a, self.ta), matrix(b, self.tb)));
+            return product("matmul", matrix(a, self.ta), matrix(b, self.tb));
         }
         let batch = |s: &[usize]| if s.len() == 3 { Some(s[0]) } else { None };
         let nb = match (batch(sa), batch(sb)) {
@@ -64,7 +64,9 @@ impl<F: Float> Op<F> for MatMul {
             }
             (p, q) => p.or(q).expect("one operand is 3-D"),
         };
-        let mut out = Array3::zeros((nb, m, n));
+        let len = buffers::elements::<F>("matmul", &[nb, m, n])?;
+        let zeros = buffers::try_zeros("matmul", len)?;
+        let mut out = Array3::from_shape_vec((nb, m, n), zeros).expect("nb·m·n zeros");
         for (i, mut c) in out.axis_iter_mut(Axis(0)).enumerate() {
             general_mat_mul(F::one(), &at(&a, i, self.ta), &at(&b, i, self.tb), F::zero(), &mut c);
         }
@@ -86,10 +88,10 @@ impl<F: Float> Op<F> for MatMul {
     }
 }
 
-/// `a·b` as a value.
-fn product<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Value<F> {
+/// `a·b` as a value; an error naming `op` when it is too large to hold.
+fn product<F: Float>(op: &'static str, a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Result<Value<F>> {
     let (m, n) = (a.nrows(), b.ncols());
-    Value::from_buffer(&[m, n], gemm::matmul(a, b))
+    Ok(Value::from_buffer(&[m, n], gemm::matmul(op, a, b)?))
 }
 
 /// Matrix `i` of a batch (or the one matrix of a 2-D operand), transposed when `t`.
@@ -188,7 +190,8 @@ impl<F: Float> Op<F> for Affine {
         if folds_bias(n, inputs, outputs) {
             // [x | 1]·[W ; b]: the bias is each sum's last term, no pass over the output
             let (input, weight) = (input.as_standard_layout(), weight.as_standard_layout());
-            let mut ones = buffers::buffer(n * (inputs + 1));
+            let mut ones =
+                buffers::try_buffer("affine", buffers::elements::<F>("affine", &[n, inputs + 1])?)?;
             for row in input.as_slice().expect("standard layout").chunks_exact(inputs) {
                 ones.extend_from_slice(row);
                 ones.push(F::one());
@@ -199,12 +202,12 @@ impl<F: Float> Op<F> for Affine {
             let x1 = ArrayView2::from_shape((n, inputs + 1), &ones[..]).expect("n·(inputs + 1)");
             let w1 =
                 ArrayView2::from_shape((inputs + 1, outputs), &stacked[..]).expect("(inputs + 1)·outputs");
-            let out = product(x1, w1);
+            let out = product("affine", x1, w1)?;
             buffers::recycle(ones);
             buffers::recycle(stacked);
             return Ok(out);
         }
-        let mut out = product(matrix(input, false), matrix(weight, false));
+        let mut out = product("affine", matrix(input, false), matrix(weight, false))?;
         let mut view = out.view_mut();
         let values = view.as_slice_mut().expect("a fresh product");
         for_each_row(values, outputs, |row| row.iter_mut().zip(bias).for_each(|(y, &b)| *y += b));
@@ -237,7 +240,7 @@ impl<F: Float> Op<F> for Affine {
 /// what the stacked copies hold (`(inputs + 1)·(n + outputs)`). The language model's read-out,
 /// `[700, 100]` to 10,000 words, does; an MLP's layers on a batch of 100 do not.
 fn folds_bias(n: usize, inputs: usize, outputs: usize) -> bool {
-    inputs > 0 && n * outputs > 2 * (inputs + 1) * (n + outputs)
+    inputs > 0 && n.saturating_mul(outputs) > (2 * (inputs + 1)).saturating_mul(n.saturating_add(outputs))
 }
 
 var_methods! {

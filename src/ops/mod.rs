@@ -111,6 +111,21 @@ pub(crate) fn try_apply<'t, F: Float, const N: usize>(
     inputs[0].tape().record(op, &inputs)
 }
 
+/// The number of elements of a tensor of `shape` that `op` (a layer, say) is about to make,
+/// checked: an error naming `op` when the size overflows or the allocator cannot hand out that
+/// much memory, instead of an abort when it is made.
+pub(crate) fn check_size<F: Float>(op: &'static str, shape: &[usize]) -> Result<usize> {
+    let len = crate::kernels::buffers::elements::<F>(op, shape)?;
+    crate::kernels::buffers::check_room::<F>(op, len)?;
+    Ok(len)
+}
+
+/// The number of elements of a tensor of `shape`, checked (see [`check_size`]), without
+/// asking for the memory.
+pub(crate) fn check_shape<F: Float>(op: &'static str, shape: &[usize]) -> Result<usize> {
+    crate::kernels::buffers::elements::<F>(op, shape)
+}
+
 /// Checks an axis index against a rank.
 pub(crate) fn check_axis(op: &'static str, axis: usize, ndim: usize) -> Result<()> {
     if axis < ndim {

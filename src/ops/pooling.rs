@@ -16,6 +16,7 @@ use ndarray::{Array2, ArrayD, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::buffers;
 use crate::kernels::pooling::window_maxima;
 use crate::kernels::window::Window;
 use crate::ops::shape::{Indices, PutAdd};
@@ -40,9 +41,9 @@ impl Window {
     /// at least one element of the image.
     fn check_pool_padding(&self, op: &'static str) -> Result<()> {
         let Window { kernel, padding, dilation, .. } = *self;
-        let dilated = |k: usize, d: usize| d * k.saturating_sub(1) + 1;
-        let half = |k: usize, d: usize| dilated(k, d) / 2;
-        if padding.0 > half(kernel.0, dilation.0) || padding.1 > half(kernel.1, dilation.1) {
+        // in u128, where the dilated kernel cannot overflow
+        let half = |k: usize, d: usize| (d as u128 * (k as u128).saturating_sub(1)).div_ceil(2);
+        if padding.0 as u128 > half(kernel.0, dilation.0) || padding.1 as u128 > half(kernel.1, dilation.1) {
             let message = format!(
                 "padding {padding:?} is more than half the kernel {kernel:?} (dilation {dilation:?}); a window \
                  would hold padding only"
@@ -54,11 +55,82 @@ impl Window {
 }
 
 /// The 4-D shape `[N, C, H, W]` of `x`, or an error naming `op`.
-fn image_shape<F: Float>(op: &'static str, x: &Var<'_, F>) -> Result<[usize; 4]> {
-    match *x.shape() {
+fn image_shape(op: &'static str, shape: &[usize]) -> Result<[usize; 4]> {
+    match *shape {
         [n, c, h, w] => Ok([n, c, h, w]),
         ref other => Err(Error::shape(op, &[other], "a 4-D image [N, C, H, W]")),
     }
+}
+
+/// The output shape `[N, C, OH, OW]` of [`Var::max_pool2d`] over an image `input`
+/// `[N, C, H, W]`, without computing it (see [`Window::output_size`]): the error
+/// `try_max_pool2d` would return when the window does not fit or the output would be too large
+/// to hold.
+///
+/// ```
+/// use tapegrad::{Window, ops::pooling::max_pool2d_output_shape};
+/// assert_eq!(max_pool2d_output_shape(&[2, 3, 28, 28], Window::pool((2, 2))).unwrap(), [2, 3, 14, 14]);
+/// let gapped = Window { dilation: (1 << 63, 1), ..Window::pool((2, 2)) };
+/// assert!(max_pool2d_output_shape(&[2, 3, 28, 28], gapped).is_err());
+/// ```
+pub fn max_pool2d_output_shape(input: &[usize], window: Window) -> Result<[usize; 4]> {
+    pool_output_shape("max_pool2d", input, window)
+}
+
+/// The output shape `[N, C, OH, OW]` of [`Var::avg_pool2d`] over an image `input`
+/// `[N, C, H, W]`, without computing it: the error `try_avg_pool2d` would return when the
+/// window does not fit or the output would be too large to hold.
+///
+/// ```
+/// use tapegrad::{Window, ops::pooling::avg_pool2d_output_shape};
+/// assert_eq!(avg_pool2d_output_shape(&[2, 3, 7, 7], Window::pool((3, 3))).unwrap(), [2, 3, 2, 2]);
+/// assert!(avg_pool2d_output_shape(&[2, 3, 7, 7], Window::pool((8, 8))).is_err());
+/// ```
+pub fn avg_pool2d_output_shape(input: &[usize], window: Window) -> Result<[usize; 4]> {
+    const OP: &str = "avg_pool2d";
+    if window.dilation != (1, 1) {
+        let message = format!("dilation {:?}; average pooling takes dilation (1, 1)", window.dilation);
+        return Err(Error::argument(OP, message));
+    }
+    let shape = pool_output_shape(OP, input, window)?;
+    let (kh, kw) = window.kernel;
+    buffers::elements::<f64>(OP, &[kh, kw])?; // its filter
+    Ok(shape)
+}
+
+/// The output shape of max or average pooling, checked.
+fn pool_output_shape(op: &'static str, input: &[usize], window: Window) -> Result<[usize; 4]> {
+    let [n, c, h, w] = image_shape(op, input)?;
+    window.check_pool_padding(op)?;
+    let (oh, ow) = window.output_size(op, &[n, c, h, w])?;
+    buffers::elements::<f64>(op, &[n, c, oh, ow])?;
+    Ok([n, c, oh, ow])
+}
+
+/// The output shape `[N, C, OH, OW]` of [`Var::adaptive_avg_pool2d`] over an image `input`
+/// `[N, C, H, W]` for `output = (OH, OW)`, without computing it: the error
+/// `try_adaptive_avg_pool2d` would return when a size is zero or the output, or a step on the
+/// way to it, would be too large to hold.
+///
+/// ```
+/// use tapegrad::ops::pooling::adaptive_avg_pool2d_output_shape;
+/// assert_eq!(adaptive_avg_pool2d_output_shape(&[2, 3, 7, 7], (1, 1)).unwrap(), [2, 3, 1, 1]);
+/// assert!(adaptive_avg_pool2d_output_shape(&[2, 3, 7, 7], (1 << 62, 1 << 62)).is_err());
+/// ```
+pub fn adaptive_avg_pool2d_output_shape(input: &[usize], output: (usize, usize)) -> Result<[usize; 4]> {
+    const OP: &str = "adaptive_avg_pool2d";
+    let [n, c, h, w] = image_shape(OP, input)?;
+    if output.0 == 0 || output.1 == 0 || h == 0 || w == 0 {
+        let expected =
+            format!("a non-empty image [N, C, H, W] and an output size {output:?} of at least (1, 1)");
+        return Err(Error::shape(OP, &[&[n, c, h, w]], expected));
+    }
+    let (oh, ow) = output;
+    // the result, the averaging matrices and the product between them
+    for shape in [[n, c, oh, ow], [1, 1, oh, h], [1, 1, ow, w], [n, c, h, ow]] {
+        buffers::elements::<f64>(OP, &shape)?;
+    }
+    Ok([n, c, oh, ow])
 }
 
 var_methods! {
@@ -82,10 +154,8 @@ var_methods! {
     /// assert_eq!(g[x].to_array(), array![[[[0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]]].into_dyn());
     /// ```
     pub fn max_pool2d / try_max_pool2d(self, window: Window) -> Self {
-        let shape = image_shape("max_pool2d", &self)?;
-        window.check_pool_padding("max_pool2d")?;
-        let out = window.output_size("max_pool2d", &shape)?;
-        try_apply(MaxPool2d { window, out, indices: OnceCell::new() }, [self])
+        let [_, _, oh, ow] = max_pool2d_output_shape(&self.shape(), window)?;
+        try_apply(MaxPool2d { window, out: (oh, ow), indices: OnceCell::new() }, [self])
     }
 
     /// The mean of each window of an NCHW image `[N, C, H, W]`, per channel: `[N, C, OH, OW]`.
@@ -103,15 +173,12 @@ var_methods! {
     /// assert_eq!(x.avg_pool2d(padded).to_array()[[0, 0, 0, 0]], 0.25);
     /// ```
     pub fn avg_pool2d / try_avg_pool2d(self, window: Window) -> Self {
-        let [n, c, h, w] = image_shape("avg_pool2d", &self)?;
-        if window.dilation != (1, 1) {
-            let message = format!("dilation {:?}; average pooling takes dilation (1, 1)", window.dilation);
-            return Err(Error::argument("avg_pool2d", message));
-        }
-        window.check_pool_padding("avg_pool2d")?;
-        let (oh, ow) = window.output_size("avg_pool2d", &[n, c, h, w])?;
+        let [n, c, oh, ow] = avg_pool2d_output_shape(&self.shape(), window)?;
+        let [h, w] = [self.shape()[2], self.shape()[3]];
         let (kh, kw) = window.kernel;
-        let filter = ArrayD::from_elem(IxDyn(&[1, 1, kh, kw]), F::one() / F::of((kh * kw) as f64));
+        let mut filter = buffers::try_buffer("avg_pool2d", kh * kw)?;
+        filter.resize(kh * kw, F::one() / F::of((kh * kw) as f64));
+        let filter = ArrayD::from_shape_vec(IxDyn(&[1, 1, kh, kw]), filter).expect("KH·KW values");
         let options =
             crate::ConvOptions { stride: window.stride, padding: window.padding, ..Default::default() };
         let planes = self.try_reshape(&[n * c, 1, h, w])?;
@@ -132,18 +199,14 @@ var_methods! {
     /// assert_eq!(x.adaptive_avg_pool2d((1, 2)).to_array(), array![[[[3.0, 4.0]]]].into_dyn());
     /// ```
     pub fn adaptive_avg_pool2d / try_adaptive_avg_pool2d(self, output: (usize, usize)) -> Self {
-        let [n, c, h, w] = image_shape("adaptive_avg_pool2d", &self)?;
-        if output.0 == 0 || output.1 == 0 || h == 0 || w == 0 {
-            let expected =
-                format!("a non-empty image [N, C, H, W] and an output size {output:?} of at least (1, 1)");
-            return Err(Error::shape("adaptive_avg_pool2d", &[&[n, c, h, w]], expected));
-        }
+        adaptive_avg_pool2d_output_shape(&self.shape(), output)?;
+        let [n, c, h, w] = image_shape("adaptive_avg_pool2d", &self.shape())?;
         let tape = self.tape();
         // [N·C·H, W]·[W, OW], then [OH, H]·[N·C, H, OW]
         let columns = self
             .try_reshape(&[n * c * h, w])?
-            .try_matmul(tape.constant(bins::<F>(w, output.1).reversed_axes()))?;
-        let rows = tape.constant(bins::<F>(h, output.0)).try_matmul(columns.try_reshape(&[
+            .try_matmul(tape.constant(bins::<F>(w, output.1)?.reversed_axes()))?;
+        let rows = tape.constant(bins::<F>(h, output.0)?).try_matmul(columns.try_reshape(&[
             n * c,
             h,
             output.1,
@@ -154,16 +217,22 @@ var_methods! {
 
 /// The averaging matrix `[out, len]` of adaptive pooling: row `i` is `1/size` over the bin
 /// `⌊i·len/out⌋ .. ⌈(i+1)·len/out⌉`.
-fn bins<F: Float>(len: usize, out: usize) -> Array2<F> {
-    let mut matrix = Array2::zeros((out, len));
+/// An error when it cannot be allocated.
+fn bins<F: Float>(len: usize, out: usize) -> Result<Array2<F>> {
+    let zeros = buffers::try_zeros("adaptive_avg_pool2d", out * len)?; // checked by the output shape
+    let mut matrix = Array2::from_shape_vec((out, len), zeros).expect("out·len zeros");
+    // in u128, where i·len cannot overflow; each bin lies in 0..len
+    let (len128, out128) = (len as u128, out as u128);
     for i in 0..out {
-        let (start, end) = (i * len / out, ((i + 1) * len).div_ceil(out));
+        let i = i as u128;
+        let (start, end) = ((i * len128 / out128) as usize, ((i + 1) * len128).div_ceil(out128) as usize);
+        let i = i as usize;
         let share = F::one() / F::of((end - start) as f64);
         for j in start..end {
             matrix[[i, j]] = share;
         }
     }
-    matrix
+    Ok(matrix)
 }
 
 /// Max pooling of an NCHW image: each window's largest element (`kernels::pooling`). The

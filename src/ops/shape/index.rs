@@ -161,11 +161,11 @@ impl<F: Float> Op<F> for PutAdd {
         "put_add"
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
-        let size = self.shape.iter().product();
+        let size = buffers::elements::<F>("put_add", &self.shape)?;
         check_flat_indices("put_add", &self.indices, size, x[0].shape(), &self.shape)?;
         let view = x[0].view();
         let input = view.as_standard_layout();
-        let mut out = buffers::zeros(size);
+        let mut out = buffers::try_zeros("put_add", size)?;
         for (&i, &v) in self.indices.iter().zip(input.as_slice().expect("standard layout")) {
             out[i] += v;
         }
@@ -249,12 +249,9 @@ fn check_flat_indices(
     taken: &[usize],
     from: &[usize],
 ) -> Result<()> {
-    if indices.len() != taken.iter().product::<usize>() {
-        let message = format!(
-            "{} indices for {} values of shape {taken:?}",
-            indices.len(),
-            taken.iter().product::<usize>()
-        );
+    let values = buffers::elements::<f64>(op, taken)?;
+    if indices.len() != values {
+        let message = format!("{} indices for {values} values of shape {taken:?}", indices.len());
         return Err(Error::argument(op, message));
     }
     match indices.iter().find(|&&i| i >= len) {

@@ -76,10 +76,20 @@ impl<F: Float> Op<F> for BroadcastTo {
         "broadcast_to"
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
+        let len = buffers::elements::<F>("broadcast_to", &self.0)?;
         match x[0] {
-            Value::Scalar(s) => Ok(Value::full(&self.0, *s)),
+            Value::Scalar(s) if self.0.is_empty() => Ok(Value::Scalar(*s)),
+            Value::Scalar(s) => {
+                let mut out = buffers::try_buffer("broadcast_to", len)?;
+                out.resize(len, *s);
+                Ok(Value::from_buffer(&self.0, out))
+            }
             Value::Array(a) => match a.broadcast(IxDyn(&self.0)) {
-                Some(b) => Ok(Value::from(b.to_owned())),
+                Some(b) => {
+                    let mut out = buffers::try_buffer("broadcast_to", len)?;
+                    out.extend(b.iter().copied());
+                    Ok(Value::from_buffer(&self.0, out))
+                }
                 None => Err(Error::shape(
                     "broadcast_to",
                     &[a.shape(), &self.0],
@@ -104,7 +114,7 @@ impl<F: Float> Op<F> for Reshape {
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         let (from, to) = (x[0].shape(), self.0.as_slice());
-        if from.iter().product::<usize>() != to.iter().product::<usize>() {
+        if buffers::elements::<F>("reshape", to)? != x[0].len() {
             let expected = format!("a shape with the same number of elements ({})", x[0].len());
             return Err(Error::shape("reshape", &[from, to], expected));
         }

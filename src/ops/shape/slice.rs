@@ -132,8 +132,20 @@ var_methods! {
     /// assert_eq!(x.narrow(0, 1, 2).to_array().into_raw_vec_and_offset().0, vec![2.0, 3.0]);
     /// ```
     pub fn narrow / try_narrow(self, axis: usize, start: usize, len: usize) -> Self {
-        let ndim = self.ndim();
+        let shape = self.shape();
+        let ndim = shape.len();
         check_axis("narrow", axis, ndim)?;
+        // every axis length is at most isize::MAX, so the ends convert below
+        if start.checked_add(len).is_none_or(|end| end > shape[axis]) {
+            let message = format!(
+                "start {start} and length {len} reach past axis {axis} of length {} (shape {:?}); expected \
+                 start + length ≤ {}",
+                shape[axis],
+                shape.as_slice(),
+                shape[axis]
+            );
+            return Err(Error::argument("narrow", message));
+        }
         let full = SliceInfoElem::Slice { start: 0, end: None, step: 1 };
         let mut elems: SmallVec<[SliceInfoElem; 4]> = SmallVec::from_elem(full, ndim);
         elems[axis] =
