@@ -64,6 +64,16 @@ pub(crate) fn tanh<F: Float>(x: F) -> F {
     }
 }
 
+/// The error function `erf x = 2/√π ∫₀ˣ e^{−t²} dt`, from `libm` (a port of the C library's,
+/// which Rust's `std` lacks): `erff` for `f32`, `erf` for `f64`.
+#[inline(always)]
+pub(crate) fn erf<F: Float>(x: F) -> F {
+    match as_f32(x) {
+        Some(x) => from_f32(libm::erff(x)),
+        None => F::of(libm::erf(x.as_f64())),
+    }
+}
+
 /// The logistic sigmoid: `1/(1 + e⁻ˣ)` for `x ≥ 0`, `eˣ/(1 + eˣ)` below, from one `e^−|x|`
 /// (so it never overflows), both computed and one chosen: a loop of it vectorises.
 #[inline(always)]

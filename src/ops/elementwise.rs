@@ -49,6 +49,15 @@ impl<F: Float> Scalar<F> {
     pub fn times_step(self, x: Self) -> Self {
         self * x.step()
     }
+    pub fn exp(self) -> Self {
+        Scalar(crate::kernels::vector::exp(self.0))
+    }
+    pub fn tanh(self) -> Self {
+        Scalar(crate::kernels::vector::tanh(self.0))
+    }
+    pub fn erf(self) -> Self {
+        Scalar(crate::kernels::vector::erf(self.0))
+    }
     pub fn sigmoid(self) -> Self {
         Scalar(crate::kernels::vector::sigmoid(self.0))
     }

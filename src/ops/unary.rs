@@ -137,6 +137,32 @@ unary_ops! {
     |x, y, gy| gy * (x.sigmoid() + y * x.sigmoid().rsub(F::one())),
     at 0.7, test unary(ANY);
 
+    /// The error function `erf x = 2/√π ∫₀ˣ e^{−t²} dt` (PyTorch's `erf`).
+    Erf erf, |x| vector::erf(x),
+    // dx = gy·2/√π·e^{−x²}
+    |x, y, gy| gy * (-x.square()).exp() * F::of(std::f64::consts::FRAC_2_SQRT_PI),
+    at 0.7, test unary(ANY);
+
+    /// GELU, `x·Φ(x)` with `Φ(x) = (1 + erf(x/√2))/2` the standard normal's distribution
+    /// function (PyTorch's `gelu`, `approximate='none'`); [`gelu_tanh`](Var::gelu_tanh) is the
+    /// tanh approximation.
+    Gelu gelu, |x| x * F::of(0.5) * (F::one() + vector::erf(x * F::of(FRAC_1_SQRT_2))),
+    // dx = gy·(Φ(x) + x·φ(x)) with φ(x) = e^{−x²/2}/√(2π)
+    |x, y, gy| gy * ((x * F::of(FRAC_1_SQRT_2)).erf() * F::of(0.5) + F::of(0.5)
+        + x * (x.square() * F::of(-0.5)).exp() * F::of(FRAC_1_SQRT_2PI)),
+    at 0.7, test unary(ANY);
+
+    /// GELU's tanh approximation, `x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (PyTorch's
+    /// `gelu(x, approximate='tanh')`, GPT-2's activation).
+    GeluTanh gelu_tanh, |x| x * F::of(0.5) * (F::one() + vector::tanh(gelu_inner(x))),
+    // dx = gy·((1 + t)/2 + x/2·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)) with t = tanh(√(2/π)·(x + 0.044715·x³))
+    |x, y, gy| {
+        let t = ((x + x.square() * x * F::of(GELU_CUBIC)) * F::of(SQRT_2_OVER_PI)).tanh();
+        let slope = (x.square() * F::of(3.0 * GELU_CUBIC) + F::one()) * F::of(SQRT_2_OVER_PI);
+        gy * ((t + F::one()) * F::of(0.5) + x * F::of(0.5) * t.square().rsub(F::one()) * slope)
+    },
+    at 0.7, test unary(ANY);
+
     /// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^−|x|)` so it never overflows.
     Softplus softplus, |x| x.max(F::zero()) + (-x.abs()).exp().ln_1p(),
     // dx = gy·sigmoid(x)
@@ -155,6 +181,18 @@ unary_ops! {
     // dx = 0
     |x, y, gy| zero(),
     at 0.7, test unary(NONZERO);
+}
+
+/// `1/√2`, `1/√(2π)` and `√(2/π)`: GELU's constants.
+const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+/// The cubic coefficient of GELU's tanh approximation.
+const GELU_CUBIC: f64 = 0.044715;
+
+/// `√(2/π)·(x + 0.044715·x³)`, the argument of `tanh` in [`gelu_tanh`](Var::gelu_tanh).
+fn gelu_inner<F: Float>(x: F) -> F {
+    F::of(SQRT_2_OVER_PI) * (x + F::of(GELU_CUBIC) * x * x * x)
 }
 
 /// `a·step(x)` with broadcasting, in one pass: the gradient of [`relu`](Var::relu), which would
@@ -246,6 +284,12 @@ mod tests {
             ("sign", -0.1, -1.0),
             ("sign", 0.0, 0.0),
             ("sign", 2.0, 1.0),
+            ("erf", 1.0, 0.8427007929497149),
+            ("erf", -0.5, -0.5204998778130465),   // erf is odd
+            ("gelu", 1.0, 0.8413447460685429),    // Φ(1)
+            ("gelu", -1.0, -0.15865525393145707), // −Φ(−1)
+            ("gelu_tanh", 1.0, 0.8411919906082768),
+            ("gelu_tanh", -1.0, -0.15880800939172324),
         ];
         let sample = crate::ops::cases::Sample::default();
         for case in super::cases() {
