@@ -300,12 +300,7 @@ fn plot_descent(file: &Path, d: &Descent<'_>) -> Plot {
         .draw_series(std::iter::once(Cross::new(d.minimum, 7, BLACK.stroke_width(2))))?
         .label(format!("minimum ({}, {})", d.minimum.0, d.minimum.1))
         .legend(|p| Cross::new(p, 5, BLACK.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE)
-        .border_style(BLACK)
-        .draw()?;
+    plots::draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     root.present()?;
     Ok(())
 }

@@ -162,12 +162,7 @@ fn plot(file: &Path, runs: &[Run]) -> Result<(), Box<dyn std::error::Error>> {
         draw_path(&mut chart, &run.path, colour, format!("{} (lr {}): ({x:.2}, {y:.2})", run.name, run.lr))?;
     }
     chart.draw_series(std::iter::once(Cross::new((0.0, 0.0), 7, BLACK.stroke_width(2))))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE)
-        .border_style(BLACK)
-        .draw()?;
+    plots::draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     root.present()?;
     Ok(())
 }

@@ -499,12 +499,7 @@ fn plot_vanishing(path: &Path, v: &Vanishing) -> Result<(), Box<dyn Error>> {
     plots::draw_line(&mut chart, line(&v.rnn), RED, "RNN (tanh)")?;
     plots::draw_line(&mut chart, line(&v.lstm), BLUE, "LSTM, as initialised")?;
     plots::draw_line(&mut chart, line(&v.lstm_open), GREEN, "LSTM, forget gate biased open (f ≈ 0.95)")?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .border_style(BLACK)
-        .background_style(WHITE)
-        .draw()?;
+    plots::draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     root.present()?;
     Ok(())
 }
@@ -534,12 +529,7 @@ fn plot_clipping(path: &Path, plain: &Run, clipped: &Run, max_norm: f64) -> Resu
         "with clipping: before the clip",
     )?;
     plots::draw_line(&mut chart, by_step(&applied), BLUE, format!("with clipping: applied (≤ {max_norm})"))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .border_style(BLACK)
-        .background_style(WHITE)
-        .draw()?;
+    plots::draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     let high = plain.losses.iter().chain(&clipped.losses).fold(0.0f64, |a, &b| a.max(b));
     let low = plain.losses.iter().chain(&clipped.losses).fold(f64::INFINITY, |a, &b| a.min(b));
     let mut chart = ChartBuilder::on(&bottom)
@@ -551,12 +541,7 @@ fn plot_clipping(path: &Path, plain: &Run, clipped: &Run, max_norm: f64) -> Resu
     chart.configure_mesh().x_desc("step").y_desc("loss").draw()?;
     plots::draw_line(&mut chart, by_step(&plain.losses), RED, "without clipping")?;
     plots::draw_line(&mut chart, by_step(&clipped.losses), BLUE, "with clipping")?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .border_style(BLACK)
-        .background_style(WHITE)
-        .draw()?;
+    plots::draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present()?;
     Ok(())
 }

@@ -56,6 +56,19 @@ where
     Ok(())
 }
 
+/// The chart's legend at `position`, framed in black on white.
+pub fn draw_legend<'a, 'b: 'a, X, Y>(
+    chart: &mut Chart<'a, 'b, X, Y>,
+    position: SeriesLabelPosition,
+) -> Result<(), Box<dyn Error>>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart.configure_series_labels().position(position).border_style(BLACK).background_style(WHITE).draw()?;
+    Ok(())
+}
+
 /// A descent's path: its points joined by a line and marked by dots, shown in the legend as
 /// `label`.
 pub fn draw_path(
