@@ -77,19 +77,15 @@ impl<F: Float> Op<F> for BroadcastTo {
     }
     fn forward(&self, x: &[&Value<F>]) -> Result<Value<F>> {
         let len = buffers::elements::<F>("broadcast_to", &self.0)?;
+        // NOTE: ndarray's `to_owned` copies a broadcast view by whole rows; an element iterator
+        // over it was most of the CBOW step (`cargo bench --bench cbow_step`), so the room is checked
+        // first and the copy left to ndarray.
+        buffers::check_room::<F>("broadcast_to", len)?;
         match x[0] {
             Value::Scalar(s) if self.0.is_empty() => Ok(Value::Scalar(*s)),
-            Value::Scalar(s) => {
-                let mut out = buffers::try_buffer("broadcast_to", len)?;
-                out.resize(len, *s);
-                Ok(Value::from_buffer(&self.0, out))
-            }
+            Value::Scalar(s) => Ok(Value::full(&self.0, *s)),
             Value::Array(a) => match a.broadcast(IxDyn(&self.0)) {
-                Some(b) => {
-                    let mut out = buffers::try_buffer("broadcast_to", len)?;
-                    out.extend(b.iter().copied());
-                    Ok(Value::from_buffer(&self.0, out))
-                }
+                Some(b) => Ok(Value::from(b.to_owned())),
                 None => Err(Error::shape(
                     "broadcast_to",
                     &[a.shape(), &self.0],
